@@ -3,4 +3,5 @@
 import { register } from 'tsx/esm/api';
 
 register();
-await import(new URL('../harness/cli.ts', import.meta.url).href);
+const { main } = await import(new URL('../harness/cli.ts', import.meta.url).href);
+await main(process.argv.slice(2));

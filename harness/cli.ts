@@ -1,0 +1,34 @@
+// The `star-dss` command. Each command is a thin module in harness/commands/ over library calls;
+// `buildCli` is exported so argument parsing is tested without spawning a process.
+import yargs, { type Argv } from 'yargs';
+import { backendNames } from './tensor/backend.ts';
+import { modelCommand } from './commands/model.ts';
+
+export function buildCli(argv: string[]): Argv {
+  return yargs(argv)
+    .scriptName('star-dss')
+    .option('backend', {
+      choices: backendNames,
+      default: process.env.STAR_DSS_BACKEND ?? 'auto',
+      describe: 'tensor engine (also STAR_DSS_BACKEND): auto = tfjs-node-gpu, else tfjs-node, else wasm',
+    })
+    .command(modelCommand)
+    .demandCommand(1, 'Name a command; see --help.')
+    .strict()
+    .recommendCommands()
+    .help()
+    .wrap(Math.min(110, process.stdout.columns ?? 110));
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildCli(argv).fail((message, error) => {
+      throw error ?? new Error(message);
+    }).parseAsync();
+  } catch (error) {
+    const e = error as Error;
+    console.error(`star-dss: ${e.message}`);
+    if (process.env.STAR_DSS_DEBUG) console.error(e.stack);
+    process.exitCode = 1;
+  }
+}

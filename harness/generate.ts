@@ -1,0 +1,178 @@
+// Batched decoding with a KV cache and left padding: greedy, or sampling with temperature, top-k, top-p
+// and a repetition penalty as Hugging Face's logits processors define them, from a seeded RNG.
+import * as tf from '@tensorflow/tfjs';
+import { Rng } from './random.ts';
+import type { CausalLM, KVCache } from './model/types.ts';
+
+export interface SamplingOptions {
+  /** Divide logits by this before sampling (HF TemperatureLogitsWarper). */
+  temperature: number;
+  /** Keep the smallest set of tokens whose probability reaches top_p (HF TopPLogitsWarper); 1 disables. */
+  topP: number;
+  /** Keep the k most likely tokens (HF TopKLogitsWarper); 0 disables. */
+  topK: number;
+}
+
+export interface GenerateOptions {
+  maxNewTokens: number;
+  /** Sampling parameters; absent means greedy decoding. */
+  sampling?: SamplingOptions;
+  /** HF RepetitionPenaltyLogitsProcessor: divide positive / multiply negative logits of seen tokens; 1 disables. */
+  repetitionPenalty?: number;
+  eosTokenIds: number[];
+  padTokenId: number;
+  /** Stop a sequence once its decoded continuation contains one of these strings (it is cut before it). */
+  stopStrings?: string[];
+  /** Needed with stopStrings: turns generated ids into text. */
+  decode?: (ids: number[]) => string;
+  seed?: number;
+  /** Recompute the whole sequence every step instead of using the KV cache (for checks and benchmarks). */
+  useCache?: boolean;
+}
+
+export interface Generation {
+  /** Generated token ids, without the prompt, the end token or anything after a stop. */
+  tokens: number[];
+  /** Decoded text (when `decode` is given), cut before any stop string. */
+  text?: string;
+  finish: 'eos' | 'stop' | 'length';
+}
+
+/** The code paper's decoding (METHOD.md §7): temperature 0.2, top-p 0.9, top-k 50, repetition penalty 1.2. */
+export const paperSampling: SamplingOptions = { temperature: 0.2, topP: 0.9, topK: 50 };
+
+/** Applies HF's repetition penalty in place to the logits of one row. */
+export function applyRepetitionPenalty(logits: Float32Array, seen: Iterable<number>, penalty: number): void {
+  if (penalty === 1) return;
+  for (const id of new Set(seen)) logits[id] = logits[id] < 0 ? logits[id] * penalty : logits[id] / penalty;
+}
+
+/**
+ * Chooses the next token from one row of logits (already repetition-penalised): argmax when greedy, else
+ * temperature, then top-k, then top-p, then a draw from the renormalised distribution.
+ */
+export function chooseToken(logits: Float32Array, sampling: SamplingOptions | undefined, rng: Rng): number {
+  if (!sampling) {
+    let best = 0;
+    for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+    return best;
+  }
+  const scaled = Array.from(logits, (x, id) => ({ id, x: x / sampling.temperature }));
+  scaled.sort((a, b) => b.x - a.x || a.id - b.id);
+  let kept = sampling.topK > 0 ? scaled.slice(0, sampling.topK) : scaled;
+  const max = kept[0].x;
+  let probs = kept.map((c) => Math.exp(c.x - max));
+  let total = probs.reduce((a, b) => a + b, 0);
+  if (sampling.topP < 1) {
+    // HF removes tokens whose cumulative probability, summed from the least likely, is <= 1 - top_p;
+    // equivalently it keeps the most likely tokens up to and including the one that crosses top_p.
+    let cumulative = 0;
+    let keep = 0;
+    while (keep < probs.length) {
+      cumulative += probs[keep] / total;
+      keep++;
+      if (cumulative >= sampling.topP) break;
+    }
+    kept = kept.slice(0, keep);
+    probs = probs.slice(0, keep);
+    total = probs.reduce((a, b) => a + b, 0);
+  }
+  let r = rng.next() * total;
+  for (let i = 0; i < kept.length; i++) {
+    r -= probs[i];
+    if (r < 0) return kept[i].id;
+  }
+  return kept[kept.length - 1].id;
+}
+
+function disposeCache(cache: KVCache | undefined): void {
+  if (cache) tf.dispose(cache.layers.flatMap(({ k, v }) => [k, v]));
+}
+
+/** Generates continuations of `prompts` (token ids) as one left-padded batch. */
+export function generate(model: CausalLM, prompts: number[][], options: GenerateOptions): Generation[] {
+  const batch = prompts.length;
+  if (batch === 0) return [];
+  if (prompts.some((p) => p.length === 0)) throw new Error('generate: every prompt needs at least one token');
+  if (options.stopStrings?.length && !options.decode) throw new Error('generate: stopStrings need a decode function');
+  const rng = new Rng(options.seed ?? 0);
+  const eos = new Set(options.eosTokenIds);
+  const penalty = options.repetitionPenalty ?? 1;
+  const useCache = options.useCache ?? true;
+  const width = Math.max(...prompts.map((p) => p.length));
+
+  // Left padding: every prompt ends at the same position, so one new column is appended per step.
+  const rows = prompts.map((p) => [...new Array<number>(width - p.length).fill(options.padTokenId), ...p]);
+  const maskRows = prompts.map((p) => [...new Array<number>(width - p.length).fill(0), ...new Array<number>(p.length).fill(1)]);
+  const results: Generation[] = prompts.map(() => ({ tokens: [], finish: 'length' }));
+  const done = new Array<boolean>(batch).fill(false);
+  let cache: KVCache | undefined;
+  let pending: number[] | undefined; // tokens chosen at the previous step, not yet fed to the model
+
+  try {
+    for (let step = 0; step < options.maxNewTokens && done.includes(false); step++) {
+      const vocabRows = tf.tidy(() => {
+        const mask = tf.tensor2d(maskRows.flat(), [batch, maskRows[0].length], 'float32');
+        let out;
+        if (!useCache || !pending) {
+          const ids = tf.tensor2d(rows.flat(), [batch, rows[0].length], 'int32');
+          out = model.forward(ids, { attentionMask: mask, useCache });
+        } else {
+          const ids = tf.tensor2d(pending, [batch, 1], 'int32');
+          out = model.forward(ids, { attentionMask: mask, cache });
+        }
+        if (out.cache) {
+          const next = out.cache;
+          tf.keep(next.layers.flatMap(({ k, v }) => [k, v]));
+          if (cache) disposeCache(cache);
+          cache = next;
+        }
+        const time = out.logits.shape[1];
+        return out.logits.slice([0, time - 1, 0], [batch, 1, -1]).reshape([batch, -1]);
+      });
+      const flat = vocabRows.dataSync() as Float32Array;
+      vocabRows.dispose();
+      const vocab = flat.length / batch;
+      pending = [];
+      for (let b = 0; b < batch; b++) {
+        if (done[b]) {
+          pending.push(options.padTokenId);
+          continue;
+        }
+        const logits = flat.slice(b * vocab, (b + 1) * vocab);
+        applyRepetitionPenalty(logits, [...prompts[b], ...results[b].tokens], penalty);
+        const token = chooseToken(logits, options.sampling, rng);
+        pending.push(token);
+        if (eos.has(token)) {
+          done[b] = true;
+          results[b].finish = 'eos';
+          continue;
+        }
+        results[b].tokens.push(token);
+        if (options.stopStrings?.length) {
+          const text = options.decode!(results[b].tokens);
+          const hit = options.stopStrings.find((s) => text.includes(s));
+          if (hit !== undefined) {
+            done[b] = true;
+            results[b].finish = 'stop';
+          }
+        }
+      }
+      rows.forEach((row, b) => row.push(pending![b]));
+      for (const row of maskRows) row.push(1); // finished rows keep going on padding; their outputs are ignored
+    }
+  } finally {
+    disposeCache(cache);
+  }
+  if (options.decode) {
+    for (const r of results) {
+      let text = options.decode(r.tokens);
+      for (const s of options.stopStrings ?? []) {
+        const at = text.indexOf(s);
+        if (at >= 0) text = text.slice(0, at);
+      }
+      r.text = text;
+    }
+  }
+  return results;
+}
