@@ -22,7 +22,7 @@ export class CheckpointError extends Error {
   readonly code = 'CHECKPOINT';
 }
 
-const tokenizerFiles = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json'];
+const tokenizerFiles = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json', 'chat_template.jinja'];
 
 export function readConfigFile(dir: string) {
   const file = join(dir, 'config.json');
