@@ -1,0 +1,201 @@
+// The decoder-only transformer for llama, qwen2 (llama + q/k/v biases) and gpt2, reading its
+// parameters by Hugging Face name. Every matmul and embedding lookup goes through harness/tensor's
+// wasm-safe ops. Shapes: [batch, time, channels] unless noted.
+import { tf, gather, linear } from '../tensor/index.ts';
+import { attend, attentionBias, defaultPositions } from './attention.ts';
+import { initParams, loadParams } from './parameters.ts';
+import { applyRope, ropeCosSin, ropeInvFreq } from './rope.ts';
+import type { CausalLM, ForwardOptions, ForwardResult, KVCache, ModelConfig } from './types.ts';
+
+export type ModelInit = { seed: number } | { weights: Map<string, tf.Tensor> };
+
+type Params = Map<string, tf.Variable>;
+
+/** What a block needs besides its parameters. */
+interface Step {
+  bias: tf.Tensor4D; // [batch, 1, time, keys]
+  cos?: tf.Tensor4D; // [batch, 1, time, headDim] (rotary families)
+  sin?: tf.Tensor4D;
+  past?: { k: tf.Tensor4D; v: tf.Tensor4D };
+}
+
+function param(params: Params, name: string): tf.Variable {
+  const p = params.get(name);
+  if (!p) throw new Error(`Model parameter '${name}' does not exist (was the model disposed?)`);
+  return p;
+}
+
+function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
+  const meanSquare = tf.mean(tf.square(x), -1, true);
+  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(meanSquare, eps))), weight);
+}
+
+function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: number): tf.Tensor {
+  const centred = tf.sub(x, tf.mean(x, -1, true));
+  const variance = tf.mean(tf.square(centred), -1, true);
+  return tf.add(tf.mul(tf.mul(centred, tf.rsqrt(tf.add(variance, eps))), weight), bias);
+}
+
+/** GELU, tanh approximation (HF `gelu_new`). */
+function geluTanh(x: tf.Tensor): tf.Tensor {
+  const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
+  return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
+}
+
+/** [batch, time, heads · headDim] → [batch, heads, time, headDim] */
+function splitHeads(x: tf.Tensor, heads: number, headDim: number): tf.Tensor4D {
+  const [batch, time] = x.shape;
+  return x.reshape([batch, time, heads, headDim]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
+}
+
+/** Keys/values of this step appended to the cached ones along time. */
+function extend(past: Step['past'], k: tf.Tensor4D, v: tf.Tensor4D): { k: tf.Tensor4D; v: tf.Tensor4D } {
+  if (!past) return { k, v };
+  return { k: tf.concat([past.k, k], 2), v: tf.concat([past.v, v], 2) };
+}
+
+interface BlockOut {
+  x: tf.Tensor3D;
+  k: tf.Tensor4D;
+  v: tf.Tensor4D;
+}
+
+function llamaBlock(c: ModelConfig, params: Params, i: number, x: tf.Tensor3D, step: Step): BlockOut {
+  const p = (name: string) => param(params, `model.layers.${i}.${name}`);
+  const b = (name: string) => (params.has(`model.layers.${i}.${name}`) ? (p(name) as tf.Tensor1D) : undefined);
+  const h = rmsNorm(x, p('input_layernorm.weight'), c.normEps);
+  const cos = step.cos as tf.Tensor4D;
+  const sin = step.sin as tf.Tensor4D;
+  const q = applyRope(splitHeads(linear(h, p('self_attn.q_proj.weight') as tf.Tensor2D, b('self_attn.q_proj.bias')), c.numHeads, c.headDim), cos, sin);
+  const kNew = applyRope(splitHeads(linear(h, p('self_attn.k_proj.weight') as tf.Tensor2D, b('self_attn.k_proj.bias')), c.numKvHeads, c.headDim), cos, sin);
+  const vNew = splitHeads(linear(h, p('self_attn.v_proj.weight') as tf.Tensor2D, b('self_attn.v_proj.bias')), c.numKvHeads, c.headDim);
+  const { k, v } = extend(step.past, kNew, vNew); // [batch, kvHeads, keys, headDim]
+  const attn = attend(q, k, v, step.bias);
+  let y = tf.add(x, linear(attn, p('self_attn.o_proj.weight') as tf.Tensor2D, b('self_attn.o_proj.bias'))) as tf.Tensor3D;
+  const h2 = rmsNorm(y, p('post_attention_layernorm.weight'), c.normEps);
+  const gate = linear(h2, p('mlp.gate_proj.weight') as tf.Tensor2D);
+  const up = linear(h2, p('mlp.up_proj.weight') as tf.Tensor2D);
+  const swiglu = tf.mul(tf.mul(gate, tf.sigmoid(gate)), up); // silu(gate) · up
+  y = tf.add(y, linear(swiglu, p('mlp.down_proj.weight') as tf.Tensor2D)) as tf.Tensor3D;
+  return { x: y, k, v };
+}
+
+function gpt2Block(c: ModelConfig, params: Params, i: number, x: tf.Tensor3D, step: Step): BlockOut {
+  const p = (name: string) => param(params, `transformer.h.${i}.${name}`);
+  const w = (name: string) => p(`${name}.weight`) as tf.Tensor2D;
+  const bias = (name: string) => p(`${name}.bias`) as tf.Tensor1D;
+  const d = c.hiddenSize;
+  const h = layerNorm(x, p('ln_1.weight'), p('ln_1.bias'), c.normEps);
+  const qkv = linear(h, w('attn.c_attn'), bias('attn.c_attn'), 'in-out'); // [batch, time, 3d] = q | k | v
+  const [qf, kf, vf] = tf.split(qkv, [d, d, d], 2);
+  const q = splitHeads(qf, c.numHeads, c.headDim);
+  const { k, v } = extend(step.past, splitHeads(kf, c.numHeads, c.headDim), splitHeads(vf, c.numHeads, c.headDim));
+  const attn = attend(q, k, v, step.bias);
+  let y = tf.add(x, linear(attn, w('attn.c_proj'), bias('attn.c_proj'), 'in-out')) as tf.Tensor3D;
+  const h2 = layerNorm(y, p('ln_2.weight'), p('ln_2.bias'), c.normEps);
+  const hidden = geluTanh(linear(h2, w('mlp.c_fc'), bias('mlp.c_fc'), 'in-out'));
+  y = tf.add(y, linear(hidden, w('mlp.c_proj'), bias('mlp.c_proj'), 'in-out')) as tf.Tensor3D;
+  return { x: y, k, v };
+}
+
+function checkInputs(c: ModelConfig, ids: tf.Tensor2D, options: ForwardOptions): void {
+  if (ids.rank !== 2) throw new Error(`forward: expected ids of rank 2 [batch, time], got shape [${ids.shape.join(', ')}]`);
+  const [batch, time] = ids.shape;
+  const past = options.cache?.length ?? 0;
+  const mask = options.attentionMask;
+  if (mask && (mask.rank !== 2 || mask.shape[0] !== batch || mask.shape[1] !== past + time)) {
+    throw new Error(`forward: attentionMask must have shape [${batch}, ${past + time}] (batch, cached + new positions), got [${mask.shape.join(', ')}]`);
+  }
+  const positions = options.positions;
+  if (positions && (positions.shape[0] !== batch || positions.shape[1] !== time)) {
+    throw new Error(`forward: positions must have shape [${batch}, ${time}], got [${positions.shape.join(', ')}]`);
+  }
+  const cache = options.cache;
+  if (cache && (cache.layers.length !== c.numLayers || (cache.layers[0] && cache.layers[0].k.shape[0] !== batch))) {
+    throw new Error(`forward: cache has ${cache.layers.length} layers of batch ${cache.layers[0]?.k.shape[0]}, expected ${c.numLayers} layers of batch ${batch}`);
+  }
+  if (c.family === 'gpt2' && !positions && past + time > c.maxPositions) {
+    throw new Error(`forward: ${past + time} positions exceed gpt2's n_positions (${c.maxPositions})`);
+  }
+}
+
+function forward(c: ModelConfig, params: Params, invFreq: Float32Array, ids: tf.Tensor2D, options: ForwardOptions): ForwardResult {
+  checkInputs(c, ids, options);
+  const [batch, time] = ids.shape;
+  const past = options.cache?.length ?? 0;
+  const wantCache = options.cache !== undefined || options.useCache === true;
+  const outputs = tf.tidy(() => {
+    const tokens = ids.dtype === 'int32' ? ids : ids.cast('int32');
+    const mask = options.attentionMask;
+    const positions = options.positions ? options.positions.cast('int32') : defaultPositions(mask, batch, time, past);
+    const step: Step = { bias: attentionBias(mask, batch, time, past) };
+    let x: tf.Tensor3D;
+    let block: typeof llamaBlock;
+    if (c.family === 'gpt2') {
+      const wte = gather(param(params, 'transformer.wte.weight') as tf.Tensor2D, tokens);
+      const wpe = gather(param(params, 'transformer.wpe.weight') as tf.Tensor2D, positions);
+      x = tf.add(wte, wpe) as tf.Tensor3D;
+      block = gpt2Block;
+    } else {
+      x = gather(param(params, 'model.embed_tokens.weight') as tf.Tensor2D, tokens) as tf.Tensor3D;
+      Object.assign(step, ropeCosSin(invFreq, positions as tf.Tensor2D));
+      block = llamaBlock;
+    }
+    const keys: tf.Tensor4D[] = [];
+    const values: tf.Tensor4D[] = [];
+    for (let i = 0; i < c.numLayers; i++) {
+      const out = block(c, params, i, x, { ...step, past: options.cache?.layers[i] });
+      x = out.x;
+      keys.push(out.k);
+      values.push(out.v);
+    }
+    let head: tf.Tensor2D;
+    if (c.family === 'gpt2') {
+      x = layerNorm(x, param(params, 'transformer.ln_f.weight'), param(params, 'transformer.ln_f.bias'), c.normEps) as tf.Tensor3D;
+      head = param(params, 'transformer.wte.weight') as tf.Tensor2D;
+    } else {
+      x = rmsNorm(x, param(params, 'model.norm.weight'), c.normEps) as tf.Tensor3D;
+      head = param(params, c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight') as tf.Tensor2D;
+    }
+    const logits = linear(x, head) as tf.Tensor3D; // [batch, time, vocab]; the head is [vocab, d]
+    return wantCache ? [logits, ...keys, ...values] : [logits];
+  });
+  const logits = outputs[0] as tf.Tensor3D;
+  if (!wantCache) return { logits };
+  const L = c.numLayers;
+  const layers = Array.from({ length: L }, (_, i) => ({
+    k: tf.keep(outputs[1 + i] as tf.Tensor4D),
+    v: tf.keep(outputs[1 + L + i] as tf.Tensor4D),
+  }));
+  return { logits, cache: { layers, length: past + time } };
+}
+
+/** Builds a causal LM from a config with seeded random parameters or a checkpoint's tensors (copied). */
+export function createModel(config: ModelConfig, init: ModelInit): CausalLM {
+  const params = 'seed' in init ? initParams(config, init.seed) : loadParams(config, init.weights);
+  const invFreq = ropeInvFreq(config);
+  return {
+    config,
+    params,
+    forward: (ids, options = {}) => forward(config, params, invFreq, ids, options),
+    dispose: () => {
+      for (const v of params.values()) v.dispose();
+      params.clear();
+    },
+  };
+}
+
+/** Frees the tensors of a cache returned by forward (the caller owns them). */
+export function disposeCache(cache: KVCache): void {
+  for (const { k, v } of cache.layers) {
+    k.dispose();
+    v.dispose();
+  }
+}
+
+/** Number of scalar parameters. */
+export function parameterCount(model: CausalLM): number {
+  let n = 0;
+  for (const v of model.params.values()) n += v.size;
+  return n;
+}
