@@ -160,6 +160,13 @@ export function labelLogProbs(model: CausalLM, ids: tf.Tensor2D, labels: tf.Tens
   return { logProbs, logp };
 }
 
+function zeroState(p: tf.Variable): tf.Variable {
+  const zeros = tf.zerosLike(p);
+  const state = tf.variable(zeros, false);
+  zeros.dispose(); // the variable holds its own reference to the data
+  return state;
+}
+
 /** AdamW state for one parameter. */
 interface Moments {
   m: tf.Variable;
@@ -181,7 +188,7 @@ export async function train(model: CausalLM, examples: TrainExample[], options: 
   const warmup = config.warmupSteps ?? Math.round(config.warmupRatio * totalSteps);
   const names = [...model.params.keys()];
   const vars = names.map((n) => model.params.get(n)!);
-  const moments: Moments[] = vars.map((p) => ({ m: tf.variable(tf.zerosLike(p), false), v: tf.variable(tf.zerosLike(p), false) }));
+  const moments: Moments[] = vars.map((p) => ({ m: zeroState(p), v: zeroState(p) }));
   const rng = new Rng(config.seed);
   const losses: number[] = [];
   const started = performance.now();

@@ -1,0 +1,81 @@
+// `npm run bench`: engine speeds on a fixed micro configuration, with every ratio measured in one run
+// (these machines are noisy, so only same-run ratios mean anything).
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../harness/tensor/backend.ts';
+import { matMul } from '../harness/tensor/ops.ts';
+import { makeConfig, parseConfig } from '../harness/model/config.ts';
+import { createModel } from '../harness/model/transformer.ts';
+import { train, type TrainExample } from '../harness/train.ts';
+import { generate } from '../harness/generate.ts';
+import { Rng } from '../harness/random.ts';
+import type { LossInputs } from '../strategies/types.ts';
+
+const backend = await initBackend(process.env.STAR_DSS_BACKEND ?? 'wasm');
+const rng = new Rng(0);
+// The micro-world's model size (MICROWORLD.md): d 128, 2 layers, 4 heads, MLP 512, vocab 512, T 64, batch 16.
+const sizes = { hidden: 128, layers: 2, heads: 4, intermediate: 512, vocab: 512, maxPositions: 128 };
+const model = createModel(parseConfig(makeConfig('llama', sizes)), { seed: 1 });
+
+function time(fn: () => void, repeats: number): number {
+  fn(); // warm-up (kernel setup, first allocations)
+  const start = performance.now();
+  for (let i = 0; i < repeats; i++) fn();
+  return (performance.now() - start) / repeats / 1000;
+}
+
+// 1. Matmul forward + gradient at the model's MLP shape: ours (explicit transposes) vs stock tfjs.
+const x = tf.randomNormal([1024, 128]) as tf.Tensor2D;
+const w = tf.variable(tf.randomNormal([512, 128]).mul(0.05)) as tf.Variable<tf.Rank.R2>;
+const step = (mm: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D) => () =>
+  tf.tidy(() => {
+    const { grads } = tf.variableGrads(() => tf.sum(tf.square(mm(x, w))) as tf.Scalar, [w]);
+    grads[w.name].dataSync();
+  });
+const stock = time(step((a, b) => tf.matMul(a, b, false, true)), 10);
+const fast = time(step((a, b) => matMul(a, b, false, true)), 10);
+
+// 2. Training tokens/s: 8 steps of batch 16 × 64 tokens, CE + k2 to a frozen reference (STAR-DSS's shape).
+const reference = createModel(model.config, { seed: 1 });
+const examples: TrainExample[] = Array.from({ length: 128 }, () => {
+  const ids = Array.from({ length: 65 }, () => 4 + rng.int(sizes.vocab - 4));
+  return { ids, responseMask: ids.map((_, t) => (t >= 16 ? 1 : 0)), weights: ids.map(() => rng.next()) };
+});
+const starLoss = ({ logp, refLogp, mask, weights }: LossInputs) =>
+  tf.tidy(() => {
+    const d = tf.mul(tf.square(tf.sub(logp, refLogp!)), 0.5);
+    const per = tf.add(tf.mul(weights!, tf.neg(logp)), tf.mul(tf.sub(1, weights!), tf.mul(d, 0.5)));
+    return tf.div(tf.sum(tf.mul(per, mask)), tf.sum(mask)) as tf.Scalar;
+  });
+const trainStart = performance.now();
+await train(model, examples, {
+  loss: starLoss,
+  needs: { reference: true, star: true, verdict: false, fullLogProbs: false },
+  reference,
+  config: { epochs: 1, batchSize: 16, lr: 1e-3 },
+});
+const trainSeconds = (performance.now() - trainStart) / 1000;
+const trainTokens = examples.length * 64;
+
+// 3. Generation tokens/s: 16 prompts of 16 tokens, 48 new tokens each, greedy, KV cache vs recomputation.
+const prompts = Array.from({ length: 16 }, () => Array.from({ length: 16 }, () => 4 + rng.int(sizes.vocab - 4)));
+const genOpts = { maxNewTokens: 48, eosTokenIds: [-1], padTokenId: 0 };
+let genStart = performance.now();
+generate(model, prompts, genOpts);
+const cachedSeconds = (performance.now() - genStart) / 1000;
+genStart = performance.now();
+generate(model, prompts, { ...genOpts, useCache: false });
+const fullSeconds = (performance.now() - genStart) / 1000;
+const genTokens = 16 * 48;
+
+const rows: [string, string][] = [
+  ['backend', backend],
+  ['matmul fwd+grad [1024x128]·[512x128]ᵀ, stock tfjs', `${(stock * 1000).toFixed(1)} ms`],
+  ['matmul fwd+grad, fast-gradient matmul', `${(fast * 1000).toFixed(1)} ms`],
+  ['speed-up of fast-gradient matmul over stock', `${(stock / fast).toFixed(2)}x`],
+  ['train (llama d128 L2, batch 16 × 64, CE + k2 vs frozen ref)', `${(trainTokens / trainSeconds).toFixed(0)} tokens/s`],
+  ['generate (16 × 48 new tokens, greedy, KV cache)', `${(genTokens / cachedSeconds).toFixed(0)} tokens/s`],
+  ['generate without KV cache', `${(genTokens / fullSeconds).toFixed(0)} tokens/s`],
+  ['KV-cache speed-up', `${(fullSeconds / cachedSeconds).toFixed(2)}x`],
+];
+const width = Math.max(...rows.map(([k]) => k.length));
+for (const [k, v] of rows) console.log(`${k.padEnd(width)}  ${v}`);
