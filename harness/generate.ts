@@ -123,7 +123,10 @@ export function generate(model: CausalLM, prompts: number[][], options: Generate
         }
         if (out.cache) {
           const next = out.cache;
-          tf.keep(next.layers.flatMap(({ k, v }) => [k, v]));
+          for (const layer of next.layers) {
+            tf.keep(layer.k);
+            tf.keep(layer.v);
+          }
           if (cache) disposeCache(cache);
           cache = next;
         }

@@ -149,7 +149,7 @@ export function makeBatch(examples: TrainExample[], padId: number, needs: Pick<L
 }
 
 function disposeBatch(batch: Batch): void {
-  tf.dispose([batch.ids, batch.labels, batch.mask, batch.weights, batch.verdicts].filter((t): t is tf.Tensor => !!t));
+  tf.dispose([batch.ids, batch.labels, batch.mask, ...(batch.weights ? [batch.weights] : []), ...(batch.verdicts ? [batch.verdicts] : [])]);
 }
 
 /** Log-softmax rows [batch, time, vocab] and the label log-probs [batch, time] of a model on a batch. */

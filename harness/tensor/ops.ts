@@ -24,7 +24,7 @@ function matMulVariant(transposeA: boolean, transposeB: boolean) {
     fn = tf.customGrad((a, b, save) => {
       const A = transposeA ? swapLast(a as tf.Tensor) : (a as tf.Tensor);
       const B = transposeB ? swapLast(b as tf.Tensor) : (b as tf.Tensor);
-      save([A, B]);
+      (save as tf.GradSaveFunc)([A, B]);
       return {
         value: tf.matMul(A as Rank23, B as Rank23),
         gradFunc: (dy, saved) => {
@@ -61,7 +61,7 @@ export function linear(x: tf.Tensor, weight: tf.Tensor2D, bias?: tf.Tensor1D, we
 const gatherRows = tf.customGrad((table, indices, save) => {
   const t = table as tf.Tensor2D;
   const idx = indices as tf.Tensor;
-  save([idx]);
+  (save as tf.GradSaveFunc)([idx]);
   const flat = idx.reshape([-1]);
   return {
     value: tf.gather(t, flat).reshape([...idx.shape, t.shape[1]]),
