@@ -3,6 +3,7 @@
 import yargs, { type Argv } from 'yargs';
 import { backendNames } from './tensor/backend.ts';
 import { modelCommand } from './commands/model.ts';
+import { strategiesCommand } from './commands/strategies.ts';
 
 export function buildCli(argv: string[]): Argv {
   return yargs(argv)
@@ -13,6 +14,7 @@ export function buildCli(argv: string[]): Argv {
       describe: 'tensor engine (also STAR_DSS_BACKEND): auto = tfjs-node-gpu, else tfjs-node, else wasm',
     })
     .command(modelCommand)
+    .command(strategiesCommand)
     .demandCommand(1, 'Name a command; see --help.')
     .strict()
     .recommendCommands()

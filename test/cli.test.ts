@@ -34,3 +34,13 @@ describe('CLI (in process, no spawning)', () => {
     expect(() => parseIds('12', 10)).toThrow(/\[0, 10\)/);
   });
 });
+
+describe('star-dss strategies', () => {
+  it('lists every strategy with its parameters and defaults', async () => {
+    const { formatStrategies } = await import('../harness/commands/strategies.ts');
+    const text = formatStrategies();
+    for (const name of ['sft', 'rs', 'reweight', 'star-dss', 'deep-token', 'kl-only']) expect(text).toMatch(new RegExp(`^${name}: `, 'm'));
+    expect(text).toContain('lambda: number ≥ 0 = 0.5');
+    expect(text).toContain('threshold: number ≥ 0 ≤ 1 = 0.5');
+  });
+});
