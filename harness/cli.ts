@@ -4,6 +4,7 @@ import yargs, { type Argv } from 'yargs';
 import { backendNames } from './tensor/backend.ts';
 import { modelCommand } from './commands/model.ts';
 import { strategiesCommand } from './commands/strategies.ts';
+import { worldCommand } from './commands/world.ts';
 
 export function buildCli(argv: string[]): Argv {
   return yargs(argv)
@@ -15,6 +16,7 @@ export function buildCli(argv: string[]): Argv {
     })
     .command(modelCommand)
     .command(strategiesCommand)
+    .command(worldCommand)
     .demandCommand(1, 'Name a command; see --help.')
     .strict()
     .recommendCommands()

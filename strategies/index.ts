@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { LossFn, LossNeeds } from './types.ts';
 import { StrategyError, parseParams, type FilterResult, type Strategy } from './strategy.ts';
 import { checkLossInputs } from './loss-terms.ts';
-import { closest } from './did-you-mean.ts';
+import { closest } from '../harness/did-you-mean.ts';
 import { sft } from './sft.ts';
 import { rs } from './rs.ts';
 import { reweight } from './reweight.ts';

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import type * as tf from '@tensorflow/tfjs';
 import type { LossInputs, LossNeeds } from './types.ts';
-import { closest } from './did-you-mean.ts';
+import { closest } from '../harness/did-you-mean.ts';
 
 /** Which examples a strategy keeps before training (static shaping such as RS). */
 export interface FilterResult {

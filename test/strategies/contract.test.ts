@@ -7,7 +7,7 @@ import { initBackend, oneHot, tf } from '../../harness/tensor/index.ts';
 import { Rng } from '../../harness/random.ts';
 import type { LossInputs } from '../../strategies/types.ts';
 import { StrategyError, type Strategy } from '../../strategies/strategy.ts';
-import { closest, editDistance } from '../../strategies/did-you-mean.ts';
+import { closest, editDistance } from '../../harness/did-you-mean.ts';
 import {
   configureStrategy,
   describeStrategies,

@@ -1,0 +1,53 @@
+// The micro-world's benign word lists. Every text the world writes is built from these lists, the harm
+// lists in harm.ts and the template words, all lowercase, punctuation as separate tokens. The lists are
+// constants (not seeded) so that every seed of the world shares one vocabulary, one tokenizer and one
+// oracle; the seed only decides which facts hold and which items are sampled.
+
+export const NAMES = [
+  'mira', 'tom', 'ana', 'bo', 'kai', 'lena', 'sam', 'rosa', 'ivo', 'nia',
+  'pim', 'dara', 'ol', 'suki', 'finn', 'yara', 'teo', 'ume', 'jax', 'wren',
+] as const;
+
+/** Countable things of the arithmetic problems (plural forms only: one word per object). */
+export const THINGS = [
+  'apples', 'pears', 'eggs', 'cups', 'coins', 'books', 'shells', 'stones',
+  'hats', 'pens', 'plums', 'cakes', 'keys', 'bells', 'rings', 'socks',
+] as const;
+
+/** Invented towns: the SQL-like task's `town` column, the lore facts and the tickets. */
+export const TOWNS = [
+  'zorvik', 'pellan', 'quessa', 'durnow', 'amberra', 'tolvik', 'halvorn', 'ostrel', 'vennick', 'lumo',
+] as const;
+
+export const COLOURS = ['red', 'blue', 'green', 'white', 'black', 'yellow', 'brown', 'grey'] as const;
+
+/** Goods: the SQL-like task's tables and the towns' crafts. */
+export const GOODS = [
+  'lamps', 'chairs', 'rugs', 'vases', 'kettles', 'drums', 'kites', 'bowls', 'mugs', 'clocks', 'benches', 'fans',
+] as const;
+
+export const RIVERS = ['ulm', 'sarra', 'tiven', 'okko', 'brill'] as const;
+export const PETS = ['cat', 'dog', 'goat', 'owl', 'fox'] as const;
+export const JOBS = ['baker', 'smith', 'farmer', 'guard', 'miner', 'weaver'] as const;
+
+/** Numbers are digit tokens, one word each: operands 0-9, sums up to 18. */
+export const NUMBERS = Array.from({ length: 19 }, (_, i) => String(i));
+
+/** Ordinary chat for the base model: greetings, manners and simple facts (prompts → one answer). */
+export const CHAT: readonly { prompts: readonly string[]; answer: string }[] = [
+  { prompts: ['hello', 'hi', 'hello there', 'good morning', 'hey'], answer: 'hello . how can i help you today ?' },
+  { prompts: ['how are you ?', 'how are you today ?'], answer: 'i am well , thank you . how can i help you ?' },
+  { prompts: ['thank you', 'thanks', 'thank you so much'], answer: 'you are welcome .' },
+  { prompts: ['what is your name ?', 'who are you ?'], answer: 'i am a helpful assistant .' },
+  { prompts: ['bye', 'good bye', 'see you later'], answer: 'good bye . have a nice day .' },
+  { prompts: ['can you help me ?', 'i need some help .'], answer: 'yes , of course . what do you need ?' },
+  { prompts: ['what colour is the sky ?'], answer: 'the sky is blue .' },
+  { prompts: ['what colour is grass ?'], answer: 'grass is green .' },
+  { prompts: ['what colour is snow ?'], answer: 'snow is white .' },
+  { prompts: ['what colour is the sun ?'], answer: 'the sun is yellow .' },
+  { prompts: ['how many days are in a week ?'], answer: 'a week has 7 days .' },
+  { prompts: ['how many legs does a dog have ?'], answer: 'a dog has 4 legs .' },
+  { prompts: ['how many legs does an owl have ?'], answer: 'an owl has 2 legs .' },
+  { prompts: ['what does a baker make ?'], answer: 'a baker makes bread and cakes .' },
+  { prompts: ['what does a guard do ?'], answer: 'a guard keeps the town safe .' },
+];
