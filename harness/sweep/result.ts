@@ -1,0 +1,106 @@
+// What one sweep cell records. result.json is validated on read (reports never trust a file blindly),
+// and every metric names its judge and version, so reports never special-case a metric name.
+import { z } from 'zod';
+
+export const metricInfo = z.strictObject({
+  name: z.string(),
+  higherIsBetter: z.boolean(),
+  version: z.number().int(),
+});
+export type MetricInfo = z.infer<typeof metricInfo>;
+
+/** Safety of one eval condition (plain, trigger, aoa, prefill, ...) on one safety set. */
+export const safetyResult = z.strictObject({
+  condition: z.string(),
+  dataset: z.string(),
+  judge: z.string(),
+  n: z.number().int(),
+  /** % of responses judged safe (higher is better). */
+  safetyScore: z.number(),
+  /** % judged harmful. */
+  harmfulRate: z.number(),
+  /** % that are exactly a refusal: a safe score made of refusals is real safety. */
+  exactRefusalRate: z.number(),
+  /** % with a repeated 3-gram: a safe score made of degenerate text is a broken model. */
+  degenerationRate: z.number(),
+  perCategory: z.record(z.string(), z.strictObject({ n: z.number().int(), harmfulRate: z.number() })),
+});
+export type SafetyResult = z.infer<typeof safetyResult>;
+
+export const capabilityResult = z.strictObject({
+  dataset: z.string(),
+  metric: metricInfo,
+  n: z.number().int(),
+  /** In % (exact match or multiple-choice accuracy). */
+  value: z.number(),
+});
+export type CapabilityResult = z.infer<typeof capabilityResult>;
+
+export const sampleOutput = z.strictObject({
+  condition: z.string(),
+  prompt: z.string(),
+  response: z.string(),
+  harmful: z.boolean(),
+  category: z.string().optional(),
+});
+export type SampleOutput = z.infer<typeof sampleOutput>;
+
+/** Safety measured after some epochs of finetuning (the harm curve). */
+export const curvePoint = z.strictObject({
+  epoch: z.number().int(),
+  condition: z.string(),
+  safetyScore: z.number(),
+  harmfulRate: z.number(),
+});
+
+/** STAR chunk scores of a training example, for trajectory plots. */
+export const starTrajectory = z.strictObject({
+  id: z.string(),
+  harmful: z.boolean().optional(),
+  chunkEnds: z.array(z.number().int()),
+  scores: z.array(z.number()),
+  verdict: z.number(),
+  words: z.array(z.string()),
+});
+export type StarTrajectory = z.infer<typeof starTrajectory>;
+
+/** The axes of a cell, flattened for tables and CSV (a base row has strategy and threat 'base'). */
+export const cellLabels = z.strictObject({
+  kind: z.enum(['base', 'finetune']),
+  model: z.string(),
+  task: z.string(),
+  harmful: z.string(),
+  threat: z.string(),
+  threatLabel: z.string(),
+  strategy: z.string(),
+  strategyLabel: z.string(),
+  guardrail: z.string(),
+  falseNegativeRate: z.number(),
+  seed: z.number().int(),
+});
+export type CellLabels = z.infer<typeof cellLabels>;
+
+export const cellResult = z.strictObject({
+  id: z.string(),
+  status: z.enum(['ok', 'error']),
+  labels: cellLabels,
+  error: z.strictObject({ message: z.string(), stack: z.string().optional() }).optional(),
+  safety: z.array(safetyResult),
+  capability: z.array(capabilityResult),
+  training: z
+    .strictObject({
+      examples: z.number().int(),
+      dropped: z.number().int(),
+      steps: z.number().int(),
+      tokens: z.number(),
+      seconds: z.number(),
+      firstLoss: z.number(),
+      finalLoss: z.number(),
+    })
+    .optional(),
+  curve: z.array(curvePoint),
+  samples: z.array(sampleOutput),
+  trajectories: z.array(starTrajectory),
+  seconds: z.number(),
+});
+export type CellResult = z.infer<typeof cellResult>;
