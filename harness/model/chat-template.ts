@@ -81,7 +81,12 @@ export class ChatTemplate {
     }
   }
 
-  /** Render everything, then cut after the last occurrence of the final content (as transformers does). */
+  /**
+   * Render everything with a marker appended to the final content and cut at the marker. Searching for the
+   * content itself (as transformers does) lands in the wrong place when the content also occurs later in
+   * the rendering: Llama-3's template renders a partial "a" and then a trailing "assistant" header.
+   * Falls back to that search only when the template rewrites or repeats the content.
+   */
   private renderOpenFinal(messages: readonly ChatMessage[]): string {
     const final = messages.at(-1);
     if (!final) throw new ChatTemplateError(this.origin, 'continueFinalMessage needs at least one message');
@@ -91,6 +96,11 @@ export class ChatTemplate {
         throw new ChatTemplateError(this.origin, `continueFinalMessage with an empty final ${final.role} message`);
       }
       return this.render(messages.slice(0, -1), { addGenerationPrompt: true });
+    }
+    if (!messages.some((m) => m.content.includes(OPEN_MARKER))) {
+      const marked = this.render([...messages.slice(0, -1), { ...final, content: final.content + OPEN_MARKER }]);
+      const at = marked.indexOf(OPEN_MARKER);
+      if (at >= 0 && marked.lastIndexOf(OPEN_MARKER) === at) return marked.slice(0, at);
     }
     const rendered = this.render(messages);
     const trimmed = final.content.trim();
@@ -107,6 +117,9 @@ export class ChatTemplate {
     return rendered.slice(0, at + keep);
   }
 }
+
+/** Invisible separators around a word no text contains: where an open final message is cut. */
+const OPEN_MARKER = '\u2063OPEN\u2063END\u2063';
 
 export interface WordLevelRoleTokens {
   /** Without a system token, a system message makes the template raise. */
