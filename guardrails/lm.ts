@@ -1,0 +1,321 @@
+// The LM guardrail (Llama Guard / Granite Guardian style): a causal LM checkpoint read through its own chat
+// template. The conversation [user prompt(s), assistant response] is rendered with add_generation_prompt,
+// so the rendering ends where the verdict is generated; P(safe) = σ(ℓ_safe − ℓ_unsafe) from the raw
+// logits of the two label tokens at the configured generated position (METHOD.md §3). For the 2nd
+// position the 1st generated token is taken greedily and fed back.
+//
+// scorePrefixes is STAR's fast path: the rendering of the longest prefix is forwarded once with a KV
+// cache; each prefix reuses the cache up to its longest common token prefix with that rendering and
+// forwards only the rest (the template suffix, plus tokens that differ at a BPE boundary).
+import { closeSync, openSync, readSync, readdirSync, realpathSync, statSync, existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { tf } from '../harness/tensor/index.ts';
+import { contentHash } from '../harness/io.ts';
+import { loadModel } from '../harness/model/checkpoint.ts';
+import { disposeCache } from '../harness/model/transformer.ts';
+import type { Tokenizer } from '../harness/model/tokenizer.ts';
+import type { CausalLM, KVCache } from '../harness/model/types.ts';
+import type { Message } from '../datasets/types.ts';
+import { guardConversation, pSafe, type GuardSpec } from './presets.ts';
+import type { GuardItem, Guardrail } from './types.ts';
+
+export class LmGuardrailError extends Error {
+  readonly code = 'LM_GUARDRAIL';
+}
+
+/**
+ * The model computes logits at every input position, so a forward of `time` tokens holds
+ * batch × time × vocab floats; inputs are fed in segments that keep this under ~128 MB.
+ */
+const LOGIT_BUDGET = 1 << 25;
+const MIN_SEGMENT = 64;
+
+/** One model's next-token logits after `rows`, and the cache over everything forwarded so far. */
+export interface LastLogits {
+  /** One row of vocabulary logits per sequence. */
+  logits: Float32Array[];
+  cache?: KVCache;
+}
+
+export interface ForwardLastOptions {
+  /** [batch, past + time] 1 for real tokens, 0 for left padding; omit when there is no padding. */
+  mask?: number[][];
+  /** Keys and values of earlier positions (not disposed here; the caller owns it). */
+  cache?: KVCache;
+  /** Return the extended cache (the caller disposes it); otherwise it is freed here. */
+  keepCache?: boolean;
+}
+
+/** Forwards equal-length rows (left-padded) after `cache` and returns the logits at their last position. */
+export function forwardLast(model: CausalLM, rows: number[][], options: ForwardLastOptions = {}): LastLogits {
+  const batch = rows.length;
+  const time = rows[0]?.length ?? 0;
+  if (batch === 0 || time === 0) throw new LmGuardrailError('forwardLast: needs at least one row of at least one token');
+  const vocab = model.config.vocabSize;
+  const segment = Math.max(MIN_SEGMENT, Math.floor(LOGIT_BUDGET / (batch * vocab)));
+  const past = options.cache?.length ?? 0;
+  let cache = options.cache;
+  let last: tf.Tensor2D | undefined;
+  try {
+    for (let start = 0; start < time; start += segment) {
+      const end = Math.min(time, start + segment);
+      const final = end === time;
+      const wantCache = !final || options.keepCache === true;
+      let next: KVCache | undefined;
+      const out = tf.tidy(() => {
+        const ids = tf.tensor2d(rows.flatMap((r) => r.slice(start, end)), [batch, end - start], 'int32');
+        const mask = options.mask ? tf.tensor2d(options.mask.flatMap((m) => m.slice(0, past + end)), [batch, past + end], 'float32') : undefined;
+        const result = model.forward(ids, { cache, useCache: wantCache, attentionMask: mask });
+        next = result.cache; // kept by forward: survives this tidy
+        return final ? (result.logits.slice([0, end - start - 1, 0], [batch, 1, vocab]).reshape([batch, vocab]) as tf.Tensor2D) : undefined;
+      });
+      if (cache !== options.cache && cache) disposeCache(cache);
+      cache = next;
+      if (final) last = out;
+      if (next && !wantCache) {
+        disposeCache(next);
+        cache = undefined;
+      }
+    }
+    const flat = last!.dataSync() as Float32Array;
+    const logits = Array.from({ length: batch }, (_, b) => flat.slice(b * vocab, (b + 1) * vocab));
+    const kept = options.keepCache && cache !== options.cache ? cache : undefined;
+    cache = undefined;
+    return { logits, cache: kept };
+  } finally {
+    last?.dispose();
+    if (cache && cache !== options.cache) disposeCache(cache);
+  }
+}
+
+/** The cache truncated to its first `length` positions (new tensors; the caller disposes them). */
+export function sliceCache(cache: KVCache, length: number): KVCache {
+  const layers = cache.layers.map(({ k, v }) => ({
+    k: k.slice([0, 0, 0, 0], [-1, -1, length, -1]),
+    v: v.slice([0, 0, 0, 0], [-1, -1, length, -1]),
+  }));
+  return { layers, length };
+}
+
+/** Index of the largest value (the first one on ties), as greedy decoding picks. */
+export function argmax(row: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+  return best;
+}
+
+function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+/** The id of a label: it must encode to exactly one token (or be a vocabulary entry such as `Ġsafe`). */
+export function labelTokenId(tokenizer: Tokenizer, label: string, role: 'safe' | 'unsafe'): number {
+  const ids = tokenizer.encode(label, { addSpecialTokens: false });
+  if (ids.length === 1) return ids[0];
+  const direct = tokenizer.tokenToId(label);
+  if (direct !== undefined) return direct;
+  throw new LmGuardrailError(
+    `guardrail ${role} label ${JSON.stringify(label)} is not a single token: it encodes to ${ids.length} tokens [${ids.join(', ')}]. Fix: choose a label that is one token of this tokenizer`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Content ids: the bytes of the weights, config and tokenizer, hashed once per process.
+
+const fileHashes = new Map<string, string>();
+
+/** sha256 of a file, streamed (checkpoints can be many GB) and memoised by path, size and mtime. */
+export function fileHash(file: string): string {
+  const stat = statSync(file);
+  const key = `${realpathSync(file)}:${stat.size}:${stat.mtimeMs}`;
+  const known = fileHashes.get(key);
+  if (known) return known;
+  const hash = createHash('sha256');
+  const buffer = Buffer.alloc(8 << 20);
+  const fd = openSync(file, 'r');
+  try {
+    let n: number;
+    while ((n = readSync(fd, buffer, 0, buffer.length, null)) > 0) hash.update(buffer.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  const digest = hash.digest('hex');
+  fileHashes.set(key, digest);
+  return digest;
+}
+
+/** Hashes of the files that determine a checkpoint's outputs: weights, config.json, tokenizer.json. */
+export function checkpointHashes(dir: string): Record<string, string> {
+  const files = readdirSync(dir).filter((f) => f.endsWith('.safetensors') || f === 'config.json' || f === 'tokenizer.json').sort();
+  if (!files.some((f) => f.endsWith('.safetensors'))) throw new LmGuardrailError(`${dir}: no .safetensors weights to identify the guardrail by`);
+  return Object.fromEntries(files.map((f) => [f, fileHash(join(dir, f))]));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+export interface LmGuardrailOptions {
+  /** Items scored per forward (left-padded). Default 8. */
+  batchSize?: number;
+}
+
+export interface LmGuardrailInit extends LmGuardrailOptions {
+  model: CausalLM;
+  tokenizer: Tokenizer;
+  spec: GuardSpec;
+  /** Identifies the weights and tokenizer (e.g. checkpointHashes of the directory). */
+  weights: unknown;
+}
+
+export class LmGuardrail implements Guardrail {
+  readonly id: string;
+  readonly model: CausalLM;
+  readonly tokenizer: Tokenizer;
+  readonly spec: GuardSpec;
+  readonly safeId: number;
+  readonly unsafeId: number;
+  private readonly batchSize: number;
+  private callCount = 0;
+  private forwarded = 0;
+
+  constructor(init: LmGuardrailInit) {
+    this.model = init.model;
+    this.tokenizer = init.tokenizer;
+    this.spec = init.spec;
+    this.batchSize = init.batchSize ?? 8;
+    if (!Number.isInteger(this.batchSize) || this.batchSize < 1) throw new LmGuardrailError(`batchSize must be a positive integer, got ${init.batchSize}`);
+    this.safeId = labelTokenId(init.tokenizer, init.spec.labels.safe, 'safe');
+    this.unsafeId = labelTokenId(init.tokenizer, init.spec.labels.unsafe, 'unsafe');
+    if (this.safeId === this.unsafeId) throw new LmGuardrailError(`guardrail labels ${JSON.stringify(init.spec.labels)} map to the same token ${this.safeId}`);
+    const vocab = init.model.config.vocabSize;
+    if (Math.max(this.safeId, this.unsafeId) >= vocab) {
+      throw new LmGuardrailError(`guardrail label ids ${this.safeId}, ${this.unsafeId} exceed the model's vocabulary (${vocab})`);
+    }
+    const { labels, position, extra = {} } = init.spec;
+    this.id = `lm-${contentHash({ weights: init.weights, template: init.tokenizer.chatTemplate ?? null, labels, position, extra })}`;
+  }
+
+  get calls(): number {
+    return this.callCount;
+  }
+
+  /** Tokens fed through the model so far (for cost comparisons of the shared-prefix path). */
+  get tokensForwarded(): number {
+    return this.forwarded;
+  }
+
+  /** The guardrail's prompt for an item: its own template, ending where the verdict is generated. */
+  render(item: GuardItem): string {
+    return this.tokenizer.applyChatTemplate(guardConversation(item), { addGenerationPrompt: true, extra: this.spec.extra });
+  }
+
+  encode(item: GuardItem): number[] {
+    const ids = this.tokenizer.encode(this.render(item), { addSpecialTokens: false });
+    if (ids.length === 0) throw new LmGuardrailError('the guardrail template rendered an empty prompt');
+    return ids;
+  }
+
+  async scoreSafe(items: GuardItem[]): Promise<number[]> {
+    const encoded = items.map((item) => this.encode(item));
+    // Similar lengths share a batch, so little padding is computed.
+    const order = encoded.map((_, i) => i).sort((a, b) => encoded[a].length - encoded[b].length);
+    const vocab = this.model.config.vocabSize;
+    const batchSize = Math.min(this.batchSize, Math.max(1, Math.floor(LOGIT_BUDGET / (MIN_SEGMENT * vocab))));
+    const scores = new Array<number>(items.length);
+    for (let start = 0; start < order.length; start += batchSize) {
+      const group = order.slice(start, start + batchSize);
+      const ps = this.scoreBatch(group.map((i) => encoded[i]));
+      group.forEach((i, j) => (scores[i] = ps[j]));
+    }
+    this.callCount += items.length;
+    return scores;
+  }
+
+  private scoreBatch(sequences: number[][]): number[] {
+    const width = Math.max(...sequences.map((s) => s.length));
+    const pad = this.tokenizer.padTokenId ?? this.model.config.padTokenId ?? 0;
+    const padded = sequences.some((s) => s.length !== width);
+    const rows = sequences.map((s) => [...new Array<number>(width - s.length).fill(pad), ...s]);
+    const mask = padded ? sequences.map((s) => [...new Array<number>(width - s.length).fill(0), ...new Array<number>(s.length).fill(1)]) : undefined;
+    this.forwarded += sequences.length * width;
+    const second = this.spec.position === 2;
+    const first = forwardLast(this.model, rows, { mask, keepCache: second });
+    if (!second) return first.logits.map((row) => this.readVerdict(row));
+    try {
+      const next = first.logits.map((row) => [argmax(row)]);
+      this.forwarded += sequences.length;
+      const out = forwardLast(this.model, next, { mask: mask?.map((m) => [...m, 1]), cache: first.cache });
+      return out.logits.map((row) => this.readVerdict(row));
+    } finally {
+      if (first.cache) disposeCache(first.cache);
+    }
+  }
+
+  async scorePrefixes(messages: Message[], prefixes: string[]): Promise<number[]> {
+    if (prefixes.length === 0) return [];
+    const full = this.encode({ messages, response: prefixes[prefixes.length - 1] });
+    this.forwarded += full.length;
+    const base = forwardLast(this.model, [full], { keepCache: true });
+    const baseCache = base.cache!;
+    try {
+      const scores = prefixes.map((prefix) => {
+        const ids = this.encode({ messages, response: prefix });
+        const common = commonPrefixLength(ids, full);
+        let logits: Float32Array;
+        let stepCache: KVCache | undefined; // owned here when it is not baseCache
+        const second = this.spec.position === 2;
+        if (common === ids.length && common === full.length) {
+          logits = base.logits[0];
+        } else {
+          // At least the last token is forwarded, since its logits are needed.
+          const reuse = Math.min(common, ids.length - 1);
+          const sliced = reuse > 0 ? sliceCache(baseCache, reuse) : undefined;
+          try {
+            this.forwarded += ids.length - reuse;
+            const out = forwardLast(this.model, [ids.slice(reuse)], { cache: sliced, keepCache: second });
+            logits = out.logits[0];
+            stepCache = out.cache;
+          } finally {
+            if (sliced) disposeCache(sliced);
+          }
+        }
+        if (!second) return this.readVerdict(logits);
+        try {
+          this.forwarded += 1;
+          const out = forwardLast(this.model, [[argmax(logits)]], { cache: stepCache ?? baseCache });
+          return this.readVerdict(out.logits[0]);
+        } finally {
+          if (stepCache) disposeCache(stepCache);
+        }
+      });
+      this.callCount += prefixes.length;
+      return scores;
+    } finally {
+      disposeCache(baseCache);
+    }
+  }
+
+  private readVerdict(row: Float32Array): number {
+    return pSafe(row[this.safeId], row[this.unsafeId]);
+  }
+
+  dispose(): void {
+    this.model.dispose();
+  }
+}
+
+/** Loads an LM guardrail from a model directory; its id hashes the weights, config and tokenizer bytes. */
+export function loadLmGuardrail(dir: string, spec: GuardSpec, options: LmGuardrailOptions = {}): LmGuardrail {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new LmGuardrailError(`${dir}: not a model directory`);
+  const weights = checkpointHashes(dir);
+  const { model, tokenizer } = loadModel(dir);
+  try {
+    return new LmGuardrail({ model, tokenizer, spec, weights, ...options });
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+}

@@ -1,0 +1,81 @@
+// `star-dss serve guardrail --guardrail micro|DIR --port N [--host 127.0.0.1]`: serves a local LM guardrail
+// over the OpenAI-compatible completions API with logprobs (guardrails/server.ts) until the process is
+// stopped, so several processes, or the HTTP guardrail, can share one guardrail model.
+import { basename, resolve } from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import { initBackend } from '../tensor/backend.ts';
+import { resolveLocalGuardrail, type ResolveGuardrailOptions } from '../../guardrails/index.ts';
+import { startGuardrailServer, type RunningServer } from '../../guardrails/server.ts';
+
+export interface ServeGuardrailArgs {
+  guardrail: string;
+  port: number;
+  host: string;
+  name?: string;
+  backend?: string;
+}
+
+export interface ServeDeps {
+  /** Where the micro-world guardrail lives (for `--guardrail micro`). */
+  microGuardrailDir?: ResolveGuardrailOptions['microGuardrailDir'];
+  /** Resolves when the server should stop. Default: SIGINT or SIGTERM. */
+  untilStopped?: (server: RunningServer) => Promise<void>;
+  log?: (line: string) => void;
+}
+
+function untilSignal(): Promise<void> {
+  return new Promise((done) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      done();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
+
+/** Loads the guardrail, serves it, and closes everything once `untilStopped` resolves. */
+export async function serveGuardrail(args: ServeGuardrailArgs, deps: ServeDeps = {}): Promise<void> {
+  await initBackend(args.backend);
+  const guard = await resolveLocalGuardrail(args.guardrail, { microGuardrailDir: deps.microGuardrailDir });
+  try {
+    const name = args.name ?? (args.guardrail === 'micro' ? 'micro' : basename(resolve(args.guardrail.replace(/^[\w.-]+:/, ''))));
+    const server = await startGuardrailServer(guard, { name, host: args.host, port: args.port });
+    try {
+      (deps.log ?? console.log)(`serving guardrail ${guard.id} as model '${name}' at ${server.url}/v1 (POST /v1/completions, GET /v1/models); stop with Ctrl-C`);
+      await (deps.untilStopped ?? untilSignal)(server);
+    } finally {
+      await server.close();
+    }
+  } finally {
+    guard.dispose();
+  }
+}
+
+export function makeServeCommand(deps: ServeDeps = {}): CommandModule {
+  const guardrail: CommandModule<object, ServeGuardrailArgs> = {
+    command: 'guardrail',
+    describe: 'serve a local LM guardrail over the OpenAI-compatible completions API with logprobs',
+    builder: (y: Argv) =>
+      y
+        .option('guardrail', { type: 'string', demandOption: true, describe: 'micro, <preset>:DIR or DIR (a causal LM checkpoint)' })
+        .option('port', { type: 'number', demandOption: true, describe: 'TCP port (0 = any free port)' })
+        .option('host', { type: 'string', default: '127.0.0.1', describe: 'interface to listen on' })
+        .option('name', { type: 'string', describe: 'served model name (default: micro, or the directory name)' })
+        .check((a) => {
+          const port = a.port as number;
+          if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be an integer in [0, 65535], got ${a.port}`);
+          return true;
+        }) as unknown as Argv<ServeGuardrailArgs>,
+    handler: (args) => serveGuardrail(args, deps),
+  };
+  return {
+    command: 'serve',
+    describe: 'serve models over HTTP',
+    builder: (y: Argv) => y.command(guardrail).demandCommand(1, 'Name what to serve: guardrail.'),
+    handler: () => {},
+  };
+}
+
+export const serveCommand: CommandModule = makeServeCommand();
