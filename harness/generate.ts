@@ -116,10 +116,10 @@ export function generate(model: CausalLM, prompts: number[][], options: Generate
         let out;
         if (!useCache || !pending) {
           const ids = tf.tensor2d(rows.flat(), [batch, rows[0].length], 'int32');
-          out = model.forward(ids, { attentionMask: mask, useCache });
+          out = model.forward(ids, { attentionMask: mask, useCache, lastOnly: true });
         } else {
           const ids = tf.tensor2d(pending, [batch, 1], 'int32');
-          out = model.forward(ids, { attentionMask: mask, cache });
+          out = model.forward(ids, { attentionMask: mask, cache, lastOnly: true });
         }
         if (out.cache) {
           const next = out.cache;

@@ -157,6 +157,7 @@ function forward(c: ModelConfig, params: Params, invFreq: Float32Array, ids: tf.
       x = rmsNorm(x, param(params, 'model.norm.weight'), c.normEps) as tf.Tensor3D;
       head = param(params, c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight') as tf.Tensor2D;
     }
+    if (options.lastOnly) x = x.slice([0, time - 1, 0], [batch, 1, -1]); // [batch, 1, channels]
     const logits = linear(x, head) as tf.Tensor3D; // [batch, time, vocab]; the head is [vocab, d]
     return wantCache ? [logits, ...keys, ...values] : [logits];
   });

@@ -52,6 +52,8 @@ export interface ForwardOptions {
   cache?: KVCache;
   /** Return a cache even when none was passed in (the first step of generation). */
   useCache?: boolean;
+  /** Compute logits for the last position only ([batch, 1, vocab]): decoding needs no more. */
+  lastOnly?: boolean;
 }
 
 export interface ForwardResult {

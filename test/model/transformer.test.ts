@@ -276,3 +276,19 @@ describe('loading weights', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 });
+
+describe('lastOnly', () => {
+  it('gives the last row of the full logits', async () => {
+    const { createModel } = await import('../../harness/model/transformer.ts');
+    const { makeConfig, parseConfig } = await import('../../harness/model/config.ts');
+    const { tf } = await import('../../harness/tensor/index.ts');
+    const model = createModel(parseConfig(makeConfig('qwen2', { hidden: 16, layers: 1, heads: 2, vocab: 20 })), { seed: 4 });
+    const ids = tf.tensor2d([[1, 2, 3, 4], [5, 6, 7, 8]], [2, 4], 'int32');
+    const full = model.forward(ids).logits;
+    const last = model.forward(ids, { lastOnly: true }).logits;
+    expect(last.shape).toEqual([2, 1, 20]);
+    expect(Array.from(last.dataSync())).toEqual(Array.from(full.slice([0, 3, 0], [2, 1, 20]).dataSync()));
+    tf.dispose([ids, full, last]);
+    model.dispose();
+  });
+});
