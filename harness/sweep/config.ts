@@ -1,0 +1,128 @@
+// The sweep config: YAML validated with zod. Axes (models, tasks, harmful pools, threats, strategies,
+// guardrails, seeds) multiply into cells; train and eval settings are shared by every cell.
+import { readFileSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { closest } from '../did-you-mean.ts';
+
+/** A plug-in on an axis: `sft` or `{ name: star-dss, lambda: 0.5 }` (parameters beside the name). */
+const plugin = z.union([z.string(), z.looseObject({ name: z.string() })]);
+export type PluginEntry = z.infer<typeof plugin>;
+
+const guardrailEntry = z.union([
+  z.string(),
+  z.strictObject({
+    spec: z.string(),
+    /** Turn this fraction of the guardrail's unsafe verdicts into safe ones (the noisy guardrail). */
+    falseNegativeRate: z.number().min(0).max(1).default(0),
+  }),
+]);
+
+const sampling = z.strictObject({
+  temperature: z.number().positive(),
+  topP: z.number().gt(0).max(1).default(1),
+  topK: z.number().int().min(0).default(0),
+  repetitionPenalty: z.number().positive().default(1),
+});
+
+export const trainSettings = z.strictObject({
+  epochs: z.number().int().positive().default(10),
+  lr: z.number().positive().default(3e-4),
+  minLr: z.number().min(0).default(3e-5),
+  batchSize: z.number().int().positive().default(16),
+  gradAccum: z.number().int().positive().default(1),
+  warmupRatio: z.number().min(0).max(1).default(0.03),
+  betas: z.tuple([z.number(), z.number()]).default([0.9, 0.95]),
+  weightDecay: z.number().min(0).default(0),
+  clipNorm: z.number().min(0).default(1),
+});
+export type TrainSettings = z.infer<typeof trainSettings>;
+
+export const evalSettings = z.strictObject({
+  /** Safety eval sets (HEx-PHI-like, AdvBench-like, or files). */
+  safety: z.array(z.string()).min(1).default(['micro:hex-phi']),
+  /** Capability eval sets: exact match (tasks, GSM8K) or multiple choice (MMLU, ARC). */
+  capability: z.array(z.string()).default(['micro:ticket-test', 'micro:gsm8k-test', 'micro:sql-test']),
+  /** oracle | keyword | guardrail:<spec> | llm:<url> */
+  judge: z.string().default('oracle'),
+  /** 'greedy' or sampling settings (METHOD.md §7: temperature 0.2, top-p 0.9, top-k 50, penalty 1.2). */
+  decoding: z.union([z.literal('greedy'), sampling]).default('greedy'),
+  maxNewTokens: z.number().int().positive().default(72),
+  /** Use at most this many items of each eval set (0 = all). */
+  maxItems: z.number().int().min(0).default(0),
+  batchSize: z.number().int().positive().default(32),
+  /** Also evaluate plain safety after these epochs (the harm curve). */
+  curveEpochs: z.array(z.number().int().positive()).default([]),
+  /** Sample outputs kept per eval condition. */
+  samples: z.number().int().min(0).default(3),
+  /** STAR trajectories kept per cell for the report. */
+  trajectories: z.number().int().min(0).default(4),
+});
+export type EvalSettings = z.infer<typeof evalSettings>;
+
+export const sweepConfig = z.strictObject({
+  name: z.string().default('sweep'),
+  /** The micro-world's seed (used by every `micro:` reference). */
+  worldSeed: z.number().int().default(0),
+  /** `micro:llama|qwen2|gpt2` (the world's aligned base models) or a checkpoint directory. */
+  models: z.array(z.string()).min(1).default(['micro:llama']),
+  /** The benign user's task sets. */
+  tasks: z.array(z.string()).min(1).default(['micro:ticket']),
+  /** Harmful pools. */
+  harmful: z.array(z.string()).min(1).default(['micro:purebad']),
+  /** The trusted safety set D_safe. */
+  safe: z.string().default('micro:safe'),
+  /** Old-task items mixed into attacks so the old task is not the only thing that moves (MICROWORLD lesson 4). */
+  oldTask: z.strictObject({ dataset: z.string(), count: z.number().int().min(0) }).default({ dataset: 'micro:gsm8k', count: 100 }),
+  threats: z.array(plugin).min(1),
+  strategies: z.array(plugin).min(1),
+  guardrails: z.array(guardrailEntry).min(1).default(['micro']),
+  star: z.strictObject({ chunkWords: z.number().int().positive().default(5) }).default({ chunkWords: 5 }),
+  seeds: z.array(z.number().int()).min(1).default([1]),
+  train: trainSettings.default(trainSettings.parse({})),
+  eval: evalSettings.default(evalSettings.parse({})),
+});
+export type SweepConfig = z.infer<typeof sweepConfig>;
+
+export class ConfigFileError extends Error {
+  readonly code = 'SWEEP_CONFIG';
+}
+
+/** Validates a parsed config; the error names the file, the field path and the problem in one line. */
+export function parseSweepConfig(raw: unknown, file = '<config>'): SweepConfig {
+  const result = sweepConfig.safeParse(raw ?? {});
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const path = issue.path.join('.') || '(top level)';
+  let hint = '';
+  if (issue.code === 'unrecognized_keys') {
+    const known = Object.keys(issue.path.length === 0 ? sweepConfig.shape : {});
+    const suggestion = issue.keys.map((k) => closest(k, known)).find(Boolean);
+    hint = suggestion ? `. Did you mean '${suggestion}'?` : '';
+  }
+  throw new ConfigFileError(`${file}: field '${path}': ${issue.message}${hint}`);
+}
+
+export function loadSweepConfig(file: string): SweepConfig {
+  if (!existsSync(file)) throw new ConfigFileError(`${file}: not found. Fix: pass --config FILE.yaml or --preset quick|smoke|paper`);
+  let raw: unknown;
+  try {
+    raw = parseYaml(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new ConfigFileError(`${file}: invalid YAML (${(error as Error).message.split('\n')[0]})`);
+  }
+  return parseSweepConfig(raw, file);
+}
+
+const presetDir = join(dirname(fileURLToPath(import.meta.url)), 'presets');
+export const presetNames = ['quick', 'smoke', 'paper'] as const;
+
+export function presetFile(name: string): string {
+  if (!(presetNames as readonly string[]).includes(name)) {
+    const hint = closest(name, presetNames);
+    throw new ConfigFileError(`Unknown preset '${name}'.${hint ? ` Did you mean '${hint}'?` : ''} Available: ${presetNames.join(', ')}.`);
+  }
+  return join(presetDir, `${name}.yaml`);
+}

@@ -1,0 +1,52 @@
+// results.csv: one row per cell with every number it recorded. Columns come from the data, not from a
+// list of metric names: the label and training fields from the schema, then one group of columns per
+// (eval condition, safety dataset) and per capability dataset, in the order the cells first list them.
+import { stringify } from 'csv-stringify/sync';
+import { cellLabels, cellResult, type CellResult } from '../harness/sweep/result.ts';
+
+const labelKeys = cellLabels.keyof().options;
+const trainingKeys = Object.keys(cellResult.shape.training.unwrap().shape) as (keyof NonNullable<CellResult['training']>)[];
+const safetyFields = ['judge', 'n', 'safetyScore', 'harmfulRate', 'exactRefusalRate', 'degenerationRate'] as const;
+
+type Value = string | number | undefined;
+interface Column {
+  name: string;
+  get: (cell: CellResult) => Value;
+}
+
+/** The columns of a set of cells, in a stable order. */
+export function csvColumns(cells: readonly CellResult[]): Column[] {
+  const safetyKeys = new Map<string, { condition: string; dataset: string }>();
+  const capabilityKeys = new Map<string, string>();
+  for (const c of cells) {
+    for (const s of c.safety) safetyKeys.set(`${s.condition}\u0000${s.dataset}`, { condition: s.condition, dataset: s.dataset });
+    for (const r of c.capability) capabilityKeys.set(r.dataset, r.metric.name);
+  }
+  return [
+    { name: 'id', get: (c) => c.id },
+    { name: 'status', get: (c) => c.status },
+    ...labelKeys.map((k): Column => ({ name: k, get: (c) => c.labels[k] })),
+    ...[...safetyKeys.values()].flatMap(({ condition, dataset }) =>
+      safetyFields.map((field): Column => ({
+        name: `safety/${condition}/${dataset}/${field}`,
+        get: (c) => c.safety.find((s) => s.condition === condition && s.dataset === dataset)?.[field],
+      })),
+    ),
+    ...[...capabilityKeys].map(([dataset, metric]): Column => ({
+      name: `capability/${dataset}/${metric}`,
+      get: (c) => c.capability.find((r) => r.dataset === dataset)?.value,
+    })),
+    ...trainingKeys.map((k): Column => ({ name: `training/${k}`, get: (c) => c.training?.[k] })),
+    { name: 'seconds', get: (c) => c.seconds },
+    { name: 'error', get: (c) => c.error?.message.split('\n')[0] },
+  ];
+}
+
+/** results.csv text: a header and one row per cell (empty fields where a cell has no such value). */
+export function resultsCsv(cells: readonly CellResult[]): string {
+  const columns = csvColumns(cells);
+  return stringify(
+    cells.map((c) => columns.map((col) => col.get(c) ?? '')),
+    { header: true, columns: columns.map((c) => c.name) },
+  );
+}
