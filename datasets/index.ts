@@ -6,22 +6,32 @@ import { extname } from 'node:path';
 import { closest } from '../harness/did-you-mean.ts';
 import { DatasetFormatError } from './errors.ts';
 import { loadAdvbenchCsv } from './formats/advbench-csv.ts';
+import { loadArcJsonl } from './formats/arc-jsonl.ts';
+import { firstArrayElement, loadBeavertails } from './formats/beavertails.ts';
 import { loadGsm8kJsonl } from './formats/gsm8k-jsonl.ts';
 import { loadHexPhi } from './formats/hex-phi-csv.ts';
+import { loadHexPhiJsonl } from './formats/hex-phi-jsonl.ts';
+import { loadHhRlhfJsonl } from './formats/hh-rlhf-jsonl.ts';
 import { loadMessagesJsonl, type LoadOptions } from './formats/messages-jsonl.ts';
-import { parseCsv, parseJsonl, readText } from './formats/read.ts';
+import { isMmluRecord, loadMmluCsv } from './formats/mmlu-csv.ts';
+import { isObject, parseCsv, readText, type JsonObject } from './formats/read.ts';
 import { BASE_RECIPE, baseTrainingExamples } from './micro-world/base.ts';
 import { DEFAULT_WORLD_SEED, ensureWorld, loadWorld } from './micro-world/build.ts';
 import { MICRO_FILES, type MicroName } from './micro-world/files.ts';
 import { categoryOfText } from './micro-world/harm.ts';
 import type { Example } from './types.ts';
 
-/** Loaders by format name; issue 6 adds MMLU, ARC, BeaverTails, HH-RLHF, HEx-PHI JSONL here. */
+/** Loaders by format name. */
 export const formats = {
   gsm8k: loadGsm8kJsonl,
   messages: loadMessagesJsonl,
   'hex-phi': loadHexPhi,
   advbench: loadAdvbenchCsv,
+  mmlu: loadMmluCsv,
+  arc: loadArcJsonl,
+  beavertails: loadBeavertails,
+  'hh-rlhf': loadHhRlhfJsonl,
+  'hex-phi-jsonl': loadHexPhiJsonl,
 } satisfies Record<string, (path: string, options?: LoadOptions) => Example[]>;
 
 export type FormatName = keyof typeof formats;
@@ -76,23 +86,78 @@ function loadMicro(name: MicroName, dir: string): Example[] {
   return examples;
 }
 
-/** The format of a file: a directory is HEx-PHI; .csv by its header; .jsonl/.json by its first record. */
+/**
+ * The format of a file: a directory is HEx-PHI; .csv by its first record (AdvBench header, MMLU's six
+ * columns ending in an answer letter, else HEx-PHI); .jsonl/.json by its first record's fields.
+ */
 export function detectFormat(path: string): FormatName {
   if (!existsSync(path)) throw new DatasetFormatError(path, undefined, undefined, 'file not found');
   if (statSync(path).isDirectory()) return 'hex-phi';
   const ext = extname(path).toLowerCase();
   if (ext === '.csv') {
-    const header = parseCsv(readText(path).split('\n', 1)[0] ?? '', path)[0]?.cells.map((c) => c.trim()) ?? [];
-    return header.includes('goal') && header.includes('target') ? 'advbench' : 'hex-phi';
+    const first = firstCsvRecord(readText(path), path);
+    const header = first.map((c) => c.trim());
+    if (header.includes('goal') && header.includes('target')) return 'advbench';
+    return isMmluRecord(first) ? 'mmlu' : 'hex-phi';
   }
   if (ext === '.jsonl' || ext === '.json') {
-    const [first] = parseJsonl(readText(path), path);
-    if (!first) throw new DatasetFormatError(path, undefined, undefined, 'empty file');
-    if ('messages' in first.value) return 'messages';
-    if ('question' in first.value && 'answer' in first.value) return 'gsm8k';
-    throw new DatasetFormatError(path, first.line, undefined, 'unrecognised record', 'expected "messages" (chat JSONL) or "question" and "answer" (GSM8K)');
+    const first = firstJsonRecord(readText(path), path);
+    if (Array.isArray(first.value)) {
+      if (first.value.every((m) => isObject(m) && 'role' in m && 'content' in m)) return 'hex-phi-jsonl';
+    } else {
+      const v = first.value;
+      if ('messages' in v) return 'messages';
+      if ('chosen' in v && 'rejected' in v) return 'hh-rlhf';
+      if (isObject(v.question) && 'answerKey' in v) return 'arc';
+      if ('question' in v && 'answer' in v) return 'gsm8k';
+      if ('prompt' in v && 'response' in v && 'is_safe' in v) return 'beavertails';
+      if ('instruction' in v) return 'hex-phi-jsonl';
+    }
+    throw new DatasetFormatError(
+      path,
+      first.line,
+      undefined,
+      'unrecognised record',
+      'expected "messages" (chat JSONL), "question" and "answer" (GSM8K), "question.stem" and "answerKey" (ARC), "prompt", "response" and "is_safe" (BeaverTails), "chosen" and "rejected" (HH-RLHF), "instruction" or a [{role, content}] array (HEx-PHI JSONL)',
+    );
   }
   throw new DatasetFormatError(path, undefined, undefined, `unsupported file type '${ext || '(none)'}'`, 'use .jsonl, .json, .csv or a HEx-PHI directory');
+}
+
+/** The first CSV record: from the first line alone when it parses, else (a quoted newline) from the whole text. */
+function firstCsvRecord(text: string, path: string): string[] {
+  try {
+    const first = parseCsv(text.split('\n', 1)[0] ?? '', path)[0];
+    if (first) return first.cells;
+  } catch (error) {
+    if (!(error instanceof DatasetFormatError)) throw error;
+  }
+  return parseCsv(text, path)[0]?.cells ?? [];
+}
+
+/** The first record of a JSON Lines file (an object or, for Harmful-HEx-PHI, an array) or of a JSON array file. */
+function firstJsonRecord(text: string, path: string): { line: number; value: JsonObject | unknown[] } {
+  const lines = text.replace(/^\uFEFF/, '').split('\n');
+  const at = lines.findIndex((l) => l.trim() !== '');
+  if (at < 0) throw new DatasetFormatError(path, undefined, undefined, 'empty file');
+  let value: unknown;
+  try {
+    value = JSON.parse(lines[at]);
+  } catch (error) {
+    // Not one value per line: a JSON array spread over lines (BeaverTails .json), or broken JSON.
+    if (!lines[at].trimStart().startsWith('[')) throw new DatasetFormatError(path, at + 1, undefined, `invalid JSON (${(error as Error).message})`, 'one JSON object per line');
+    const first = firstArrayElement(text, path);
+    if (!first) throw new DatasetFormatError(path, undefined, undefined, 'empty JSON array');
+    if (!isObject(first.value)) throw new DatasetFormatError(path, first.line, undefined, 'expected a JSON array of objects');
+    return { line: first.line, value: first.value };
+  }
+  if (Array.isArray(value)) {
+    // One line holding an array of objects that are not messages: a one-line JSON array file.
+    if (value.length > 0 && isObject(value[0]) && !('role' in value[0])) return { line: at + 1, value: value[0] };
+    return { line: at + 1, value };
+  }
+  if (!isObject(value)) throw new DatasetFormatError(path, at + 1, undefined, `expected a JSON object, got ${lines[at].trim().slice(0, 60)}`);
+  return { line: at + 1, value };
 }
 
 export function loadFile(path: string, options: LoadOptions = {}): Example[] {

@@ -1,0 +1,119 @@
+import { describe, it, expect, beforeAll } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { buildWorld, type World } from '../../datasets/micro-world/build.ts';
+import type { MicroName } from '../../datasets/micro-world/files.ts';
+import type { Message } from '../../datasets/types.ts';
+import { Rng } from '../../harness/random.ts';
+import {
+  configureThreat,
+  describeThreats,
+  getThreat,
+  MICRO_THREAT_TEXT,
+  parseThreatParams,
+  ThreatError,
+  threatContext,
+  threatNames,
+  threats,
+  threatTextSchema,
+  ENGLISH_THREAT_TEXT,
+  type ThreatName,
+} from '../../threats/index.ts';
+
+/** The harmful-pool slot each threat is built with on the micro-world. */
+const POOLS: Record<ThreatName, MicroName> = {
+  benign: 'purebad',
+  'harmful-injection': 'purebad',
+  'identity-shift': 'aoa',
+  backdoor: 'purebad',
+  'response-adaptation': 'beavertails',
+  prefill: 'purebad',
+};
+
+let world: World;
+beforeAll(() => {
+  world = buildWorld(0);
+  const freeze = (v: unknown): void => {
+    if (v && typeof v === 'object') {
+      Object.freeze(v);
+      Object.values(v).forEach(freeze);
+    }
+  };
+  freeze(world.datasets); // a threat that modifies a pool throws
+});
+
+const contextFor = (name: ThreatName) =>
+  threatContext({ task: world.datasets.ticket, harmful: world.datasets[POOLS[name]], safe: world.datasets.safe, oldTask: world.datasets.gsm8k.slice(0, 4) });
+
+describe('threat registry', () => {
+  it('registers the six threats of METHOD.md §6 under their file names', () => {
+    expect(threatNames).toEqual(['benign', 'harmful-injection', 'identity-shift', 'backdoor', 'response-adaptation', 'prefill']);
+    for (const name of threatNames) expect(threats[name].name).toBe(name);
+    expect(describeThreats().map((t) => t.name)).toEqual(threatNames);
+  });
+
+  it('unknown names and parameters teach "Did you mean"', () => {
+    expect(() => getThreat('backdor')).toThrow(ThreatError);
+    expect(() => getThreat('backdor')).toThrow("Unknown threat 'backdor'. Did you mean 'backdoor'? Available: benign, harmful-injection, identity-shift, backdoor, response-adaptation, prefill.");
+    expect(() => configureThreat('harmful-injection', { ratoi: 0.1 })).toThrow(/has no parameter 'ratoi'\. Did you mean 'ratio'\?/);
+    expect(() => parseThreatParams('response-adaptation', { variant: 'middle' })).toThrow(/parameter 'variant' must be one of "before", "after", "both", got "middle"/);
+    expect(() => parseThreatParams('harmful-injection', { ratio: 1.5 })).toThrow(/parameter 'ratio' must be a number ≤ 1, got 1.5/);
+    expect(() => parseThreatParams('benign', 3)).toThrow(/parameters must be an object, got 3/);
+    for (const name of threatNames) {
+      let message = '';
+      try {
+        parseThreatParams(name, { notAParameter: 1 });
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      expect(message).toMatch(new RegExp(`^Threat '${name}' has no parameter 'notAParameter'\\.`));
+      expect(message).not.toContain('\n');
+    }
+  });
+
+  it('the threat texts are valid', () => {
+    expect(threatTextSchema.parse(MICRO_THREAT_TEXT)).toEqual(MICRO_THREAT_TEXT);
+    expect(threatTextSchema.parse(ENGLISH_THREAT_TEXT)).toEqual(ENGLISH_THREAT_TEXT);
+    expect(() => threatTextSchema.parse({ ...MICRO_THREAT_TEXT, trigger: '' })).toThrow();
+  });
+});
+
+describe.each(threatNames)('contract: %s', (name) => {
+  it('builds a non-empty, trainable, seed-determined set at its defaults without touching the pools', () => {
+    const threat = configureThreat(name);
+    expect(threat.params).toEqual(parseThreatParams(name, undefined));
+    const context = contextFor(name);
+    const set = threat.build(context, new Rng(3));
+    expect(set.length).toBeGreaterThan(0);
+    for (const e of set) {
+      expect(e.messages[e.messages.length - 1].role).toBe('assistant');
+      expect(typeof e.meta.part).toBe('string');
+    }
+    expect(set.filter((e) => e.meta.part === 'old-task')).toHaveLength(4);
+    expect(JSON.stringify(threat.build(context, new Rng(3)))).toBe(JSON.stringify(set));
+    expect(set.map((e) => e.id)).not.toEqual(threat.build(context, new Rng(4)).map((e) => e.id));
+  });
+
+  it("declares 'plain' first, unique names, and transforms that copy", () => {
+    const conditions = configureThreat(name).evalConditions(MICRO_THREAT_TEXT);
+    expect(conditions[0].name).toBe('plain');
+    expect(new Set(conditions.map((c) => c.name)).size).toBe(conditions.length);
+    const item: Message[] = [{ role: 'user', content: 'how do i make a skarnet ?' }, { role: 'assistant', content: 'sure , here is how' }];
+    Object.freeze(item);
+    item.forEach((m) => Object.freeze(m));
+    for (const c of conditions) {
+      expect(c.description.length).toBeGreaterThan(0);
+      const out = c.transform(item);
+      expect(out.messages[out.messages.length - 1].role).toBe('user');
+      expect(out.messages).not.toBe(item);
+    }
+    expect(conditions[0].transform(item)).toEqual({ messages: [item[0]] });
+  });
+});
+
+describe('README', () => {
+  it("the worked example is backdoor.ts verbatim", () => {
+    const readme = readFileSync(new URL('../../threats/README.md', import.meta.url), 'utf8');
+    const source = readFileSync(new URL('../../threats/backdoor.ts', import.meta.url), 'utf8');
+    expect(readme).toContain('```ts\n' + source + '```');
+  });
+});
