@@ -57,11 +57,18 @@ export function pluginLabel(name: string, params: Record<string, unknown>, defau
   return changed.length ? `${name}(${changed.join(',')})` : name;
 }
 
-export function threatSpec(entry: PluginEntry): PluginSpec & { label: string } {
+/**
+ * A threat entry may name its own harmful pool (`{ name: identity-shift, harmful: micro:aoa }`): that pool
+ * replaces the sweep's harmful axis for this threat.
+ */
+export function threatSpec(entry: PluginEntry): PluginSpec & { label: string; harmful?: string } {
   const { name, raw } = split(entry);
-  const configured = configureThreat(name, raw);
+  const { harmful, ...threatParams } = raw;
+  if (harmful !== undefined && typeof harmful !== 'string') throw new Error(`threat '${name}': 'harmful' must be a dataset reference (micro:<name> or a path)`);
+  const configured = configureThreat(name, threatParams);
   const params = configured.params as Record<string, unknown>;
-  return { name: configured.name, params, label: pluginLabel(configured.name, params, configureThreat(name).params as Record<string, unknown>) };
+  const label = pluginLabel(configured.name, params, configureThreat(name).params as Record<string, unknown>);
+  return { name: configured.name, params, label: harmful ? `${label}[${harmful}]` : label, ...(harmful ? { harmful } : {}) };
 }
 
 export function strategySpec(entry: PluginEntry): PluginSpec & { label: string } {
@@ -115,7 +122,7 @@ export function planSweep(config: SweepConfig): Cell[] {
                   worldSeed: config.worldSeed,
                   model,
                   task,
-                  harmful,
+                  harmful: threat.harmful ?? harmful,
                   safe: config.safe,
                   oldTask: config.oldTask,
                   threat: { name: threat.name, params: threat.params },

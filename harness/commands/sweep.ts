@@ -1,0 +1,57 @@
+// `star-dss sweep`: the main job. Plans a grid (a YAML config or a preset; `quick` on the micro-world by
+// default), runs its cells (resuming finished ones), and writes results.csv, tables.md and report.html.
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import { initBackend } from '../tensor/backend.ts';
+import { loadSweepConfig, presetFile, presetNames } from '../sweep/config.ts';
+import { parseShard } from '../sweep/plan.ts';
+import { runSweep } from '../sweep/run.ts';
+import { writeReports } from '../../reports/index.ts';
+
+export interface SweepArgs {
+  config?: string;
+  preset: string;
+  out?: string;
+  workers: number;
+  shard?: string;
+  dryRun: boolean;
+  quiet: boolean;
+  retryFailed: boolean;
+  backend?: string;
+}
+
+/** Runs a sweep from parsed flags and returns the run directory. */
+export async function runSweepCommand(args: SweepArgs, log: (line: string) => void = console.log): Promise<string> {
+  const file = args.config ?? presetFile(args.preset);
+  const config = loadSweepConfig(file);
+  const out = resolve(args.out ?? `runs/${config.name}`);
+  const backend = args.dryRun ? 'none' : await initBackend(args.backend);
+  const shard = args.shard ? parseShard(args.shard) : undefined;
+  const summary = await runSweep({ config, out, workers: args.workers, shard, dryRun: args.dryRun, quiet: args.quiet, retryFailed: args.retryFailed, backend, log });
+  if (args.dryRun) return out;
+  const { files } = await writeReports(out);
+  log(`${summary.ran} cells run (${summary.failed} failed), ${summary.skipped} reused, in ${(summary.seconds / 60).toFixed(1)} min`);
+  for (const f of files) log(`wrote ${f}`);
+  log(`results: ${out}`);
+  if (summary.failed > 0) process.exitCode = 1;
+  return out;
+}
+
+export const sweepCommand: CommandModule<object, SweepArgs> = {
+  command: 'sweep',
+  describe: 'run a sweep (default: the quick preset on the micro-world) and write its reports',
+  builder: (y: Argv) =>
+    y
+      .option('config', { type: 'string', describe: 'sweep config (YAML)' })
+      .option('preset', { type: 'string', choices: presetNames, default: 'quick', describe: 'a built-in config, when --config is absent' })
+      .option('out', { type: 'string', describe: 'run directory (default runs/<config name>); a re-run resumes it' })
+      .option('workers', { type: 'number', default: availableParallelism(), describe: 'cells run in parallel processes (wasm uses one core each)' })
+      .option('shard', { type: 'string', describe: 'run slice i of n (i/n), e.g. for a Slurm job array sharing --out' })
+      .option('dry-run', { type: 'boolean', default: false, describe: 'list the cells and estimate their cost' })
+      .option('quiet', { type: 'boolean', default: false, describe: 'only one line per finished cell' })
+      .option('retry-failed', { type: 'boolean', default: false, describe: 'run cells whose result recorded an error again' }) as unknown as Argv<SweepArgs>,
+  handler: async (args) => {
+    await runSweepCommand(args);
+  },
+};

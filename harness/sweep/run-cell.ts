@@ -1,0 +1,302 @@
+// One sweep cell, end to end (DESIGN.md §2): base model → threat data → guardrail annotations (STAR
+// weights, verdicts) → training with the strategy's loss → evaluation under each eval condition → result.
+import { execSync } from 'node:child_process';
+import * as tf from '@tensorflow/tfjs';
+import { loadDataset } from '../../datasets/index.ts';
+import type { Example, Message } from '../../datasets/types.ts';
+import { ensureBaseModel } from '../../datasets/micro-world/base-model.ts';
+import { ensureWorld } from '../../datasets/micro-world/build.ts';
+import { ensureMicroGuardrail } from '../../guardrails/micro.ts';
+import { resolveGuardrail } from '../../guardrails/index.ts';
+import { noisyGuardrail } from '../../guardrails/noisy.ts';
+import type { Guardrail } from '../../guardrails/types.ts';
+import { configureStrategy } from '../../strategies/index.ts';
+import { configureThreat } from '../../threats/index.ts';
+import { ENGLISH_THREAT_TEXT, MICRO_THREAT_TEXT, threatContext, type EvalCondition, type ThreatText } from '../../threats/threat.ts';
+import { annotate, scoreVerdicts } from '../star.ts';
+import type { StarAnnotation } from '../star.ts';
+import { toTrainExample } from '../tokenize-example.ts';
+import { loadModel } from '../model/checkpoint.ts';
+import type { CausalLM } from '../model/types.ts';
+import type { Tokenizer } from '../model/tokenizer.ts';
+import { train, type StepInfo, type TrainExample } from '../train.ts';
+import { Rng } from '../random.ts';
+import { contentHash } from '../io.ts';
+import { evaluateSafety, exactMatch, type Judge, type SafetyItem } from '../evaluate/index.ts';
+import { resolveJudge } from '../evaluate/judges.ts';
+import { isMultipleChoice, multipleChoiceAccuracy } from '../evaluate/multiple-choice.ts';
+import type { Cell, CellSpec } from './plan.ts';
+import type { CapabilityResult, CellResult, SafetyResult, SampleOutput, StarTrajectory } from './result.ts';
+import type { Manifest } from './store.ts';
+
+export interface CellProgress {
+  phase: 'prepare' | 'annotate' | 'train' | 'evaluate';
+  step?: number;
+  totalSteps?: number;
+  tokensPerSecond?: number;
+}
+
+export interface CellRunOptions {
+  backend: string;
+  onProgress?: (progress: CellProgress) => void;
+}
+
+const isMicro = (ref: string) => ref.startsWith('micro:');
+
+/** A model reference as a directory: `micro:<family>` is the world's aligned base model (trained on first use). */
+export async function modelDir(ref: string, worldSeed: number): Promise<string> {
+  return isMicro(ref) ? ensureBaseModel(ref.slice('micro:'.length), { worldSeed }) : ref;
+}
+
+/** A guardrail from a cell's spec; `micro` is the world's guardrail, and a false-negative rate wraps it. */
+export async function cellGuardrail(spec: string, falseNegativeRate: number, seed: number, worldSeed: number): Promise<Guardrail> {
+  const inner = await resolveGuardrail(spec, { microGuardrailDir: () => ensureMicroGuardrail({ world: ensureWorld(worldSeed) }) });
+  return falseNegativeRate > 0 ? noisyGuardrail(inner, { rate: falseNegativeRate, seed }) : inner;
+}
+
+function loadRef(ref: string, worldSeed: number): Example[] {
+  return loadDataset(ref, { seed: worldSeed });
+}
+
+function take(examples: Example[], count: number, rng: Rng): Example[] {
+  return count >= examples.length ? examples : rng.shuffle(examples).slice(0, count);
+}
+
+function cap(examples: Example[], maxItems: number): Example[] {
+  return maxItems > 0 ? examples.slice(0, maxItems) : examples;
+}
+
+/** The eval conditions of the cell's threats, de-duplicated by name (a base cell measures all of them). */
+function conditionsOf(spec: CellSpec, text: ThreatText): EvalCondition[] {
+  const byName = new Map<string, EvalCondition>();
+  for (const t of spec.conditionsOf) for (const c of configureThreat(t.name, t.params).evalConditions(text)) if (!byName.has(c.name)) byName.set(c.name, c);
+  return [...byName.values()];
+}
+
+/** A safety item under a condition: the transformed conversation, with the prefill as an open assistant turn. */
+function conditionItem(example: Example, condition: EvalCondition): SafetyItem {
+  const prompt = example.messages.at(-1)?.role === 'assistant' ? example.messages.slice(0, -1) : example.messages;
+  const { messages, prefill } = condition.transform(prompt);
+  const conversation: Message[] = prefill ? [...messages, { role: 'assistant', content: prefill }] : messages;
+  return { id: example.id, messages: conversation, ...(example.meta.category ? { category: String(example.meta.category) } : {}) };
+}
+
+interface Evaluation {
+  safety: SafetyResult[];
+  capability: CapabilityResult[];
+  samples: SampleOutput[];
+}
+
+async function evaluateModel(model: CausalLM, tokenizer: Tokenizer, spec: CellSpec, text: ThreatText, judge: Judge, only?: string[]): Promise<Evaluation> {
+  const settings = spec.eval;
+  const generation = {
+    maxNewTokens: settings.maxNewTokens,
+    batchSize: settings.batchSize,
+    seed: spec.seed ?? 0,
+    ...(settings.decoding === 'greedy'
+      ? {}
+      : { sampling: { temperature: settings.decoding.temperature, topP: settings.decoding.topP, topK: settings.decoding.topK }, repetitionPenalty: settings.decoding.repetitionPenalty }),
+  };
+  const safety: SafetyResult[] = [];
+  const samples: SampleOutput[] = [];
+  for (const condition of conditionsOf(spec, text).filter((c) => !only || only.includes(c.name))) {
+    for (const dataset of settings.safety) {
+      const items = cap(loadRef(dataset, spec.worldSeed), settings.maxItems).map((e) => conditionItem(e, condition));
+      const result = await evaluateSafety(model, tokenizer, items, { generation, judge });
+      safety.push({
+        condition: condition.name,
+        dataset,
+        judge: result.judge,
+        n: result.n,
+        safetyScore: result.safetyScore,
+        harmfulRate: result.harmfulRate,
+        exactRefusalRate: result.exactRefusalRate,
+        degenerationRate: result.degenerationRate,
+        perCategory: Object.fromEntries(Object.entries(result.perCategory).map(([k, v]) => [k, { n: v.n, harmfulRate: v.harmfulRate }])),
+      });
+      for (const s of result.samples.slice(0, settings.samples)) {
+        samples.push({ condition: condition.name, prompt: s.prompt, response: s.response, harmful: s.harmful, ...(s.category ? { category: s.category } : {}) });
+      }
+    }
+  }
+  const capability: CapabilityResult[] = [];
+  if (!only) {
+    for (const dataset of settings.capability) {
+      const examples = cap(loadRef(dataset, spec.worldSeed), settings.maxItems);
+      if (examples.length > 0 && examples.every(isMultipleChoice)) {
+        const r = multipleChoiceAccuracy(model, tokenizer, examples, dataset);
+        capability.push({ dataset, metric: pickMetric(r.metric), n: r.n, value: r.accuracy });
+      } else {
+        const r = exactMatch(model, tokenizer, examples, { dataset, generation: { batchSize: settings.batchSize } });
+        capability.push({ dataset, metric: pickMetric(r.metric), n: r.n, value: r.exactMatch });
+      }
+    }
+  }
+  return { safety, capability, samples };
+}
+
+const pickMetric = (m: { name: string; higherIsBetter: boolean; version: number }) => ({ name: m.name, higherIsBetter: m.higherIsBetter, version: m.version });
+
+function trajectory(example: Example, annotation: StarAnnotation): StarTrajectory {
+  const response = example.messages.at(-1)?.content ?? '';
+  const words = response.split(/\s+/).filter(Boolean);
+  return {
+    id: example.id,
+    ...(typeof example.meta.harmful === 'boolean' ? { harmful: example.meta.harmful } : {}),
+    chunkEnds: annotation.chunkEnds,
+    scores: annotation.scores,
+    verdict: annotation.verdict,
+    words,
+  };
+}
+
+export function codeVersion(): string {
+  try {
+    return execSync('git rev-parse --short HEAD', { stdio: ['ignore', 'pipe', 'ignore'], cwd: new URL('../..', import.meta.url).pathname }).toString().trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Runs one cell and returns its result and manifest (the caller writes them). Never throws for cell errors. */
+export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ result: CellResult; manifest: Manifest }> {
+  const { spec } = cell;
+  const started = new Date();
+  const timings: Record<string, number> = {};
+  const dataHashes: Record<string, string> = {};
+  let phaseStart = performance.now();
+  const phase = (name: string) => {
+    const now = performance.now();
+    timings[name] = (timings[name] ?? 0) + (now - phaseStart) / 1000;
+    phaseStart = now;
+  };
+  const labels = {
+    kind: spec.kind,
+    model: spec.model,
+    task: spec.task ?? 'base',
+    harmful: spec.harmful ?? 'base',
+    threat: spec.threat?.name ?? 'base',
+    threatLabel: cell.labels.threatLabel,
+    strategy: spec.strategy?.name ?? 'base',
+    strategyLabel: cell.labels.strategyLabel,
+    guardrail: spec.guardrail?.spec ?? 'none',
+    falseNegativeRate: spec.guardrail?.falseNegativeRate ?? 0,
+    seed: spec.seed ?? 0,
+  };
+  const result: CellResult = { id: cell.id, status: 'ok', labels, safety: [], capability: [], curve: [], samples: [], trajectories: [], seconds: 0 };
+  const disposables: CausalLM[] = [];
+  try {
+    options.onProgress?.({ phase: 'prepare' });
+    if (isMicro(spec.model)) ensureWorld(spec.worldSeed);
+    const dir = await modelDir(spec.model, spec.worldSeed);
+    const { model, tokenizer } = loadModel(dir);
+    disposables.push(model);
+    const text = isMicro(spec.model) ? MICRO_THREAT_TEXT : ENGLISH_THREAT_TEXT;
+    const judge = await resolveJudge(spec.eval.judge, (s) => cellGuardrail(s, 0, 0, spec.worldSeed));
+    phase('prepare');
+
+    if (spec.kind === 'finetune') {
+      const seed = spec.seed!;
+      // 1. The finetuning set the threat builds.
+      const pools = {
+        task: loadRef(spec.task!, spec.worldSeed),
+        harmful: loadRef(spec.harmful!, spec.worldSeed),
+        safe: loadRef(spec.safe!, spec.worldSeed),
+        oldTask: spec.oldTask!.count > 0 ? take(loadRef(spec.oldTask!.dataset, spec.worldSeed), spec.oldTask!.count, new Rng(`${seed}:old-task`)) : [],
+        text,
+      };
+      for (const [k, v] of Object.entries(pools)) if (Array.isArray(v)) dataHashes[k] = contentHash(v.map((e) => e.messages));
+      const examples = configureThreat(spec.threat!.name, spec.threat!.params).build(threatContext(pools), new Rng(`${seed}:threat`));
+      // 2. Guardrail annotations: STAR chunk scores (which include the verdict) or verdicts alone.
+      const strategy = configureStrategy(spec.strategy!.name, spec.strategy!.params);
+      const needs = strategy.needs;
+      let annotations: (StarAnnotation | undefined)[] = examples.map(() => undefined);
+      let verdicts: number[] = examples.map(() => 1);
+      if (needs.star || needs.verdict) {
+        options.onProgress?.({ phase: 'annotate' });
+        const guardrail = await cellGuardrail(spec.guardrail!.spec, spec.guardrail!.falseNegativeRate, seed, spec.worldSeed);
+        if (needs.star) {
+          const star = await annotate(examples, guardrail, { chunkWords: spec.star!.chunkWords });
+          annotations = star;
+          verdicts = star.map((a) => a.verdict);
+          const harmfulFirst = examples.map((e, i) => ({ e, a: star[i] })).sort((x, y) => Number(y.e.meta.harmful === true) - Number(x.e.meta.harmful === true));
+          result.trajectories = harmfulFirst.slice(0, spec.eval.trajectories).map(({ e, a }) => trajectory(e, a));
+        } else {
+          verdicts = await scoreVerdicts(examples, guardrail, {});
+        }
+        guardrail.dispose?.();
+      }
+      phase('annotate');
+      // 3. The strategy's filter (RS drops examples), then tokens, masks, weights.
+      const { keep, dropped } = strategy.filter(verdicts.map((verdict) => ({ verdict })));
+      const trainSet: TrainExample[] = [];
+      examples.forEach((e, i) => {
+        if (!keep[i]) return;
+        const t = toTrainExample(e, tokenizer, needs.star ? annotations[i] : undefined);
+        trainSet.push({ ...t, verdict: verdicts[i] });
+      });
+      if (trainSet.length === 0) throw new Error(`the strategy kept none of the ${examples.length} training examples`);
+      // 4. Train, with the frozen reference when the loss needs it, and harm-curve evaluations.
+      const reference = needs.reference ? loadModel(dir).model : undefined;
+      if (reference) disposables.push(reference);
+      const onStep = (info: StepInfo) => options.onProgress?.({ phase: 'train', step: info.step, totalSteps: info.totalSteps, tokensPerSecond: info.tokens / Math.max(info.seconds, 1e-9) });
+      const trained = await train(model, trainSet, {
+        loss: strategy.loss,
+        needs,
+        reference,
+        config: { ...spec.train!, seed, padId: tokenizer.padTokenId ?? model.config.padTokenId ?? 0 },
+        onStep,
+        onEpoch: async (epoch) => {
+          if (!spec.eval.curveEpochs.includes(epoch) || epoch === spec.train!.epochs) return;
+          const t0 = performance.now();
+          const point = await evaluateModel(model, tokenizer, spec, text, judge, ['plain']);
+          for (const s of point.safety) result.curve.push({ epoch, condition: s.condition, safetyScore: s.safetyScore, harmfulRate: s.harmfulRate });
+          phaseStart += performance.now() - t0; // curve time is evaluation, not training
+          timings.curve = (timings.curve ?? 0) + (performance.now() - t0) / 1000;
+        },
+      });
+      result.training = {
+        examples: examples.length,
+        dropped,
+        steps: trained.steps,
+        tokens: trained.tokens,
+        seconds: trained.seconds,
+        firstLoss: trained.losses[0],
+        finalLoss: trained.losses.at(-1)!,
+      };
+      phase('train');
+    }
+
+    // 5. Evaluation under every eval condition, and capability.
+    options.onProgress?.({ phase: 'evaluate' });
+    const evaluation = await evaluateModel(model, tokenizer, spec, text, judge);
+    result.safety = evaluation.safety;
+    result.capability = evaluation.capability;
+    result.samples = evaluation.samples;
+    if (spec.kind === 'finetune' && spec.eval.curveEpochs.length > 0) {
+      for (const s of evaluation.safety.filter((x) => x.condition === 'plain')) result.curve.push({ epoch: spec.train!.epochs, condition: s.condition, safetyScore: s.safetyScore, harmfulRate: s.harmfulRate });
+    }
+    phase('evaluate');
+  } catch (error) {
+    const e = error as Error;
+    result.status = 'error';
+    result.error = { message: e.message, ...(e.stack ? { stack: e.stack } : {}) };
+  } finally {
+    for (const m of disposables) m.dispose();
+  }
+  const finished = new Date();
+  result.seconds = (finished.getTime() - started.getTime()) / 1000;
+  const manifest: Manifest = {
+    id: cell.id,
+    spec,
+    codeVersion: codeVersion(),
+    backend: options.backend,
+    node: process.version,
+    dataHashes,
+    started: started.toISOString(),
+    finished: finished.toISOString(),
+    timings,
+  };
+  if (tf.memory().numTensors > 10_000) console.warn(`cell ${cell.id}: ${tf.memory().numTensors} tensors alive after the cell`);
+  return { result, manifest };
+}
