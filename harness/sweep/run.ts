@@ -3,9 +3,6 @@
 // run the rest in-process or in N worker processes, with progress and an ETA, and finally write reports.
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { ensureWorld } from '../../datasets/micro-world/build.ts';
-import { ensureBaseModel } from '../../datasets/micro-world/base-model.ts';
-import { ensureMicroGuardrail } from '../../guardrails/micro.ts';
 import { configureStrategy } from '../../strategies/index.ts';
 import type { SweepConfig } from './config.ts';
 import { planSweep, shardCells, type Cell } from './plan.ts';
@@ -13,6 +10,7 @@ import { isCellDone, writeCellResult, writePlan } from './store.ts';
 import { runCell, type CellProgress } from './run-cell.ts';
 import type { FromWorker, ToWorker } from './worker.ts';
 import { estimateCells } from './estimate.ts';
+import { prepareAll, type Prerequisite } from './prepare.ts';
 
 export interface SweepOptions {
   config: SweepConfig;
@@ -41,26 +39,21 @@ export function cellTitle(cell: Cell): string {
   return `${s.model} ${cell.labels.threatLabel} × ${cell.labels.strategyLabel}${fnr} seed ${s.seed}`;
 }
 
-/** Trains (or finds in the cache) everything cells share, in this process, before any worker starts. */
-async function preparePrerequisites(cells: Cell[], log: (line: string) => void): Promise<void> {
-  const micro = cells.filter((c) => c.spec.model.startsWith('micro:'));
-  for (const worldSeed of new Set(micro.map((c) => c.spec.worldSeed))) {
-    const world = ensureWorld(worldSeed);
-    for (const family of new Set(micro.filter((c) => c.spec.worldSeed === worldSeed).map((c) => c.spec.model.slice('micro:'.length)))) {
-      log(`base model micro:${family}: preparing (cached after the first run)`);
-      await ensureBaseModel(family, { worldSeed, log });
+/** What the cells share and must exist before they run: base models of micro families, the micro guardrail. */
+export function prerequisites(cells: Cell[]): Prerequisite[] {
+  const out = new Map<string, Prerequisite>();
+  for (const { spec } of cells) {
+    if (spec.model.startsWith('micro:')) {
+      const family = spec.model.slice('micro:'.length);
+      out.set(`base:${family}:${spec.worldSeed}`, { kind: 'base', family, worldSeed: spec.worldSeed });
     }
-    const needsGuard = cells.some(
-      (c) => c.spec.worldSeed === worldSeed && c.spec.guardrail?.spec === 'micro' && c.spec.strategy && (() => {
-        const needs = configureStrategy(c.spec.strategy.name, c.spec.strategy.params).needs;
-        return needs.star || needs.verdict;
-      })(),
-    );
-    if (needsGuard) {
-      log('micro guardrail: preparing (cached after the first run)');
-      await ensureMicroGuardrail({ world, log });
+    if (spec.guardrail?.spec === 'micro' && spec.strategy) {
+      const needs = configureStrategy(spec.strategy.name, spec.strategy.params).needs;
+      if (needs.star || needs.verdict) out.set(`guardrail:${spec.worldSeed}`, { kind: 'guardrail', worldSeed: spec.worldSeed });
     }
+    if (spec.eval.judge === 'guardrail:micro') out.set(`guardrail:${spec.worldSeed}`, { kind: 'guardrail', worldSeed: spec.worldSeed });
   }
+  return [...out.values()];
 }
 
 /** One progress line: cells done of total, the running cells' phase and step, tokens/s, and an ETA. */
@@ -171,7 +164,11 @@ export async function runSweep(options: SweepOptions): Promise<SweepSummary> {
   const pending = cells.filter((c) => !isCellDone(options.out, c.id, { retryFailed: options.retryFailed }));
   const skipped = cells.length - pending.length;
   log(`sweep '${options.config.name}': ${cells.length} cells, ${skipped} already done, ${pending.length} to run → ${options.out}`);
-  if (pending.length > 0) await preparePrerequisites(pending, log);
+  const needed = prerequisites(pending);
+  if (needed.length > 0) {
+    log(`preparing ${needed.map((p) => (p.kind === 'base' ? `base model micro:${p.family}` : 'micro guardrail')).join(', ')} (cached after the first run)`);
+    await prepareAll(needed, options.workers, log);
+  }
   const progress = new Progress(pending.length, log, options.quiet ?? false);
   let failed = 0;
   if (options.workers <= 1) {
