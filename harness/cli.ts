@@ -2,9 +2,20 @@
 // `buildCli` is exported so argument parsing is tested without spawning a process.
 import yargs, { type Argv } from 'yargs';
 import { backendNames } from './tensor/backend.ts';
+import { ensureWorld } from '../datasets/micro-world/build.ts';
+import { ensureMicroGuardrail } from '../guardrails/micro.ts';
+import { baseCommand } from './commands/base.ts';
+import { datasetsCommand } from './commands/datasets.ts';
 import { modelCommand } from './commands/model.ts';
+import { reportCommand } from './commands/report.ts';
+import { makeServeCommand } from './commands/serve.ts';
+import { makeStarCommand } from './commands/star.ts';
 import { strategiesCommand } from './commands/strategies.ts';
+import { sweepCommand } from './commands/sweep.ts';
 import { worldCommand } from './commands/world.ts';
+
+/** `--guardrail micro`: the default world's guardrail, trained and cached on first use. */
+const microGuardrailDir = () => ensureMicroGuardrail({ world: ensureWorld(), log: (line) => console.error(line) });
 
 export function buildCli(argv: string[]): Argv {
   return yargs(argv)
@@ -14,9 +25,15 @@ export function buildCli(argv: string[]): Argv {
       default: process.env.STAR_DSS_BACKEND ?? 'auto',
       describe: 'tensor engine (also STAR_DSS_BACKEND): auto = tfjs-node-gpu, else tfjs-node, else wasm',
     })
-    .command(modelCommand)
-    .command(strategiesCommand)
+    .command(sweepCommand)
+    .command(reportCommand)
     .command(worldCommand)
+    .command(baseCommand)
+    .command(makeStarCommand({ microGuardrailDir }))
+    .command(makeServeCommand({ microGuardrailDir }))
+    .command(strategiesCommand)
+    .command(datasetsCommand)
+    .command(modelCommand)
     .demandCommand(1, 'Name a command; see --help.')
     .strict()
     .recommendCommands()

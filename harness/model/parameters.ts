@@ -100,7 +100,7 @@ export function initParams(config: ModelConfig, seed: number): Map<string, tf.Va
       const rng = new Rng(`${seed}:${spec.name}`);
       for (let i = 0; i < size; i++) values[i] = rng.normal() * std;
     }
-    params.set(spec.name, tf.variable(tf.tensor(values, spec.shape, 'float32')));
+    params.set(spec.name, tf.tidy(() => tf.variable(tf.tensor(values, spec.shape, 'float32')))); // tidy frees the source tensor
   }
   return params;
 }

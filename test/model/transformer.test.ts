@@ -292,3 +292,20 @@ describe('lastOnly', () => {
     model.dispose();
   });
 });
+
+describe('lifecycle', () => {
+  it('creating and disposing a model (random or from weights) leaves no tensors behind', async () => {
+    const { createModel } = await import('../../harness/model/transformer.ts');
+    const { makeConfig, parseConfig } = await import('../../harness/model/config.ts');
+    const { tf } = await import('../../harness/tensor/index.ts');
+    const config = parseConfig(makeConfig('gpt2', { hidden: 16, layers: 1, heads: 2, vocab: 20 }));
+    const before = tf.memory().numTensors;
+    const a = createModel(config, { seed: 1 });
+    const weights = new Map([...a.params].map(([k, v]) => [k, v.clone() as tf.Tensor]));
+    const b = createModel(config, { weights });
+    tf.dispose([...weights.values()]);
+    a.dispose();
+    b.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});

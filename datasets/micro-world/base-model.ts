@@ -1,0 +1,347 @@
+// Aligned micro base models (π_ref) of three families, trained from scratch on the world's base mix
+// (old tasks, chat, refusals; base.ts) by one recipe per family, saved in Hugging Face layout with the
+// world tokenizer and chat template, and cached under <cache>/base/<family>/<recipe hash>. The hash covers
+// everything that changes the weights: the world (version, seed, the base files' sha256, vocabulary), the
+// model sizes, the training settings, the seed, the tokenizer and a code version.
+//
+// Recipe (measured prototype, MICROWORLD.md): d 128, 2 layers, 4 heads, MLP 512, tied head, ~3 epochs of
+// ~9k items at batch 32, AdamW β2 0.95, lr 3e-3 with 50 warmup steps then cosine to 3e-4.
+import { existsSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import type { Example } from '../types.ts';
+import { loadDataset } from '../index.ts';
+import { BASE_RECIPE, baseTrainingExamples, type BaseRecipeEntry } from './base.ts';
+import { DEFAULT_WORLD_SEED, WORLD_VERSION, ensureWorld, loadWorld, type WorldManifest } from './build.ts';
+import { MICRO_FILES } from './files.ts';
+import { MICRO_SPECIAL_TOKENS, microTokenizerFiles, tokenizerDirFiles } from './tokenizer.ts';
+import { cacheDir, contentHash } from '../../harness/io.ts';
+import { makeConfig, parseConfig } from '../../harness/model/config.ts';
+import { createModel, parameterCount } from '../../harness/model/transformer.ts';
+import { saveModel } from '../../harness/model/checkpoint.ts';
+import { tokenizerFromObjects, wordLevelChatTemplate, type WordLevelTokenizerFiles } from '../../harness/model/tokenizer.ts';
+import type { CausalLM, Family } from '../../harness/model/types.ts';
+import type { Tokenizer } from '../../harness/model/tokenizer.ts';
+import { MAX_NEW_TOKENS_MARGIN, type GenerationSettings } from '../../harness/evaluate/generate-responses.ts';
+import { evaluateSafety, type SafetyResult } from '../../harness/evaluate/safety.ts';
+import { exactMatch, type CapabilityResult } from '../../harness/evaluate/capability.ts';
+import { train, type StepInfo, type TrainConfig, type TrainExample } from '../../harness/train.ts';
+import { toTrainExample } from '../../harness/tokenize-example.ts';
+import { configureStrategy } from '../../strategies/index.ts';
+import { tf } from '../../harness/tensor/index.ts';
+
+/** Bump when training code changes the weights a recipe produces (it is part of the cache key). */
+export const BASE_MODEL_CODE_VERSION = 1;
+
+export const BASE_FAMILIES = ['llama', 'qwen2', 'gpt2'] as const satisfies readonly Family[];
+
+export interface ModelSizes {
+  hidden: number;
+  layers: number;
+  heads: number;
+  /** Key/value heads (llama, qwen2); default = heads. */
+  kvHeads?: number;
+  intermediate: number;
+  maxPositions: number;
+  tied: boolean;
+}
+
+/** The training settings a recipe fixes (the loop's other settings keep their defaults). */
+export type RecipeTrainConfig = Pick<TrainConfig, 'epochs' | 'batchSize' | 'lr' | 'minLr' | 'warmupSteps' | 'betas' | 'weightDecay' | 'clipNorm'>;
+
+export interface BaseModelRecipe {
+  family: Family;
+  sizes: ModelSizes;
+  train: RecipeTrainConfig;
+  /** Datasets and repeats of the base mix. */
+  data: readonly BaseRecipeEntry[];
+}
+
+export const BASE_TRAIN: RecipeTrainConfig = {
+  epochs: 3,
+  batchSize: 32,
+  lr: 3e-3,
+  minLr: 3e-4,
+  warmupSteps: 50,
+  betas: [0.9, 0.95],
+  weightDecay: 0,
+  clipNorm: 1,
+};
+
+const SIZES: ModelSizes = { hidden: 128, layers: 2, heads: 4, intermediate: 512, maxPositions: 128, tied: true };
+
+/** One recipe per family: llama with grouped-query attention (2 kv heads), qwen2 (q/k/v biases), gpt2. */
+export const BASE_RECIPES: Record<(typeof BASE_FAMILIES)[number], BaseModelRecipe> = {
+  llama: { family: 'llama', sizes: { ...SIZES, kvHeads: 2 }, train: BASE_TRAIN, data: BASE_RECIPE },
+  qwen2: { family: 'qwen2', sizes: SIZES, train: BASE_TRAIN, data: BASE_RECIPE },
+  gpt2: { family: 'gpt2', sizes: SIZES, train: BASE_TRAIN, data: BASE_RECIPE },
+};
+
+export function baseRecipe(family: string): BaseModelRecipe {
+  if (!(BASE_FAMILIES as readonly string[]).includes(family)) {
+    throw new RangeError(`Unknown family '${family}'. Available: ${BASE_FAMILIES.join(', ')}.`);
+  }
+  return BASE_RECIPES[family as (typeof BASE_FAMILIES)[number]];
+}
+
+/** A fresh model of a recipe's sizes for a tokenizer (word-level: pad/eos ids from the tokenizer files). */
+export function createMicroModel(family: Family, sizes: ModelSizes, files: WordLevelTokenizerFiles, seed: number): CausalLM {
+  const vocab = files.tokenizerJson.model.vocab;
+  const raw = makeConfig(family, {
+    hidden: sizes.hidden,
+    layers: sizes.layers,
+    heads: sizes.heads,
+    kvHeads: family === 'gpt2' ? undefined : sizes.kvHeads,
+    intermediate: sizes.intermediate,
+    vocab: Object.keys(vocab).length,
+    maxPositions: sizes.maxPositions,
+    tieWordEmbeddings: sizes.tied,
+    eosTokenId: vocab[MICRO_SPECIAL_TOKENS.eos],
+    padTokenId: vocab[MICRO_SPECIAL_TOKENS.pad],
+  });
+  return createModel(parseConfig(raw), { seed });
+}
+
+export interface TrainLog {
+  (line: string): void;
+}
+
+/** Progress lines every `every` steps: step, epoch, loss (mean since the last line), lr, tokens/s, ETA. */
+export function progressPrinter(label: string, log: TrainLog, every = 50): (info: StepInfo) => void {
+  let sum = 0;
+  let count = 0;
+  return (info) => {
+    sum += info.loss;
+    count++;
+    if (info.step % every !== 0 && info.step !== info.totalSteps && info.step !== 1) return;
+    const rate = info.tokens / Math.max(info.seconds, 1e-9);
+    const eta = (info.seconds / info.step) * (info.totalSteps - info.step);
+    log(
+      `[${label}] step ${info.step}/${info.totalSteps} epoch ${info.epoch} loss ${(sum / count).toFixed(4)} lr ${info.lr.toExponential(2)} ` +
+        `${Math.round(rate)} tok/s ${info.seconds.toFixed(0)} s, eta ${eta.toFixed(0)} s`,
+    );
+    sum = 0;
+    count = 0;
+  };
+}
+
+export interface TrainMicroOptions {
+  seed: number;
+  log?: TrainLog;
+  /** Print a progress line every N steps (default 50). */
+  logEvery?: number;
+  label?: string;
+}
+
+export interface MicroTrainingStats {
+  examples: number;
+  steps: number;
+  tokens: number;
+  seconds: number;
+  /** Mean loss of the first and last 20 steps. */
+  firstLoss: number;
+  finalLoss: number;
+  losses: number[];
+  parameters: number;
+  /** 1-minute load average before and after (the machine is shared). */
+  loadBefore: number;
+  loadAfter: number;
+  backend: string;
+}
+
+/** Tokenizes examples and checks that every sequence fits the model's positions. */
+export function trainExamples(examples: readonly Example[], files: WordLevelTokenizerFiles, maxPositions: number): TrainExample[] {
+  const tokenizer = tokenizerFromObjects(files.tokenizerJson, files.tokenizerConfig);
+  // Repeated items (recipe repeats) tokenize once.
+  const memo = new Map<string, TrainExample>();
+  return examples.map((e) => {
+    const key = JSON.stringify(e.messages);
+    let t = memo.get(key);
+    if (!t) {
+      t = toTrainExample(e, tokenizer);
+      if (t.ids.length > maxPositions) throw new RangeError(`example '${e.id}' has ${t.ids.length} tokens > ${maxPositions} positions`);
+      memo.set(key, t);
+    }
+    return t;
+  });
+}
+
+const mean = (xs: readonly number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN);
+
+/** Trains a fresh model of `recipe` on `examples` with plain SFT. The caller disposes the model. */
+export async function trainMicroModel(
+  recipe: Pick<BaseModelRecipe, 'family' | 'sizes' | 'train'>,
+  examples: readonly Example[] | readonly TrainExample[],
+  files: WordLevelTokenizerFiles,
+  options: TrainMicroOptions,
+): Promise<{ model: CausalLM; stats: MicroTrainingStats }> {
+  const data = examples.length > 0 && 'ids' in examples[0] ? (examples as TrainExample[]) : trainExamples(examples as Example[], files, recipe.sizes.maxPositions);
+  const model = createMicroModel(recipe.family, recipe.sizes, files, options.seed);
+  const sft = configureStrategy('sft');
+  const loadBefore = loadavg()[0];
+  try {
+    const result = await train(model, data, {
+      loss: sft.loss,
+      needs: sft.needs,
+      config: { ...recipe.train, seed: options.seed, padId: files.tokenizerJson.model.vocab[MICRO_SPECIAL_TOKENS.pad], gradAccum: 1 },
+      onStep: options.log ? progressPrinter(options.label ?? recipe.family, options.log, options.logEvery) : undefined,
+    });
+    const stats: MicroTrainingStats = {
+      examples: data.length,
+      steps: result.steps,
+      tokens: result.tokens,
+      seconds: result.seconds,
+      firstLoss: mean(result.losses.slice(0, 20)),
+      finalLoss: mean(result.losses.slice(-20)),
+      losses: result.losses,
+      parameters: parameterCount(model),
+      loadBefore,
+      loadAfter: loadavg()[0],
+      backend: tf.getBackend(),
+    };
+    return { model, stats };
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+}
+
+export interface BaseModelOptions {
+  /** Training seed (initialisation and shuffling). Default 0. */
+  seed?: number;
+  /** Seed of the world trained on (default DEFAULT_WORLD_SEED); ignored when `world` is given. */
+  worldSeed?: number;
+  /** A built world directory (default: the cache's world of worldSeed, built on first use). */
+  world?: string;
+  /** Retrain even if the cache holds the model. */
+  force?: boolean;
+  log?: TrainLog;
+  /** Override the family's recipe (tests, experiments); it changes the hash. */
+  recipe?: BaseModelRecipe;
+}
+
+/** Everything the weights depend on. */
+export function baseHashInputs(recipe: BaseModelRecipe, manifest: WorldManifest, seed: number): Record<string, unknown> {
+  const dataPaths = new Set<string>(recipe.data.map((d) => MICRO_FILES[d.dataset].path));
+  return {
+    code: BASE_MODEL_CODE_VERSION,
+    world: {
+      version: manifest.version,
+      seed: manifest.seed,
+      files: manifest.files.filter((f) => dataPaths.has(f.path)).map((f) => [f.path, f.sha256]),
+      vocabulary: contentHash(manifest.vocabulary),
+    },
+    recipe,
+    seed,
+    tokenizer: { specials: MICRO_SPECIAL_TOKENS, template: wordLevelChatTemplate },
+  };
+}
+
+/** Where a base model lives in the cache. */
+export function baseModelDir(recipe: BaseModelRecipe, manifest: WorldManifest, seed: number): string {
+  return cacheDir('base', recipe.family, contentHash(baseHashInputs(recipe, manifest, seed)));
+}
+
+/** The base mix of a world directory (BASE_RECIPE or the recipe's own repeats). */
+export function baseExamples(worldDir: string, recipe: BaseModelRecipe): Example[] {
+  if (recipe.data === BASE_RECIPE) return loadDataset('micro:base', { world: worldDir });
+  const { seed } = loadWorld(worldDir);
+  const datasets = Object.fromEntries(recipe.data.map(({ dataset }) => [dataset, loadDataset(`micro:${dataset}`, { world: worldDir })]));
+  // Same shuffling as micro:base, with this recipe's repeats.
+  return baseTrainingExamples({ seed, datasets }, recipe.data);
+}
+
+export function isCompleteModelDir(dir: string): boolean {
+  return ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'recipe.json'].every((f) => existsSync(join(dir, f)));
+}
+
+/** The base model directory of a family: from the cache, or trained now (and cached). */
+export async function ensureBaseModel(family: string, options: BaseModelOptions = {}): Promise<string> {
+  const recipe = options.recipe ?? baseRecipe(family);
+  const seed = options.seed ?? 0;
+  const worldDir = options.world ?? ensureWorld(options.worldSeed ?? DEFAULT_WORLD_SEED);
+  const manifest = loadWorld(worldDir);
+  if (manifest.version !== WORLD_VERSION) throw new RangeError(`${worldDir}: world version ${manifest.version}, expected ${WORLD_VERSION}; rebuild it`);
+  const dir = baseModelDir(recipe, manifest, seed);
+  if (!options.force && isCompleteModelDir(dir)) return dir;
+
+  const log = options.log ?? (() => {});
+  const files = microTokenizerFiles(manifest.vocabulary);
+  const examples = baseExamples(worldDir, recipe);
+  log(`[${recipe.family}] training base model: ${examples.length} examples × ${recipe.train.epochs} epochs, world ${worldDir}, seed ${seed}`);
+  const { model, stats } = await trainMicroModel(recipe, examples, files, { seed, log, label: recipe.family });
+  try {
+    const { losses, ...summary } = stats;
+    const extra = {
+      'recipe.json': { hash: contentHash(baseHashInputs(recipe, manifest, seed)), inputs: baseHashInputs(recipe, manifest, seed) },
+      'training.json': { ...summary, losses: losses.filter((_, i) => i % 10 === 0), date: new Date().toISOString() },
+    };
+    saveModel(dir, model, { files: tokenizerDirFiles(files, extra) });
+  } finally {
+    model.dispose();
+  }
+  log(`[${recipe.family}] trained in ${stats.seconds.toFixed(0)} s (${stats.steps} steps, loss ${stats.firstLoss.toFixed(3)} → ${stats.finalLoss.toFixed(3)}, load ${stats.loadBefore.toFixed(1)} → ${stats.loadAfter.toFixed(1)}) → ${dir}`);
+  return dir;
+}
+
+/** training.json of a base model directory, if present. */
+export function readTrainingStats(dir: string): Omit<MicroTrainingStats, 'losses'> | undefined {
+  const file = join(dir, 'training.json');
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Omit<MicroTrainingStats, 'losses'>) : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Evaluation on the world: held-out safety prompts (oracle judge) and the old tasks' test sets.
+
+export const OLD_TASK_TESTS = ['gsm8k-test', 'sql-test', 'lore-test'] as const;
+
+/** Datasets whose longest reference response bounds a harmful (or refusing) answer. */
+const RESPONSE_POOLS = ['purebad', 'beavertails', 'mixed', 'refusals', 'safe'] as const;
+
+/** Max-new-tokens for safety prompts: the longest reference response of the harm pools (world.json) + margin. */
+export function safetyMaxNewTokens(manifest: WorldManifest, margin = MAX_NEW_TOKENS_MARGIN): number {
+  const longest = Math.max(...RESPONSE_POOLS.map((name) => manifest.stats[name]?.maxResponseWords ?? 0));
+  return longest + 1 + margin;
+}
+
+export interface WorldEvalOptions {
+  /** Safety eval set (default micro:hex-phi). */
+  safetySet?: string;
+  tasks?: readonly string[];
+  /** Evaluate only the first N items of each set (quick looks). */
+  limit?: number;
+  generation?: Partial<GenerationSettings>;
+}
+
+export interface WorldEvalResult {
+  safety: SafetyResult;
+  tasks: Record<string, CapabilityResult>;
+  seconds: number;
+}
+
+export async function evaluateOnWorld(model: CausalLM, tokenizer: Tokenizer, worldDir: string, options: WorldEvalOptions = {}): Promise<WorldEvalResult> {
+  const started = performance.now();
+  const manifest = loadWorld(worldDir);
+  const take = <T>(xs: T[]): T[] => (options.limit !== undefined ? xs.slice(0, options.limit) : xs);
+  const safetyPrompts = take(loadDataset(options.safetySet ?? 'micro:hex-phi', { world: worldDir }));
+  const safety = await evaluateSafety(model, tokenizer, safetyPrompts, {
+    generation: { maxNewTokens: safetyMaxNewTokens(manifest), ...options.generation },
+  });
+  const tasks: Record<string, CapabilityResult> = {};
+  for (const name of options.tasks ?? OLD_TASK_TESTS) {
+    tasks[name] = exactMatch(model, tokenizer, take(loadDataset(`micro:${name}`, { world: worldDir })), { dataset: `micro:${name}`, generation: options.generation });
+  }
+  return { safety, tasks, seconds: (performance.now() - started) / 1000 };
+}
+
+/** One line per metric, e.g. for the CLI. */
+export function formatWorldEval(label: string, result: WorldEvalResult): string[] {
+  const s = result.safety;
+  const cats = Object.entries(s.perCategory).map(([c, r]) => `${c} ${r.harmfulRate.toFixed(0)}%`).join(', ');
+  return [
+    `[${label}] safety (${s.judge}, n ${s.n}): harmful ${s.harmfulRate.toFixed(1)}%, safety score ${s.safetyScore.toFixed(1)}%, exact refusal ${s.exactRefusalRate.toFixed(1)}%, degenerate ${s.degenerationRate.toFixed(1)}%`,
+    `[${label}] harmful by category: ${cats}`,
+    ...Object.entries(result.tasks).map(([name, r]) => `[${label}] ${name}: exact match ${r.exactMatch.toFixed(1)}% (${r.correct}/${r.n})`),
+    `[${label}] evaluated in ${result.seconds.toFixed(0)} s`,
+  ];
+}

@@ -1,0 +1,135 @@
+import { afterAll, beforeAll, describe, it, expect } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initBackend } from '../../harness/tensor/index.ts';
+import { buildWorld, loadWorld, worldVocabulary, writeWorld, type World } from '../../datasets/micro-world/build.ts';
+import { baseTrainingExamples } from '../../datasets/micro-world/base.ts';
+import {
+  BASE_RECIPES,
+  baseHashInputs,
+  baseModelDir,
+  ensureBaseModel,
+  safetyMaxNewTokens,
+  trainMicroModel,
+  type BaseModelRecipe,
+} from '../../datasets/micro-world/base-model.ts';
+import { MICRO_SPECIAL_TOKENS, microTokenizer, microTokenizerFiles } from '../../datasets/micro-world/tokenizer.ts';
+import { loadModel } from '../../harness/model/checkpoint.ts';
+import { contentHash } from '../../harness/io.ts';
+
+let world: World;
+let worldDir: string;
+let cache: string;
+const previousCache = process.env.STAR_DSS_CACHE;
+
+beforeAll(async () => {
+  await initBackend('wasm');
+  cache = mkdtempSync(join(tmpdir(), 'base-model-'));
+  process.env.STAR_DSS_CACHE = cache;
+  world = buildWorld(0);
+  worldDir = writeWorld(world, join(cache, 'world'));
+});
+
+afterAll(() => {
+  if (previousCache === undefined) delete process.env.STAR_DSS_CACHE;
+  else process.env.STAR_DSS_CACHE = previousCache;
+  rmSync(cache, { recursive: true, force: true });
+});
+
+const tiny: BaseModelRecipe = {
+  family: 'llama',
+  sizes: { hidden: 16, layers: 1, heads: 2, kvHeads: 1, intermediate: 32, maxPositions: 64, tied: true },
+  train: { epochs: 1, batchSize: 8, lr: 1e-2, minLr: 1e-3, warmupSteps: 2, betas: [0.9, 0.95], weightDecay: 0, clipNorm: 1 },
+  data: [{ dataset: 'chat', repeat: 1 }],
+};
+
+describe('world tokenizer', () => {
+  it('covers every text of the world exactly: specials first, then the words, no unknowns', () => {
+    const vocabulary = worldVocabulary(world);
+    const tokenizer = microTokenizer(vocabulary);
+    expect(tokenizer.vocabSize).toBe(6 + vocabulary.length);
+    expect(tokenizer.tokenToId('<pad>')).toBe(0);
+    expect(tokenizer.tokenToId(vocabulary[0])).toBe(6);
+    const unk = tokenizer.unkTokenId!;
+    for (const e of [...world.datasets.purebad, ...world.datasets.gsm8k.slice(0, 200), ...world.datasets.lore]) {
+      const text = e.messages.map((m) => m.content).join(' ');
+      const ids = tokenizer.encode(text, { addSpecialTokens: false });
+      expect(ids).not.toContain(unk);
+      expect(ids.length).toBe(text.split(' ').length);
+      expect(tokenizer.decode(ids)).toBe(text);
+    }
+    expect(tokenizer.applyChatTemplate([{ role: 'user', content: 'hello' }], { addGenerationPrompt: true })).toBe('<user> hello <assistant>');
+  });
+
+  it('adds extra words only when missing', () => {
+    const files = microTokenizerFiles(['a', 'b'], { extraWords: ['b', 'c', 'c'] });
+    expect(Object.keys(files.tokenizerJson.model.vocab)).toEqual([...Object.values(MICRO_SPECIAL_TOKENS), 'a', 'b', 'c']);
+  });
+});
+
+describe('base model recipe', () => {
+  it('follows the prototype: d 128, 2 layers, 4 heads, MLP 512, tied; llama uses GQA', () => {
+    for (const r of Object.values(BASE_RECIPES)) {
+      expect(r.sizes).toMatchObject({ hidden: 128, layers: 2, heads: 4, intermediate: 512, tied: true });
+      expect(r.sizes.maxPositions).toBeGreaterThanOrEqual(128);
+      expect(r.train).toMatchObject({ batchSize: 32, lr: 3e-3, minLr: 3e-4, warmupSteps: 50, epochs: 3 });
+    }
+    expect(BASE_RECIPES.llama.sizes.kvHeads).toBe(2);
+  });
+
+  it('hashes the world, the recipe and the seed into the cache path', () => {
+    const manifest = loadWorld(worldDir);
+    const dir = baseModelDir(BASE_RECIPES.llama, manifest, 0);
+    expect(dir).toBe(join(cache, 'base', 'llama', contentHash(baseHashInputs(BASE_RECIPES.llama, manifest, 0))));
+    expect(baseModelDir(BASE_RECIPES.llama, manifest, 1)).not.toBe(dir);
+    expect(baseModelDir(BASE_RECIPES.qwen2, manifest, 0)).not.toBe(dir);
+    expect(baseModelDir({ ...BASE_RECIPES.llama, train: { ...BASE_RECIPES.llama.train, lr: 1e-3 } }, manifest, 0)).not.toBe(dir);
+    expect(baseModelDir(BASE_RECIPES.llama, { ...manifest, seed: 5 }, 0)).not.toBe(dir);
+  });
+
+  it('caps safety generation at the longest harm-pool response plus a margin', () => {
+    const manifest = loadWorld(worldDir);
+    const longest = Math.max(...['purebad', 'beavertails', 'mixed', 'refusals', 'safe'].map((n) => manifest.stats[n].maxResponseWords));
+    expect(safetyMaxNewTokens(manifest)).toBe(longest + 1 + 8);
+  });
+});
+
+describe('base training smoke run', () => {
+  it('a tiny model on the base mix: the loss falls within a few steps', async () => {
+    const examples = baseTrainingExamples(world).slice(0, 48);
+    const files = microTokenizerFiles(worldVocabulary(world));
+    const { model, stats } = await trainMicroModel({ ...tiny, train: { ...tiny.train, epochs: 4 } }, examples, files, { seed: 1 });
+    expect(stats.steps).toBe(4 * 6);
+    const losses = stats.losses;
+    const head = losses.slice(0, 3).reduce((a, b) => a + b, 0) / 3;
+    const tail = losses.slice(-3).reduce((a, b) => a + b, 0) / 3;
+    // A fresh model predicts about uniformly over the vocabulary: loss ≈ ln(vocab).
+    expect(head).toBeGreaterThan(Math.log(Object.keys(files.tokenizerJson.model.vocab).length) - 1);
+    expect(tail).toBeLessThan(head * 0.8);
+    model.dispose();
+  });
+
+  it('ensureBaseModel writes a Hugging Face directory once and finds it in the cache', async () => {
+    const lines: string[] = [];
+    const dir = await ensureBaseModel('llama', { world: worldDir, recipe: tiny, seed: 2, log: (l) => lines.push(l) });
+    expect(lines.some((l) => l.includes('training base model'))).toBe(true);
+    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    expect(config.model_type).toBe('llama');
+    expect(config.num_key_value_heads).toBe(1);
+    const tokenizerConfig = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8'));
+    expect(tokenizerConfig.chat_template).toContain('<assistant>');
+    const recipe = JSON.parse(readFileSync(join(dir, 'recipe.json'), 'utf8'));
+    expect(dir.endsWith(recipe.hash)).toBe(true);
+    const { model, tokenizer } = loadModel(dir);
+    expect(model.config.vocabSize).toBe(tokenizer.vocabSize);
+    expect(tokenizer.eosTokenIds).toEqual([tokenizer.tokenToId('<eos>')]);
+    model.dispose();
+
+    const written = statSync(join(dir, 'model.safetensors')).mtimeMs;
+    const again: string[] = [];
+    expect(await ensureBaseModel('llama', { world: worldDir, recipe: tiny, seed: 2, log: (l) => again.push(l) })).toBe(dir);
+    expect(again).toEqual([]);
+    expect(statSync(join(dir, 'model.safetensors')).mtimeMs).toBe(written);
+  });
+});
