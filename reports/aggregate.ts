@@ -176,6 +176,11 @@ export function baseCellsFor(key: GroupKey, baseCells: readonly CellResult[]): C
   return sameModel.filter((c) => score(c) === best);
 }
 
+const sameData = (key: GroupKey, l: CellLabels) => key.model === l.model && key.task === l.task && key.harmful === l.harmful;
+
+/** A cell belongs to its own group, and a cell that reads no guardrail to every group of its data. */
+const belongs = (l: CellLabels, key: GroupKey) => keyOf(l) === keyOf(key) || (l.guardrail === 'none' && sameData(key, l));
+
 export function aggregate(cells: readonly CellResult[]): Aggregate {
   const ok = cells.filter((c) => c.status === 'ok');
   const failed = cells.filter((c) => c.status === 'error');
@@ -183,7 +188,11 @@ export function aggregate(cells: readonly CellResult[]): Aggregate {
   const baseCells = ok.filter((c) => c.labels.kind === 'base');
   const keys = new Map<string, GroupKey>();
   const addKey = (l: CellLabels) => keys.set(keyOf(l), Object.fromEntries(groupAxes.map((a) => [a, l[a]])) as GroupKey);
-  for (const c of cells.filter((c) => c.labels.kind === 'finetune')) addKey(c.labels);
+  // Cells that read no guardrail (SFT, Deep Token, ...) join every group of their model, task and pool, so
+  // each guardrail's table compares every strategy; they form a group of their own only when alone.
+  const finetuneAll = cells.filter((c) => c.labels.kind === 'finetune');
+  for (const c of finetuneAll.filter((c) => c.labels.guardrail !== 'none')) addKey(c.labels);
+  for (const c of finetuneAll.filter((c) => c.labels.guardrail === 'none')) if (![...keys.values()].some((k) => sameData(k, c.labels))) addKey(c.labels);
   // A model with only base cells (a base-only run) still gets a group.
   for (const c of baseCells) if (![...keys.values()].some((k) => k.model === c.labels.model)) addKey(c.labels);
 
@@ -191,12 +200,12 @@ export function aggregate(cells: readonly CellResult[]): Aggregate {
     (a, b) => natural(a.model, b.model) || natural(a.task, b.task) || natural(a.harmful, b.harmful) || natural(a.guardrail, b.guardrail) || a.falseNegativeRate - b.falseNegativeRate,
   );
   const groups = sortedKeys.map((key, i): Group => {
-    const mine = finetuned.filter((c) => keyOf(c.labels) === keyOf(key));
+    const mine = finetuned.filter((c) => belongs(c.labels, key));
     const rows = [...collect(mine, (c) => `${c.labels.strategyLabel}\u0000${c.labels.threatLabel}`, (c) => c).values()].map(foldRow);
     const baseMatch = baseCellsFor(key, baseCells);
     const base = baseMatch.length ? foldRow(baseMatch) : undefined;
     // Strategies and threats include failed cells, so a strategy that failed on every seed shows as a row of '–'.
-    const attempted = cells.filter((c) => c.labels.kind === 'finetune' && keyOf(c.labels) === keyOf(key));
+    const attempted = finetuneAll.filter((c) => belongs(c.labels, key));
     const threats = uniq(attempted.map((c) => c.labels.threatLabel)).sort(natural);
     const safetyColumns = Object.fromEntries(
       threats.map((t) => {
