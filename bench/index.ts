@@ -9,6 +9,13 @@ import { train, type TrainExample } from '../harness/train.ts';
 import { generate } from '../harness/generate.ts';
 import { Rng } from '../harness/random.ts';
 import type { LossInputs } from '../strategies/types.ts';
+import { buildWorld, worldVocabulary } from '../datasets/micro-world/build.ts';
+import { createMicroModel } from '../datasets/micro-world/base-model.ts';
+import { guardTokenizerFiles, MICRO_GUARD_RECIPE } from '../guardrails/micro.ts';
+import { LmGuardrail } from '../guardrails/lm.ts';
+import { guardPreset } from '../guardrails/presets.ts';
+import { tokenizerFromObjects } from '../harness/model/tokenizer.ts';
+import { wordPrefixes, chunkEnds } from '../harness/star.ts';
 
 const backend = await initBackend(process.env.STAR_DSS_BACKEND ?? 'wasm');
 const rng = new Rng(0);
@@ -67,6 +74,28 @@ generate(model, prompts, { ...genOpts, useCache: false });
 const fullSeconds = (performance.now() - genStart) / 1000;
 const genTokens = 16 * 48;
 
+// 4. STAR prefix scoring with an LM guardrail of the micro guardrail's size (random weights: the cost does
+// not depend on them): every 5-word prefix of 20 micro-world harmful responses, naive (each prefix a full
+// forward, batched) vs shared (one KV cache of the response, then each prefix's template suffix).
+const world = buildWorld(0);
+const files = guardTokenizerFiles(worldVocabulary(world));
+const guardModel = createMicroModel('llama', MICRO_GUARD_RECIPE.sizes, files, 2);
+const guard = new LmGuardrail({ model: guardModel, tokenizer: tokenizerFromObjects(files.tokenizerJson, files.tokenizerConfig), spec: guardPreset('micro'), weights: 'bench', batchSize: 32 });
+const responses = (world.datasets.purebad ?? []).slice(0, 20).map((e) => ({ messages: e.messages.slice(0, -1), text: e.messages.at(-1)!.content }));
+const prefixesOf = (text: string) => {
+  const n = text.split(' ').length;
+  return wordPrefixes(text, chunkEnds(n, 5));
+};
+let starStart = performance.now();
+const naiveScores: number[] = [];
+for (const r of responses) naiveScores.push(...(await guard.scoreSafe(prefixesOf(r.text).map((response) => ({ messages: r.messages, response })))));
+const naiveSeconds = (performance.now() - starStart) / 1000;
+starStart = performance.now();
+const sharedScores: number[] = [];
+for (const r of responses) sharedScores.push(...(await guard.scorePrefixes!(r.messages, prefixesOf(r.text))));
+const sharedSeconds = (performance.now() - starStart) / 1000;
+const maxDiff = Math.max(...naiveScores.map((v, i) => Math.abs(v - sharedScores[i])));
+
 const rows: [string, string][] = [
   ['backend', backend],
   ['matmul fwd+grad [1024x128]·[512x128]ᵀ, stock tfjs', `${(stock * 1000).toFixed(1)} ms`],
@@ -76,6 +105,9 @@ const rows: [string, string][] = [
   ['generate (16 × 48 new tokens, greedy, KV cache)', `${(genTokens / cachedSeconds).toFixed(0)} tokens/s`],
   ['generate without KV cache', `${(genTokens / fullSeconds).toFixed(0)} tokens/s`],
   ['KV-cache speed-up', `${(fullSeconds / cachedSeconds).toFixed(2)}x`],
+  [`STAR scoring, ${naiveScores.length} prefixes of 20 responses, naive`, `${(naiveSeconds * 1000).toFixed(0)} ms`],
+  ['STAR scoring, shared KV cache', `${(sharedSeconds * 1000).toFixed(0)} ms`],
+  ['STAR naive/shared time ratio', `${(naiveSeconds / sharedSeconds).toFixed(2)}x (max |Δ P(safe)| ${maxDiff.toExponential(1)})`],
 ];
 const width = Math.max(...rows.map(([k]) => k.length));
 for (const [k, v] of rows) console.log(`${k.padEnd(width)}  ${v}`);
