@@ -29,7 +29,7 @@ describe('planSweep', () => {
     const aoa = cells.find((c) => c.spec.threat?.name === 'identity-shift')!;
     expect(aoa.spec.harmful).toBe('micro:aoa');
     expect(aoa.labels.threatLabel).toBe('identity-shift[micro:aoa]');
-    const tenPercent = cells.find((c) => c.labels.threatLabel === 'harmful-injection(ratio=0.1)');
+    const tenPercent = cells.find((c) => c.labels.threatLabel === 'harmful-injection(ratio=0.1,total=300)');
     expect(tenPercent).toBeDefined();
     // The base cell measures the eval conditions of every threat in the sweep.
     expect(cells[0].spec.conditionsOf.map((t) => t.name).sort()).toEqual(['backdoor', 'harmful-injection', 'harmful-injection', 'identity-shift', 'response-adaptation']);
