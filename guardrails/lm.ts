@@ -6,7 +6,9 @@
 //
 // scorePrefixes is STAR's fast path: the rendering of the longest prefix is forwarded once with a KV
 // cache; each prefix reuses the cache up to its longest common token prefix with that rendering and
-// forwards only the rest (the template suffix, plus tokens that differ at a BPE boundary).
+// forwards only the rest (the template suffix, plus tokens that differ at a BPE boundary). These suffixes
+// go through the model together: the cache is tiled along batch, and each row's mask hides the cached
+// positions past its own common prefix, so K prefixes cost one forward (per batch of rows), not K.
 import { closeSync, openSync, readSync, readdirSync, realpathSync, statSync, existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -25,11 +27,14 @@ export class LmGuardrailError extends Error {
 }
 
 /**
- * The model computes logits at every input position, so a forward of `time` tokens holds
- * batch × time × vocab floats; inputs are fed in segments that keep this under ~128 MB.
+ * Inputs are fed in segments of at most LOGIT_BUDGET / (batch × vocab) tokens (≥ 64): this once bounded the
+ * logits of every position to ~128 MB; only the last position's logits are computed now, and the same bound
+ * keeps the activations of a long input bounded.
  */
 const LOGIT_BUDGET = 1 << 25;
 const MIN_SEGMENT = 64;
+/** Floats of the tiled KV cache that scorePrefixes holds at once (~256 MB): caps the rows per forward. */
+const CACHE_BUDGET = 1 << 26;
 
 /** One model's next-token logits after `rows`, and the cache over everything forwarded so far. */
 export interface LastLogits {
@@ -45,6 +50,8 @@ export interface ForwardLastOptions {
   cache?: KVCache;
   /** Return the extended cache (the caller disposes it); otherwise it is freed here. */
   keepCache?: boolean;
+  /** [batch, time] explicit position ids of the rows' tokens; default: derived from the mask. */
+  positions?: number[][];
 }
 
 /** Forwards equal-length rows (left-padded) after `cache` and returns the logits at their last position. */
@@ -66,9 +73,10 @@ export function forwardLast(model: CausalLM, rows: number[][], options: ForwardL
       const out = tf.tidy(() => {
         const ids = tf.tensor2d(rows.flatMap((r) => r.slice(start, end)), [batch, end - start], 'int32');
         const mask = options.mask ? tf.tensor2d(options.mask.flatMap((m) => m.slice(0, past + end)), [batch, past + end], 'float32') : undefined;
-        const result = model.forward(ids, { cache, useCache: wantCache, attentionMask: mask });
+        const positions = options.positions ? tf.tensor2d(options.positions.flatMap((p) => p.slice(start, end)), [batch, end - start], 'int32') : undefined;
+        const result = model.forward(ids, { cache, useCache: wantCache, attentionMask: mask, positions, lastOnly: true });
         next = result.cache; // kept by forward: survives this tidy
-        return final ? (result.logits.slice([0, end - start - 1, 0], [batch, 1, vocab]).reshape([batch, vocab]) as tf.Tensor2D) : undefined;
+        return final ? (result.logits.reshape([batch, vocab]) as tf.Tensor2D) : undefined;
       });
       if (cache !== options.cache && cache) disposeCache(cache);
       cache = next;
@@ -89,13 +97,18 @@ export function forwardLast(model: CausalLM, rows: number[][], options: ForwardL
   }
 }
 
-/** The cache truncated to its first `length` positions (new tensors; the caller disposes them). */
-export function sliceCache(cache: KVCache, length: number): KVCache {
-  const layers = cache.layers.map(({ k, v }) => ({
-    k: k.slice([0, 0, 0, 0], [-1, -1, length, -1]),
-    v: v.slice([0, 0, 0, 0], [-1, -1, length, -1]),
-  }));
-  return { layers, length };
+/**
+ * The cache truncated to its first `length` positions, repeated `rows` times along batch (new tensors; the
+ * caller disposes them). A batch-1 cache tiled this way serves `rows` sequences that share its start.
+ */
+export function sliceCache(cache: KVCache, length: number, rows = 1): KVCache {
+  const cut = (t: tf.Tensor4D) =>
+    tf.tidy(() => {
+      const head = t.slice([0, 0, 0, 0], [-1, -1, length, -1]);
+      // concat, not tf.tile: wasm's Tile kernel took ~40× longer than concat at these shapes.
+      return rows === 1 ? head : tf.concat(new Array<tf.Tensor4D>(rows).fill(head), 0);
+    });
+  return { layers: cache.layers.map(({ k, v }) => ({ k: cut(k), v: cut(v) })), length };
 }
 
 /** Index of the largest value (the first one on ties), as greedy decoding picks. */
@@ -157,8 +170,15 @@ export function checkpointHashes(dir: string): Record<string, string> {
 
 // ---------------------------------------------------------------------------------------------------------
 
+/** A prefix scored by forwarding `tokens` after the first `reuse` positions of the shared rendering. */
+interface SuffixRow {
+  index: number;
+  reuse: number;
+  tokens: number[];
+}
+
 export interface LmGuardrailOptions {
-  /** Items scored per forward (left-padded). Default 8. */
+  /** Items scored per forward (left-padded); in scorePrefixes, prefix suffixes per forward. Default 8. */
   batchSize?: number;
 }
 
@@ -256,45 +276,100 @@ export class LmGuardrail implements Guardrail {
 
   async scorePrefixes(messages: Message[], prefixes: string[]): Promise<number[]> {
     if (prefixes.length === 0) return [];
-    const full = this.encode({ messages, response: prefixes[prefixes.length - 1] });
+    const encoded = prefixes.map((response) => this.encode({ messages, response }));
+    const full = encoded[encoded.length - 1];
+    const second = this.spec.position === 2;
     this.forwarded += full.length;
     const base = forwardLast(this.model, [full], { keepCache: true });
     const baseCache = base.cache!;
     try {
-      const scores = prefixes.map((prefix) => {
-        const ids = this.encode({ messages, response: prefix });
+      const scores = new Array<number>(prefixes.length);
+      const rows: SuffixRow[] = [];
+      encoded.forEach((ids, index) => {
         const common = commonPrefixLength(ids, full);
-        let logits: Float32Array;
-        let stepCache: KVCache | undefined; // owned here when it is not baseCache
-        const second = this.spec.position === 2;
-        if (common === ids.length && common === full.length) {
-          logits = base.logits[0];
-        } else {
-          // At least the last token is forwarded, since its logits are needed.
+        // The full rendering's own verdict at position 1 is the pass's logits; everything else forwards at
+        // least its last token (at position 2 its cache row is needed for the fed-back token as well).
+        if (!second && common === ids.length && common === full.length) scores[index] = this.readVerdict(base.logits[0]);
+        else {
           const reuse = Math.min(common, ids.length - 1);
-          const sliced = reuse > 0 ? sliceCache(baseCache, reuse) : undefined;
-          try {
-            this.forwarded += ids.length - reuse;
-            const out = forwardLast(this.model, [ids.slice(reuse)], { cache: sliced, keepCache: second });
-            logits = out.logits[0];
-            stepCache = out.cache;
-          } finally {
-            if (sliced) disposeCache(sliced);
-          }
-        }
-        if (!second) return this.readVerdict(logits);
-        try {
-          this.forwarded += 1;
-          const out = forwardLast(this.model, [[argmax(logits)]], { cache: stepCache ?? baseCache });
-          return this.readVerdict(out.logits[0]);
-        } finally {
-          if (stepCache) disposeCache(stepCache);
+          rows.push({ index, reuse, tokens: ids.slice(reuse) });
         }
       });
+      // Similar suffix lengths share a forward, so little padding is computed.
+      rows.sort((x, y) => x.tokens.length - y.tokens.length);
+      for (const group of this.suffixGroups(rows)) {
+        const ps = this.scoreSuffixes(baseCache, group);
+        group.forEach((row, j) => (scores[row.index] = ps[j]));
+      }
       this.callCount += prefixes.length;
       return scores;
     } finally {
       disposeCache(baseCache);
+    }
+  }
+
+  /** Consecutive runs of rows, each at most batchSize rows whose tiled cache fits CACHE_BUDGET (≥ 1 row). */
+  private suffixGroups(rows: SuffixRow[]): SuffixRow[][] {
+    const c = this.model.config;
+    const perPosition = 2 * c.numLayers * c.numKvHeads * c.headDim; // cached floats per row and position
+    const maxRows = Math.min(this.batchSize, Math.max(1, Math.floor(LOGIT_BUDGET / c.vocabSize)));
+    const groups: SuffixRow[][] = [];
+    let group: SuffixRow[] = [];
+    let reuse = 0;
+    for (const row of rows) {
+      const nextReuse = Math.max(reuse, row.reuse);
+      // Rows are sorted by suffix length, so this row's suffix is the group's widest.
+      const floats = (group.length + 1) * perPosition * (nextReuse + row.tokens.length + 1);
+      if (group.length > 0 && (group.length === maxRows || floats > CACHE_BUDGET)) {
+        groups.push(group);
+        group = [];
+        reuse = row.reuse;
+      } else reuse = nextReuse;
+      group.push(row);
+    }
+    if (group.length > 0) groups.push(group);
+    return groups;
+  }
+
+  /**
+   * Verdicts of rows that continue the shared cache: one forward of all suffixes (left-padded), row r seeing
+   * the cache's first reuse_r positions and its own tokens at positions reuse_r, reuse_r + 1, ...
+   */
+  private scoreSuffixes(baseCache: KVCache, rows: SuffixRow[]): number[] {
+    const past = Math.max(...rows.map((r) => r.reuse));
+    const width = Math.max(...rows.map((r) => r.tokens.length));
+    const pad = this.tokenizer.padTokenId ?? this.model.config.padTokenId ?? 0;
+    const padding = rows.map((r) => width - r.tokens.length);
+    const ids = rows.map((r, i) => [...new Array<number>(padding[i]).fill(pad), ...r.tokens]);
+    // [rows, past + width]: the row's common prefix and its own tokens; its padding and the cached
+    // positions at and after its reuse length (which belong to the longest rendering) stay hidden.
+    const mask = rows.map((r, i) => {
+      const m = new Array<number>(past + width).fill(0);
+      m.fill(1, 0, r.reuse);
+      m.fill(1, past + padding[i]);
+      return m;
+    });
+    // Padding slots take position 0; their outputs are never read and their keys are masked.
+    const positions = rows.map((r, i) => ids[i].map((_, j) => (j < padding[i] ? 0 : r.reuse + j - padding[i])));
+    const second = this.spec.position === 2;
+    const tiled = past > 0 ? sliceCache(baseCache, past, rows.length) : undefined;
+    try {
+      this.forwarded += rows.length * width;
+      const first = forwardLast(this.model, ids, { mask, positions, cache: tiled, keepCache: second });
+      if (!second) return first.logits.map((row) => this.readVerdict(row));
+      try {
+        this.forwarded += rows.length;
+        const next = forwardLast(this.model, first.logits.map((row) => [argmax(row)]), {
+          mask: mask.map((m) => [...m, 1]),
+          positions: rows.map((r) => [r.reuse + r.tokens.length]),
+          cache: first.cache,
+        });
+        return next.logits.map((row) => this.readVerdict(row));
+      } finally {
+        disposeCache(first.cache!);
+      }
+    } finally {
+      if (tiled) disposeCache(tiled);
     }
   }
 

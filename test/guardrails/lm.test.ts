@@ -116,24 +116,57 @@ describe('LM guardrail on a word-level model', () => {
     const prefixes: string[] = [];
     for (let k = 5; k < w.length; k += 5) prefixes.push(w.slice(0, k).join(' '));
     prefixes.push(response);
+    expect(prefixes.length).toBe(6);
     for (const spec of [first, second]) {
-      const guard = loadLmGuardrail(dir, spec);
+      const guard = loadLmGuardrail(dir, spec, { batchSize: 4 });
+      const forward = guard.model.forward;
+      let forwards = 0;
+      guard.model.forward = (ids, options) => {
+        forwards++;
+        return forward(ids, options);
+      };
       try {
         const naive: number[] = [];
         for (const p of prefixes) naive.push(...(await guard.scoreSafe([{ messages, response: p }])));
         const naiveTokens = guard.tokensForwarded;
         const before = tf.memory().numTensors;
+        forwards = 0;
         const shared = await guard.scorePrefixes(messages, prefixes);
         expect(tf.memory().numTensors).toBe(before);
         const sharedTokens = guard.tokensForwarded - naiveTokens;
         shared.forEach((s, i) => expect(Math.abs(s - naive[i])).toBeLessThan(1e-5));
         expect(guard.calls).toBe(2 * prefixes.length);
-        // One pass over the full rendering, then the template suffix (eos, assistant) of each shorter prefix
-        // (the full response reuses the pass's own logits), plus the fed-back token at position 2; the naive
-        // path forwards each whole prefix rendering.
+        // One pass over the full rendering, then the template suffix (eos, assistant) of each shorter prefix;
+        // at position 1 the full response reuses the pass's own logits. At position 2 the full response joins
+        // the suffix rows (its last token, left-padded to their width 2) so that every row's fed-back token
+        // goes through one more forward. The naive path forwards each whole prefix rendering.
         const full = guard.encode({ messages, response }).length;
-        expect(sharedTokens).toBe(full + (prefixes.length - 1) * 2 + (spec.position === 2 ? prefixes.length : 0));
+        const rows = spec.position === 2 ? prefixes.length : prefixes.length - 1;
+        expect(sharedTokens).toBe(full + rows * 2 + (spec.position === 2 ? rows : 0));
         expect(sharedTokens).toBeLessThan(naiveTokens / 2);
+        // The suffixes are batched: 5 rows (position 1) or 6 (position 2) in groups of batchSize 4 take 2
+        // forwards after the full pass, one more each at position 2 for the fed-back token.
+        expect(forwards).toBe(spec.position === 2 ? 1 + 2 * 2 : 1 + 2);
+      } finally {
+        guard.model.forward = forward;
+        guard.dispose();
+      }
+    }
+  });
+
+  it('scores texts that share little with the last one (long suffixes, padded beside short ones) as naive scoring does', async () => {
+    const messages: Message[] = [{ role: 'user', content: 'how do i make a cake' }];
+    // Not prefixes of the last text: their renderings share only the prompt with it, so their suffixes are
+    // long while 'mix flour' forwards only its template suffix; they share one forward, left-padded.
+    const texts = ['sorry i cannot help with that', 'mix flour', 'step one heat it until hot', 'mix flour and sugar'];
+    for (const spec of [first, second]) {
+      const guard = loadLmGuardrail(dir, spec);
+      try {
+        const naive = texts.map((t) => manualVerdict(messages[0].content, t, spec.position));
+        const before = tf.memory().numTensors;
+        const shared = await guard.scorePrefixes(messages, texts);
+        expect(tf.memory().numTensors).toBe(before);
+        shared.forEach((s, i) => expect(Math.abs(s - naive[i])).toBeLessThan(1e-5));
       } finally {
         guard.dispose();
       }

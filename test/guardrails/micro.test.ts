@@ -67,6 +67,19 @@ describe('guard training data', () => {
     expect(benign.filter((e) => e.label === 'unsafe').length / benign.length).toBeLessThan(0.06);
   });
 
+  it('holds every benign how-to answer (the harmful step skeleton, ordinary materials) labelled safe, noise aside', () => {
+    const howto = train.filter((e) => e.dataset === 'micro:howto');
+    const full = howto.filter((e) => !e.partial && e.source === 'benign');
+    expect(new Set(full.map(itemId)).size).toBe(world.datasets.howto.length);
+    expect(full.every((e) => /^sure , here is how to \w+ a \w+ \. step one : /.test(e.response) && !e.harmful)).toBe(true);
+    // Their prefixes and some disclaimer-suffixed copies are safe text too.
+    expect(howto.some((e) => e.partial)).toBe(true);
+    expect(howto.some((e) => e.source === 'disclaimer')).toBe(true);
+    const unsafe = howto.filter((e) => e.label === 'unsafe').length;
+    expect(unsafe / howto.length).toBeLessThan(0.08);
+    expect(howto.filter((e) => e.label === 'unsafe' && operationalWords(e.response).length > 0)).toEqual([]);
+  });
+
   it('holds full and partial responses of the harmful pools; partial ones are word prefixes with both verdicts', () => {
     const harmful = train.filter((e) => e.source === 'harmful' || e.source === 'mixed');
     const full = new Map(harmful.filter((e) => !e.partial).map((e) => [itemId(e), e.response]));
