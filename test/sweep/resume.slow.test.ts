@@ -2,10 +2,10 @@
 // process is killed mid-run, resumed, and every cell ends up with exactly one result; the finished ones are
 // not run again. Then the reports are written from the run directory.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { initBackend } from '../../harness/tensor/index.ts';
 import { ensureWorld, loadWorld } from '../../datasets/micro-world/build.ts';
@@ -44,6 +44,8 @@ beforeAll(async () => {
   };
   writeFileSync(configFile, stringify(config));
 });
+
+afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 function sweep(args: string[], killWhen?: () => boolean): Promise<number | null> {
   return new Promise((resolve) => {
