@@ -1,0 +1,47 @@
+// `star-dss reproduce`: the paper's claims on the micro-world, claim by claim (harness/reproduce/). Runs the
+// sweeps every claim needs into one run directory (reusing finished cells), writes results.csv, tables.md,
+// report.html and claims.md. `--dry-run` prints the sweeps, the cell count and the estimated time.
+import { availableParallelism } from 'node:os';
+import type { Argv, CommandModule } from 'yargs';
+import { initBackend } from '../tensor/backend.ts';
+import { claimIds, selectClaims } from '../reproduce/claims.ts';
+import { runReproduce, type ReproduceSummary } from '../reproduce/reproduce.ts';
+
+export interface ReproduceArgs {
+  out: string;
+  seeds: number;
+  workers: number;
+  claim: string[];
+  dryRun: boolean;
+  quiet: boolean;
+  retryFailed: boolean;
+  backend?: string;
+}
+
+export async function runReproduceCommand(args: ReproduceArgs, log: (line: string) => void = console.log): Promise<ReproduceSummary> {
+  if (!Number.isInteger(args.seeds) || args.seeds < 1) throw new Error(`--seeds: expected a whole number ≥ 1, got ${args.seeds}`);
+  if (!Number.isInteger(args.workers) || args.workers < 1) throw new Error(`--workers: expected a whole number ≥ 1, got ${args.workers}`);
+  const claims = selectClaims(args.claim);
+  const backend = args.dryRun ? 'none' : await initBackend(args.backend);
+  const command = ['star-dss reproduce', `--seeds ${args.seeds}`, `--workers ${args.workers}`, ...args.claim.map((c) => `--claim ${c}`)].join(' ');
+  const summary = await runReproduce({ out: args.out, seeds: args.seeds, workers: args.workers, backend, dryRun: args.dryRun, quiet: args.quiet, retryFailed: args.retryFailed, claims, command, log });
+  if (summary.failed > 0) process.exitCode = 1;
+  return summary;
+}
+
+export const reproduceCommand: CommandModule<object, ReproduceArgs> = {
+  command: 'reproduce',
+  describe: "reproduce the paper's claims on the micro-world and write claims.md beside the sweep reports",
+  builder: (y: Argv) =>
+    y
+      .option('out', { type: 'string', default: 'runs/reproduce', describe: 'run directory; a re-run reuses its finished cells' })
+      .option('seeds', { type: 'number', default: 3, describe: 'seeds per cell (1..n); fewer than 2 makes every comparison inconclusive' })
+      .option('workers', { type: 'number', default: availableParallelism(), describe: 'cells run in parallel processes (wasm uses one core each)' })
+      .option('claim', { type: 'string', array: true, default: [], choices: claimIds, describe: 'only these claims (repeatable; default: all)' })
+      .option('dry-run', { type: 'boolean', default: false, describe: 'print the sweeps, the cell count and the estimated time' })
+      .option('quiet', { type: 'boolean', default: false, describe: 'only one line per finished cell' })
+      .option('retry-failed', { type: 'boolean', default: false, describe: 'run cells whose result recorded an error again' }) as unknown as Argv<ReproduceArgs>,
+  handler: async (args) => {
+    await runReproduceCommand(args);
+  },
+};

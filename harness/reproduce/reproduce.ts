@@ -1,0 +1,248 @@
+// `star-dss reproduce`: runs the sweeps every claim needs into ONE run directory (a cell shared by several
+// claims or sweeps has one content-addressed id, so it runs once and a second invocation reuses it), writes
+// the usual reports once over every cell, then judges each claim and writes claims.md.
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ensureWorld, loadWorld } from '../../datasets/micro-world/build.ts';
+import { baseModelDir, baseRecipe, isCompleteModelDir } from '../../datasets/micro-world/base-model.ts';
+import { ensureMicroGuardrail, measureMicroGuardrail, microGuardDir, MICRO_GUARD_RECIPE } from '../../guardrails/micro.ts';
+import { writeReports } from '../../reports/index.ts';
+import { writeFileAtomic, writeJsonAtomic } from '../io.ts';
+import { estimateCells } from '../sweep/estimate.ts';
+import { planSweep, type Cell } from '../sweep/plan.ts';
+import { cellTitle, prerequisites, runSweep } from '../sweep/run.ts';
+import { codeVersion } from '../sweep/run-cell.ts';
+import { isCellDone, readCellResult } from '../sweep/store.ts';
+import type { Prerequisite } from '../sweep/prepare.ts';
+import type { SweepConfig } from '../sweep/config.ts';
+import type { CellResult } from '../sweep/result.ts';
+import { CLAIMS, type Claim, type Judgement } from './claims.ts';
+import { claimsMarkdown, type GuardrailNote, type RunRecord } from './claims-md.ts';
+import { buildSweepConfig, MICRO_SETTINGS, seedList, type ReproduceSettings, type SweepDef } from './sweeps.ts';
+
+export interface ReproduceOptions {
+  out: string;
+  /** Number of seeds (1..n). */
+  seeds: number;
+  workers: number;
+  backend: string;
+  dryRun?: boolean;
+  quiet?: boolean;
+  retryFailed?: boolean;
+  claims?: readonly Claim[];
+  settings?: ReproduceSettings;
+  /** Measure the micro guardrail (about a minute) when a claim used it and it has no measurement.json. Default true. */
+  measureGuardrail?: boolean;
+  /** The command line, recorded in claims.md. */
+  command?: string;
+  log?: (line: string) => void;
+}
+
+export interface PlannedSweep {
+  def: SweepDef;
+  config: SweepConfig;
+  /** The run directory its cells go to. */
+  dir: string;
+  cells: Cell[];
+}
+
+export interface ReproduceSummary {
+  out: string;
+  sweeps: PlannedSweep[];
+  /** Unique cells over every sweep. */
+  cells: number;
+  /** Unique cells not yet done before this invocation. */
+  pending: number;
+  estimateSeconds: number;
+  claimsFile?: string;
+  judgements: { id: string; verdict: Judgement['verdict'] }[];
+  ran: number;
+  failed: number;
+  seconds: number;
+}
+
+/** Every sweep of the claims once (by name), in the order the claims name them. */
+export function planReproduce(claims: readonly Claim[], settings: ReproduceSettings, seeds: readonly number[], out: string): PlannedSweep[] {
+  const byName = new Map<string, SweepDef>();
+  for (const def of claims.flatMap((c) => c.sweeps)) {
+    const seen = byName.get(def.name);
+    if (seen && seen !== def) throw new Error(`two different sweeps are named '${def.name}'; give each sweep of the claims a unique name`);
+    byName.set(def.name, def);
+  }
+  return [...byName.values()].map((def) => {
+    const config = buildSweepConfig(def, settings, seeds);
+    return { def, config, dir: def.subdir ? join(out, def.subdir) : out, cells: planSweep(config) };
+  });
+}
+
+const key = (dir: string, id: string) => `${dir}\u0000${id}`;
+
+/** The unique (directory, cell) pairs of the planned sweeps. */
+function uniqueCells(sweeps: readonly PlannedSweep[]): { dir: string; cell: Cell }[] {
+  const seen = new Map<string, { dir: string; cell: Cell }>();
+  for (const s of sweeps) for (const cell of s.cells) if (!seen.has(key(s.dir, cell.id))) seen.set(key(s.dir, cell.id), { dir: s.dir, cell });
+  return [...seen.values()];
+}
+
+/** A harm-curve evaluation costs what a plain-condition safety evaluation costs (estimate.ts has no term for it). */
+function curveSeconds(cell: Cell): number {
+  const s = cell.spec;
+  const extra = s.kind === 'finetune' && s.train ? s.eval.curveEpochs.filter((e) => e < s.train!.epochs).length : 0;
+  if (extra === 0) return 0;
+  const plainOnly: Cell = { id: cell.id, labels: cell.labels, spec: { kind: 'base', worldSeed: s.worldSeed, model: s.model, conditionsOf: [{ name: 'harmful-injection', params: {} }], eval: { ...s.eval, capability: [] } } };
+  return extra * estimateCells([plainOnly]).total;
+}
+
+/** Training a base model or the micro guardrail (their training.json files record 330-370 s each here). */
+const PREREQUISITE_SECONDS = 360;
+
+function prerequisiteCached(p: Prerequisite): boolean {
+  try {
+    const manifest = loadWorld(ensureWorld(p.worldSeed));
+    return p.kind === 'base'
+      ? isCompleteModelDir(baseModelDir(baseRecipe(p.family), manifest, 0))
+      : existsSync(join(microGuardDir(MICRO_GUARD_RECIPE, manifest, 0), 'model.safetensors'));
+  } catch {
+    return false;
+  }
+}
+
+export interface Estimate {
+  seconds: number;
+  cellSeconds: number;
+  curveSeconds: number;
+  prerequisiteSeconds: number;
+  missing: Prerequisite[];
+  basis: string;
+}
+
+/** Wall-time estimate of the pending cells on `workers` processes, plus untrained prerequisites. */
+export function estimateReproduce(pending: readonly Cell[], workers: number): Estimate {
+  const cells = estimateCells([...pending]);
+  const curves = pending.reduce((t, c) => t + curveSeconds(c), 0);
+  const missing = prerequisites([...pending]).filter((p) => !prerequisiteCached(p));
+  const w = Math.max(1, workers);
+  // Prerequisites train side by side, one per worker, before any cell runs.
+  const prerequisiteSeconds = Math.ceil(missing.length / w) * PREREQUISITE_SECONDS;
+  return { seconds: (cells.total + curves) / w + prerequisiteSeconds, cellSeconds: cells.total, curveSeconds: curves, prerequisiteSeconds, missing, basis: cells.basis };
+}
+
+/** The cells a claim reads, by sweep name (only finished cells; a missing one shows as fewer seeds). */
+function claimCells(claim: Claim, sweeps: readonly PlannedSweep[]): Record<string, CellResult[]> {
+  const out: Record<string, CellResult[]> = {};
+  for (const def of claim.sweeps) {
+    const s = sweeps.find((x) => x.def.name === def.name)!;
+    out[def.name] = s.cells.flatMap((c) => readCellResult(s.dir, c.id) ?? []);
+  }
+  return out;
+}
+
+/** The micro guardrail's FPR on benign training data, from its measurement.json (measured now if allowed). */
+async function guardrailNote(used: boolean, worldSeed: number, measure: boolean, log: (line: string) => void): Promise<GuardrailNote> {
+  if (!used) return { status: 'not used' };
+  const world = ensureWorld(worldSeed);
+  const dir = microGuardDir(MICRO_GUARD_RECIPE, loadWorld(world), 0);
+  const file = join(dir, 'measurement.json');
+  if (!existsSync(file) && measure) {
+    log('measuring the micro guardrail (false-positive and false-negative rates; about a minute)');
+    await measureMicroGuardrail(await ensureMicroGuardrail({ world }), { world });
+  }
+  if (!existsSync(file)) return { status: 'not measured', reason: `no ${file}; \`star-dss base guardrail\` measures it` };
+  const m = JSON.parse(readFileSync(file, 'utf8')) as { guardrailId: string; benign: Record<string, { n: number; falsePositiveRate: number }> };
+  const all = m.benign?.all;
+  if (!all) return { status: 'not measured', reason: `${file} has no benign.all entry` };
+  return { status: 'measured', guardrailId: m.guardrailId, falsePositiveRate: all.falsePositiveRate, bySource: m.benign, file };
+}
+
+function readRuns(file: string): RunRecord[] {
+  try {
+    const parsed = JSON.parse(readFileSync(file, 'utf8')) as { runs?: RunRecord[] };
+    return Array.isArray(parsed.runs) ? parsed.runs : [];
+  } catch {
+    return [];
+  }
+}
+
+export async function runReproduce(options: ReproduceOptions): Promise<ReproduceSummary> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const started = new Date();
+  const t0 = performance.now();
+  const out = resolve(options.out);
+  const claims = options.claims ?? CLAIMS;
+  const settings = options.settings ?? MICRO_SETTINGS;
+  const seeds = seedList(options.seeds);
+  const sweeps = planReproduce(claims, settings, seeds, out);
+  const cells = uniqueCells(sweeps);
+  const pending = cells.filter(({ dir, cell }) => !isCellDone(dir, cell.id, { retryFailed: options.retryFailed }));
+  const estimate = estimateReproduce(
+    pending.map((p) => p.cell),
+    options.workers,
+  );
+  const summary: ReproduceSummary = { out, sweeps, cells: cells.length, pending: pending.length, estimateSeconds: estimate.seconds, judgements: [], ran: 0, failed: 0, seconds: 0 };
+
+  log(`reproduce: ${claims.length} claims, ${sweeps.length} sweeps, ${seeds.length} seed(s) → ${out}`);
+  for (const s of sweeps) {
+    const todo = s.cells.filter((c) => pending.some((p) => p.dir === s.dir && p.cell.id === c.id)).length;
+    log(`  ${s.def.name.padEnd(22)} ${String(s.cells.length).padStart(3)} cells (${todo} to run)${s.def.subdir ? ` in ${s.def.subdir}/` : ''}: ${s.def.describe}`);
+  }
+  const prereq = estimate.missing.length
+    ? `${Math.round(estimate.prerequisiteSeconds / 60)} min to train ${estimate.missing.map((p) => (p.kind === 'base' ? `base model micro:${p.family}` : 'the micro guardrail')).join(' and ')} first`
+    : 'no base model or guardrail to train';
+  log(
+    `${cells.length} unique cells, ${pending.length} to run; estimated ${(estimate.seconds / 60).toFixed(0)} min on ${options.workers} worker(s): ` +
+      `cells ${(estimate.cellSeconds / 60).toFixed(0)} min + harm curves ${(estimate.curveSeconds / 60).toFixed(0)} min of one worker, shared by the workers; ${prereq}`,
+  );
+  log(`  (per-cell estimate: ${estimate.basis}; STAR annotation, cached per example, is not counted)`);
+  if (options.dryRun) {
+    if (!options.quiet) for (const { dir, cell } of pending) log(`  ${cell.id}  ${cellTitle(cell)}${dir === out ? '' : `  [${dir.slice(out.length + 1)}/]`}`);
+    return summary;
+  }
+
+  // 1. The sweeps, each resuming its finished cells; shared cells are found done by later sweeps.
+  for (const s of sweeps) {
+    const result = await runSweep({ config: s.config, out: s.dir, workers: options.workers, quiet: options.quiet, retryFailed: options.retryFailed, backend: options.backend, log });
+    summary.ran += result.ran;
+    summary.failed += result.failed;
+  }
+  // 2. The guardrail's measured error rates, then the reports over every cell of each run directory.
+  const results = claims.map((claim) => ({ claim, cells: claimCells(claim, sweeps) }));
+  const all = results.flatMap((r) => Object.values(r.cells).flat());
+  const usesMicro = all.some((c) => c.labels.guardrail === 'micro');
+  const guardrail = await guardrailNote(usesMicro, settings.shared.worldSeed ?? 0, options.measureGuardrail ?? true, log);
+  const dirs = [...new Set(sweeps.map((s) => s.dir))];
+  for (const dir of dirs) {
+    const { files } = await writeReports(dir);
+    for (const f of files) log(`wrote ${f}`);
+  }
+  // 3. Judge every claim and write claims.md.
+  const judged = results.map(({ claim, cells: byName }) => ({ claim, judgement: claim.judge(byName, settings.metrics) }));
+  summary.judgements = judged.map(({ claim, judgement }) => ({ id: claim.id, verdict: judgement.verdict }));
+  const unique = new Map(all.map((c) => [c.id, c]));
+  const failed = [...unique.values()].filter((c) => c.status === 'error');
+  const titleOf = new Map(cells.map(({ cell }) => [cell.id, cellTitle(cell)]));
+  summary.seconds = (performance.now() - t0) / 1000;
+  const runsFile = join(out, 'reproduce.json');
+  const runs = [...readRuns(runsFile), { started: started.toISOString(), seconds: summary.seconds, ran: summary.ran, reused: cells.length - pending.length, failed: summary.failed }];
+  writeJsonAtomic(runsFile, { runs, sweeps: sweeps.map((s) => ({ name: s.def.name, dir: s.dir, config: s.config, cells: s.cells.map((c) => c.id) })) });
+  const markdown = claimsMarkdown({
+    date: new Date().toISOString(),
+    codeVersion: codeVersion(),
+    command: options.command ?? 'star-dss reproduce',
+    seeds,
+    settings,
+    config: sweeps[0].config,
+    claims: judged,
+    guardrail,
+    runs,
+    cellSeconds: [...unique.values()].reduce((t, c) => t + c.seconds, 0),
+    cellCount: unique.size,
+    ...(pending.length ? { estimate: { seconds: estimate.seconds, workers: options.workers } } : {}),
+    failed: failed.map((c) => ({ id: c.id, title: titleOf.get(c.id) ?? c.id, message: c.error?.message ?? 'error' })),
+    subdirs: sweeps.filter((s) => s.def.subdir).map((s) => s.def.subdir!),
+  });
+  summary.claimsFile = join(out, 'claims.md');
+  writeFileAtomic(summary.claimsFile, markdown);
+  for (const { claim, judgement } of judged) log(`${claim.id}: ${judgement.verdict}`);
+  log(`wrote ${summary.claimsFile} (${(summary.seconds / 60).toFixed(1)} min)`);
+  return summary;
+}
