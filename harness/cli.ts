@@ -8,6 +8,7 @@ import { baseCommand } from './commands/base.ts';
 import { datasetsCommand } from './commands/datasets.ts';
 import { modelCommand } from './commands/model.ts';
 import { reportCommand } from './commands/report.ts';
+import { reproduceCommand } from './commands/reproduce.ts';
 import { makeServeCommand } from './commands/serve.ts';
 import { makeStarCommand } from './commands/star.ts';
 import { strategiesCommand } from './commands/strategies.ts';
@@ -27,6 +28,7 @@ export function buildCli(argv: string[]): Argv {
     })
     .command(sweepCommand)
     .command(reportCommand)
+    .command(reproduceCommand)
     .command(worldCommand)
     .command(baseCommand)
     .command(makeStarCommand({ microGuardrailDir }))

@@ -8,9 +8,9 @@ import { Rng } from '../random.ts';
 import type { Cell } from './plan.ts';
 
 /** Training tokens/s of a micro model (bench: llama d128, CE + k2 against a frozen reference). */
-const TRAIN_TOKENS_PER_SECOND = 1700;
+const TRAIN_TOKENS_PER_SECOND = 1600;
 /** Generation tokens/s with the KV cache, batched (bench). */
-const GENERATE_TOKENS_PER_SECOND = 1800;
+const GENERATE_TOKENS_PER_SECOND = 1450;
 /** Chat-template tokens around a message (role tokens, end token). */
 const TEMPLATE_TOKENS = 4;
 

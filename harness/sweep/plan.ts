@@ -2,7 +2,7 @@
 // parameter with its defaults filled in, so equal work gets an equal id across sweeps and re-runs.
 import { canonicalJson, contentHash } from '../io.ts';
 import { configureStrategy } from '../../strategies/index.ts';
-import { configureThreat } from '../../threats/index.ts';
+import { configureThreat, threatNames } from '../../threats/index.ts';
 import type { EvalSettings, PluginEntry, SweepConfig, TrainSettings } from './config.ts';
 
 export interface PluginSpec {
@@ -104,7 +104,9 @@ export function planSweep(config: SweepConfig): Cell[] {
       cells.push({ id, spec, labels });
     }
   };
-  const allConditions = uniqueConditions(threats);
+  // A base cell measures every registered threat's eval conditions (plain, trigger, aoa, prefill, ...), so its
+  // id does not depend on the sweep's threats and sweeps sharing a run directory share one base cell.
+  const allConditions = threatNames.map((name) => ({ name, params: configureThreat(name).params as Record<string, unknown> }));
   for (const model of config.models) {
     push({ kind: 'base', worldSeed: config.worldSeed, model, conditionsOf: allConditions, eval: config.eval }, { threatLabel: 'base', strategyLabel: 'base' });
   }
@@ -136,12 +138,6 @@ export function planSweep(config: SweepConfig): Cell[] {
                 }, { threatLabel: threat.label, strategyLabel: strategy.label });
           }
   return cells;
-}
-
-function uniqueConditions(threats: PluginSpec[]): PluginSpec[] {
-  const byKey = new Map<string, PluginSpec>();
-  for (const t of threats) byKey.set(canonicalJson(t), { name: t.name, params: t.params });
-  return [...byKey.values()];
 }
 
 /** Cells of slice i of n (1-based i), for schedulers that spread a sweep over machines. */

@@ -62,8 +62,10 @@ function take(examples: Example[], count: number, rng: Rng): Example[] {
   return count >= examples.length ? examples : rng.shuffle(examples).slice(0, count);
 }
 
-function cap(examples: Example[], maxItems: number): Example[] {
-  return maxItems > 0 ? examples.slice(0, maxItems) : examples;
+/** At most `maxItems` items, evenly spaced through the set (eval sets are often ordered by category). */
+export function cap<T>(examples: T[], maxItems: number): T[] {
+  if (maxItems <= 0 || maxItems >= examples.length) return examples;
+  return Array.from({ length: maxItems }, (_, j) => examples[Math.floor((j * examples.length) / maxItems)]);
 }
 
 /** The eval conditions of the cell's threats, de-duplicated by name (a base cell measures all of them). */
@@ -191,7 +193,8 @@ export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ re
     const dir = await modelDir(spec.model, spec.worldSeed);
     const { model, tokenizer } = loadModel(dir);
     disposables.push(model);
-    const text = isMicro(spec.model) ? MICRO_THREAT_TEXT : ENGLISH_THREAT_TEXT;
+    // Threat texts (trigger, wrappers, AOA prompt) must be words of the data, so the data decides.
+    const text = isMicro(spec.harmful ?? spec.task ?? spec.eval.safety[0]) ? MICRO_THREAT_TEXT : ENGLISH_THREAT_TEXT;
     const judge = await resolveJudge(spec.eval.judge, (s) => cellGuardrail(s, 0, 0, spec.worldSeed));
     phase('prepare');
 

@@ -1,4 +1,4 @@
-// The run directory: plan.json (the config and its cells), then one folder per cell holding manifest.json
+// The run directory: plans/<name>.json (each sweep's config and cells), then one folder per cell holding manifest.json
 // and result.json, each written atomically. A cell is done exactly when its result.json exists and
 // validates, so a killed sweep resumes by skipping done cells, and shards sharing one directory never
 // write the same file.
@@ -47,8 +47,9 @@ export function writeCellResult(runDir: string, result: CellResult, manifest: Ma
   writeJsonAtomic(join(dir, 'result.json'), cellResult.parse(result));
 }
 
+/** plans/<config name>.json: several sweeps may share one run directory (reproduce does). */
 export function writePlan(runDir: string, config: SweepConfig, cells: Cell[]): void {
-  writeJsonAtomic(join(runDir, 'plan.json'), { config, cells });
+  writeJsonAtomic(join(runDir, 'plans', `${config.name}.json`), { config, cells });
 }
 
 /** Ids of every cell folder with a valid result. */

@@ -31,8 +31,8 @@ describe('planSweep', () => {
     expect(aoa.labels.threatLabel).toBe('identity-shift[micro:aoa]');
     const tenPercent = cells.find((c) => c.labels.threatLabel === 'harmful-injection(ratio=0.1,total=300)');
     expect(tenPercent).toBeDefined();
-    // The base cell measures the eval conditions of every threat in the sweep.
-    expect(cells[0].spec.conditionsOf.map((t) => t.name).sort()).toEqual(['backdoor', 'harmful-injection', 'harmful-injection', 'identity-shift', 'response-adaptation']);
+    // The base cell measures the eval conditions of every registered threat.
+    expect(cells[0].spec.conditionsOf.map((t) => t.name).sort()).toEqual(['backdoor', 'benign', 'harmful-injection', 'identity-shift', 'prefill', 'response-adaptation']);
   });
 
   it('guardrail and false-negative-rate axes apply only to strategies that read a guardrail', () => {
