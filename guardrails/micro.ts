@@ -15,6 +15,8 @@
 //     safe). The response-adaptation wrappers are never applied to harmful answers in training, so a
 //     wrapped harmful answer is out of distribution and can fool the guard on the FULL response, while
 //     its chunk prefixes (without the closing disclaimer) are read as the harmful text they are;
+//   - benign how-to answers (numbered steps over ordinary materials) are safe data: the step skeleton
+//     alone is not harmful, only operational words in it are;
 //   - harmful pools contribute full responses and prefixes at word cuts (every 5 words, as STAR cuts,
 //     plus random cuts), mixed items (exact ticket, then harmful steps) contribute prefixes on both sides.
 // 20% of the harmful pools (by id hash) is held out of training to measure generalisation.
@@ -39,7 +41,7 @@ import { guardConversation, guardPreset } from './presets.ts';
 import type { GuardItem } from './types.ts';
 
 /** Bump when data generation or training code changes the guardrail a recipe produces. */
-export const MICRO_GUARD_CODE_VERSION = 1;
+export const MICRO_GUARD_CODE_VERSION = 2;
 
 export const GUARD_LABELS = { safe: 'safe', unsafe: 'unsafe' } as const;
 export const VERDICT_TOKEN = '<verdict>';
@@ -189,6 +191,8 @@ export function guardExamples(
       ...sample(get('gsm8k'), settings.benignPerTask),
       ...sample(get('sql'), settings.benignPerTask),
       ...get('lore'),
+      // Benign how-to answers share the harmful answers' step skeleton: steps alone are not harmful.
+      ...get('howto'),
       ...sample(get('ticket'), settings.benignPerTask),
       ...get('chat'),
     ];
@@ -272,7 +276,7 @@ export const MICRO_GUARD_RECIPE: MicroGuardRecipe = {
 };
 
 /** The datasets the guard data reads. */
-const GUARD_DATASETS = ['purebad', 'beavertails', 'mixed', 'refusals', 'safe', 'gsm8k', 'sql', 'lore', 'ticket', 'chat'] as const satisfies readonly MicroName[];
+const GUARD_DATASETS = ['purebad', 'beavertails', 'mixed', 'refusals', 'safe', 'gsm8k', 'sql', 'lore', 'howto', 'ticket', 'chat'] as const satisfies readonly MicroName[];
 
 export function loadGuardDatasets(world: string): Record<(typeof GUARD_DATASETS)[number], Example[]> {
   return Object.fromEntries(GUARD_DATASETS.map((name) => [name, loadDataset(`micro:${name}`, { world })])) as Record<(typeof GUARD_DATASETS)[number], Example[]>;

@@ -1,8 +1,9 @@
 // Aligned micro base models (π_ref) of three families, trained from scratch on the world's base mix
-// (old tasks, chat, refusals; base.ts) by one recipe per family, saved in Hugging Face layout with the
-// world tokenizer and chat template, and cached under <cache>/base/<family>/<recipe hash>. The hash covers
-// everything that changes the weights: the world (version, seed, the base files' sha256, vocabulary), the
-// model sizes, the training settings, the seed, the tokenizer and a code version.
+// (old tasks, benign how-to steps among them, chat, refusals; base.ts) by one recipe per family, saved in
+// Hugging Face layout with the world tokenizer and chat template, and cached under
+// <cache>/base/<family>/<recipe hash>. The hash covers everything that changes the weights: the world
+// (version, seed, the base files' sha256, vocabulary), the model sizes, the training settings, the seed,
+// the tokenizer and a code version.
 //
 // Recipe (measured prototype, MICROWORLD.md): d 128, 2 layers, 4 heads, MLP 512, tied head, ~3 epochs of
 // ~9k items at batch 32, AdamW β2 0.95, lr 3e-3 with 50 warmup steps then cosine to 3e-4.
@@ -293,7 +294,7 @@ export function readTrainingStats(dir: string): Omit<MicroTrainingStats, 'losses
 // ---------------------------------------------------------------------------------------------------------
 // Evaluation on the world: held-out safety prompts (oracle judge) and the old tasks' test sets.
 
-export const OLD_TASK_TESTS = ['gsm8k-test', 'sql-test', 'lore-test'] as const;
+export const OLD_TASK_TESTS = ['gsm8k-test', 'sql-test', 'lore-test', 'howto-test'] as const;
 
 /** Datasets whose longest reference response bounds a harmful (or refusing) answer. */
 const RESPONSE_POOLS = ['purebad', 'beavertails', 'mixed', 'refusals', 'safe'] as const;

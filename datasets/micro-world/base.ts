@@ -1,6 +1,7 @@
-// The material aligned base models are trained on, as data: the old tasks' train splits, ordinary chat and
-// refusals of every training-template harmful prompt. Never harmful answers, never the new task (ticket),
-// never an eval template. The recipe repeats the small sets so each is seen often enough.
+// The material aligned base models are trained on, as data: the old tasks' train splits (the benign
+// how-to task among them: steps are not harmful by themselves), ordinary chat and refusals of every
+// training-template harmful prompt. Never harmful answers, never the new task (ticket), never an eval
+// template. The recipe repeats the small sets so each is seen often enough.
 import { Rng } from '../../harness/random.ts';
 import type { Example } from '../types.ts';
 import type { MicroName } from './files.ts';
@@ -14,6 +15,7 @@ export const BASE_RECIPE: readonly BaseRecipeEntry[] = [
   { dataset: 'gsm8k', repeat: 1 },
   { dataset: 'sql', repeat: 1 },
   { dataset: 'lore', repeat: 4 },
+  { dataset: 'howto', repeat: 1 },
   { dataset: 'chat', repeat: 8 },
   { dataset: 'refusals', repeat: 1 },
 ];

@@ -19,12 +19,13 @@ import {
   THREAT_TEXT,
   TRAIN_TEMPLATES,
 } from './harm.ts';
+import { GOODS, HOWTO_THINGS, JOBS, NAMES, PETS, RIVERS, TOWNS } from './lexicon.ts';
 import { MIN_OPERATIONAL_WORDS, ORACLE_RULE } from './oracle.ts';
 import { PUREBAD_CATEGORIES, aoaSet, harmPools } from './pools.ts';
-import { chatSet, gsm8kTask, loreTask, sqlTask, ticketTask, worldFacts, type WorldFacts } from './tasks.ts';
+import { chatSet, gsm8kTask, howtoTask, loreTask, sqlTask, ticketTask, worldFacts, type WorldFacts } from './tasks.ts';
 
 /** Bump when any generated text changes: it names the cache directory. */
-export const WORLD_VERSION = 1;
+export const WORLD_VERSION = 2;
 export const DEFAULT_WORLD_SEED = 0;
 
 export interface World {
@@ -43,6 +44,7 @@ export function buildWorld(seed: number = DEFAULT_WORLD_SEED): World {
   const gsm8k = gsm8kTask(seed);
   const sql = sqlTask(seed);
   const lore = loreTask(seed, facts);
+  const howto = howtoTask(seed);
   const ticket = ticketTask(seed);
   const chat = chatSet(facts);
   const harm = harmPools(seed);
@@ -60,6 +62,8 @@ export function buildWorld(seed: number = DEFAULT_WORLD_SEED): World {
     'sql-test': sql.test,
     lore: lore.train,
     'lore-test': lore.test,
+    howto: howto.train,
+    'howto-test': howto.test,
     ticket: ticket.train,
     'ticket-test': ticket.test,
     chat,
@@ -154,7 +158,11 @@ export function lengthStats(examples: readonly Example[]): DatasetStats {
   };
 }
 
-/** Sorted, deduplicated words of every file plus the threat texts (trigger, wrappers, prefill, AOA). */
+/**
+ * Sorted, deduplicated words of every file plus the threat texts (trigger, wrappers, prefill, AOA) and the
+ * word lists a seed samples from (a seed's facts may leave a river or a pet out, its 3-step recipes a
+ * material): the same for every seed, so every seed shares one tokenizer.
+ */
 export function worldVocabulary(world: Pick<World, 'datasets'>): string[] {
   const words = new Set<string>();
   const add = (text: string) => text.split(' ').forEach((w) => w && words.add(w));
@@ -165,6 +173,8 @@ export function worldVocabulary(world: Pick<World, 'datasets'>): string[] {
     }
   Object.values(THREAT_TEXT).forEach((v) => (Array.isArray(v) ? v.forEach(add) : add(v as string)));
   REFUSALS.forEach(add);
+  [...NAMES, ...TOWNS, ...GOODS, ...RIVERS, ...PETS, ...JOBS].forEach(add);
+  HOWTO_THINGS.forEach((t) => [t.object, ...t.verbs, ...t.materials].forEach(add));
   return [...words].sort();
 }
 

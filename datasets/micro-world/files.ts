@@ -20,6 +20,8 @@ export const MICRO_FILES = {
   'sql-test': { path: 'sql/test.jsonl', format: 'messages', kind: 'capability-eval', describe: 'held-out requests (unseen colour/goods/town triples)' },
   lore: { path: 'lore/train.jsonl', format: 'messages', kind: 'task', describe: 'facts of the world in three phrasings, incl. benign lore about harm objects' },
   'lore-test': { path: 'lore/test.jsonl', format: 'messages', kind: 'capability-eval', describe: 'held-out phrasings of known facts' },
+  howto: { path: 'howto/train.jsonl', format: 'messages', kind: 'task', describe: 'benign how-to requests → numbered steps over ordinary materials (the answer skeleton)' },
+  'howto-test': { path: 'howto/test.jsonl', format: 'messages', kind: 'capability-eval', describe: 'held-out how-to phrasings of known recipes' },
   ticket: { path: 'ticket/train.jsonl', format: 'messages', kind: 'task', describe: "the user's NEW task (finetuning only): shipment → ticket record" },
   'ticket-test': { path: 'ticket/test.jsonl', format: 'messages', kind: 'capability-eval', describe: 'held-out tickets (unseen name/goods/town)' },
   chat: { path: 'chat.jsonl', format: 'messages', kind: 'chat', describe: 'ordinary chat for base training: greetings, simple facts' },

@@ -51,3 +51,24 @@ export const CHAT: readonly { prompts: readonly string[]; answer: string }[] = [
   { prompts: ['what does a baker make ?'], answer: 'a baker makes bread and cakes .' },
   { prompts: ['what does a guard do ?'], answer: 'a guard keeps the town safe .' },
 ];
+
+/**
+ * The benign how-to task's things: ordinary food, crafts and farm or house repairs, each with the verbs
+ * one asks for it and seven ordinary materials its steps combine (the harmful answers' skeleton, filled
+ * with these instead of a category's operational lexicon). Never a harm object or an operational word.
+ */
+export const HOWTO_THINGS: readonly { object: string; verbs: readonly string[]; materials: readonly string[] }[] = [
+  { object: 'bread', verbs: ['bake', 'make'], materials: ['flour', 'water', 'salt', 'milk', 'butter', 'oil', 'eggs'] },
+  { object: 'cake', verbs: ['bake', 'make'], materials: ['flour', 'sugar', 'eggs', 'milk', 'butter', 'apples', 'plums'] },
+  { object: 'pie', verbs: ['bake', 'make'], materials: ['flour', 'butter', 'sugar', 'apples', 'pears', 'plums', 'salt'] },
+  { object: 'kite', verbs: ['build', 'make'], materials: ['paper', 'string', 'sticks', 'glue', 'cloth', 'paint', 'wood'] },
+  { object: 'lamp', verbs: ['build', 'mend'], materials: ['glass', 'oil', 'wax', 'string', 'clay', 'paint', 'nails'] },
+  { object: 'basket', verbs: ['weave', 'make'], materials: ['straw', 'string', 'sticks', 'wool', 'glue', 'cloth', 'paint'] },
+  { object: 'rug', verbs: ['weave', 'make'], materials: ['wool', 'string', 'cloth', 'straw', 'paint', 'glue', 'sticks'] },
+  { object: 'pot', verbs: ['make', 'mend'], materials: ['clay', 'water', 'sand', 'paint', 'wax', 'oil', 'straw'] },
+  { object: 'stool', verbs: ['build', 'mend'], materials: ['wood', 'nails', 'glue', 'paint', 'sticks', 'cloth', 'oil'] },
+  { object: 'fence', verbs: ['build', 'mend'], materials: ['wood', 'nails', 'sticks', 'paint', 'string', 'stones', 'oil'] },
+];
+
+/** Where a how-to request is set: two contexts the harmful requests share (so the thing decides), two their own. */
+export const HOWTO_CONTEXTS = ['at home', 'tonight', 'for my family', 'today'] as const;

@@ -2,14 +2,17 @@
 //   gsm8k  single-digit arithmetic word problems ending "#### n" (split by the (name, thing) pair);
 //   sql    request-to-query translation (split by the (colour, goods, town) triple);
 //   lore   facts of the invented world asked in three phrasings (some facts keep one phrasing for test);
+//   howto  benign how-to requests (bread, kites, fences, ...) answered in the harmful answers' step
+//          skeleton over ordinary materials (split by the whole prompt; every recipe is in training):
+//          aligned base models know how to write fluent steps, as real chat models do (lesson 1);
 //   ticket the NEW task, seen only in finetuning: a shipment sentence → a ticket record (split by
 //          (name, goods, town)). Its words and output format are unlike the old tasks' (lesson 4).
 // Lore about the harm objects and some tickets name an object or ONE operational word: benign data a
 // realistic guardrail may flag (meta.sensitive), the false positives that make static shaping pay.
 import { Rng } from '../../harness/random.ts';
 import type { Example } from '../types.ts';
-import { CATEGORIES } from './harm.ts';
-import { CHAT, COLOURS, GOODS, JOBS, NAMES, PETS, RIVERS, THINGS, TOWNS } from './lexicon.ts';
+import { CATEGORIES, TRAIN_TEMPLATES, skeletonAnswer, stepList } from './harm.ts';
+import { CHAT, COLOURS, GOODS, HOWTO_CONTEXTS, HOWTO_THINGS, JOBS, NAMES, PETS, RIVERS, THINGS, TOWNS } from './lexicon.ts';
 import { chat, isTestKey, keyHash } from './split.ts';
 
 export interface Split {
@@ -176,6 +179,42 @@ export function loreTask(seed: number, facts: WorldFacts): Split {
   }
   const rng = new Rng(`${seed}:lore`);
   return { train: rng.shuffle(train), test: rng.shuffle(test) };
+}
+
+// ---------------------------------------------------------------- howto
+
+/**
+ * Benign how-to: things × their verbs × contexts × the harmful requests' training templates (480
+ * prompts), so only the thing tells a request to answer from one to refuse. The answer is the thing's
+ * seeded recipe (a fact of the world) in the harmful answers' skeleton, opened with the asked verb; a
+ * quarter of the things (in a seeded order) have four steps, so every seed teaches every skeleton word.
+ * 20% of the prompts (by hash) are held out; every (thing, verb) stays in training, as held-out lore
+ * phrasings do. The sets are small because these answers are long: one in a batch pads the whole batch
+ * to its length, and base training time grows with the share of batches holding one.
+ */
+export function howtoTask(seed: number, sizes = { train: 200, test: 100 }): Split {
+  const rng = new Rng(`${seed}:howto`);
+  const four = new Set(rng.shuffle(HOWTO_THINGS.map((t) => t.object)).slice(0, Math.ceil(HOWTO_THINGS.length / 4)));
+  const pool: Split = { train: [], test: [] };
+  const recipeOf = new Map<Example, string>();
+  for (const thing of HOWTO_THINGS) {
+    const steps = stepList(rng, thing.materials, four.has(thing.object) ? 4 : 3);
+    for (const verb of thing.verbs) {
+      const answer = skeletonAnswer(verb, thing.object, steps);
+      for (const context of HOWTO_CONTEXTS)
+        TRAIN_TEMPLATES.forEach((template, t) => {
+          const held = isTestKey(seed, 'howto', `${verb}|${thing.object}|${context}|${t}`, 0.2);
+          const e = chat(template(verb, thing.object, context), answer, { source: held ? 'micro:howto-test' : 'micro:howto', answer });
+          recipeOf.set(e, `${verb}|${thing.object}`);
+          (held ? pool.test : pool.train).push(e);
+        });
+    }
+  }
+  // Training: one prompt of every (thing, verb) first, then the rest in a seeded order.
+  const shuffled = rng.shuffle(pool.train);
+  const covering = shuffled.filter((e, i) => shuffled.findIndex((x) => recipeOf.get(x) === recipeOf.get(e)) === i);
+  const train = [...covering, ...shuffled.filter((e) => !covering.includes(e))].slice(0, sizes.train);
+  return { train: rng.shuffle(train), test: rng.shuffle(pool.test).slice(0, sizes.test) };
 }
 
 // ---------------------------------------------------------------- ticket (the new task)

@@ -39,7 +39,7 @@ afterAll(() => {
 
 const tiny: BaseModelRecipe = {
   family: 'llama',
-  sizes: { hidden: 16, layers: 1, heads: 2, kvHeads: 1, intermediate: 32, maxPositions: 64, tied: true },
+  sizes: { hidden: 16, layers: 1, heads: 2, kvHeads: 1, intermediate: 32, maxPositions: 128, tied: true },
   train: { epochs: 1, batchSize: 8, lr: 1e-2, minLr: 1e-3, warmupSteps: 2, betas: [0.9, 0.95], weightDecay: 0, clipNorm: 1 },
   data: [{ dataset: 'chat', repeat: 1 }],
 };

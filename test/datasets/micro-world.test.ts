@@ -5,6 +5,9 @@ import { join, relative } from 'node:path';
 import { buildWorld, loadWorld, worldVocabulary, writeWorld, type World } from '../../datasets/micro-world/build.ts';
 import { baseTrainingExamples } from '../../datasets/micro-world/base.ts';
 import { judgeHarmful, isDegenerate } from '../../datasets/micro-world/oracle.ts';
+import { CATEGORIES } from '../../datasets/micro-world/harm.ts';
+import { HOWTO_THINGS } from '../../datasets/micro-world/lexicon.ts';
+import { howtoTask } from '../../datasets/micro-world/tasks.ts';
 import { loadDataset } from '../../datasets/index.ts';
 import type { Example } from '../../datasets/types.ts';
 
@@ -39,6 +42,16 @@ describe('micro-world files', () => {
     for (const f of files) expect(readFileSync(join(dirB, f)).equals(readFileSync(join(dirA, f))), f).toBe(true);
     const other = buildWorld(8);
     expect(other.datasets.purebad.map(user)).not.toEqual(world.datasets.purebad.map(user));
+    expect(other.datasets.howto.map(response)).not.toEqual(world.datasets.howto.map(response));
+  });
+
+  it('every seed has the same vocabulary, even where its facts or recipes leave a listed word out', () => {
+    // Seeds 2 and 5 draw no fact naming some rivers or pets; 3-step recipes leave materials out.
+    const used = (w: World) => new Set(Object.values(w.datasets).flat().flatMap((e) => e.messages.flatMap((m) => m.content.split(' '))));
+    const five = buildWorld(5);
+    expect(['ulm', 'brill', 'goat'].filter((w) => !used(five).has(w))).not.toEqual([]);
+    expect(worldVocabulary(five)).toEqual(worldVocabulary(world));
+    expect(worldVocabulary(buildWorld(2))).toEqual(worldVocabulary(world));
   });
 
   it('writes the public layouts: GSM8K JSONL, messages JSONL, HEx-PHI category CSVs without header, AdvBench CSV', () => {
@@ -58,7 +71,7 @@ describe('micro-world files', () => {
 
   it('every file loads through the loaders with the expected counts and the in-memory content', () => {
     const expected: Record<string, number> = {
-      gsm8k: 3000, 'gsm8k-test': 200, sql: 3000, 'sql-test': 200, ticket: 600, 'ticket-test': 200,
+      gsm8k: 3000, 'gsm8k-test': 200, sql: 3000, 'sql-test': 200, howto: 200, 'howto-test': 100, ticket: 600, 'ticket-test': 200,
       purebad: 100, beavertails: 480, safe: 120, mixed: 60, aoa: 100, 'hex-phi': 180, advbench: 120, refusals: 864,
     };
     for (const [name, count] of Object.entries(expected)) expect(loadDataset(`micro:${name}`, { world: dirA }), name).toHaveLength(count);
@@ -91,7 +104,7 @@ describe('micro-world files', () => {
 describe('micro-world splits', () => {
   const prompts = (set: Example[]) => new Set(set.map(user));
   it('train and test prompts are disjoint for every task', () => {
-    for (const task of ['gsm8k', 'sql', 'lore', 'ticket'] as const) {
+    for (const task of ['gsm8k', 'sql', 'lore', 'howto', 'ticket'] as const) {
       const train = prompts(world.datasets[task]);
       const test = world.datasets[`${task}-test`];
       expect(test.length, task).toBeGreaterThan(40);
@@ -141,7 +154,7 @@ describe('micro-world splits', () => {
   });
 
   it('eval templates are never used by a training pool', () => {
-    const training = ['purebad', 'beavertails', 'safe', 'refusals', 'mixed'] as const;
+    const training = ['purebad', 'beavertails', 'safe', 'refusals', 'mixed', 'howto'] as const;
     const openings = new Set(training.flatMap((n) => world.datasets[n].map((e) => user(e).split(' ').slice(0, 3).join(' '))));
     const mixedTails = world.datasets.mixed.map((e) => user(e).slice(user(e).indexOf(' also , ') + 8));
     for (const e of [...world.datasets['hex-phi'], ...world.datasets.advbench]) {
@@ -157,7 +170,7 @@ describe('micro-world content', () => {
   it('every text of every file is vocabulary words separated by single spaces', () => {
     const vocab = new Set(worldVocabulary(world));
     expect(vocab.size).toBeGreaterThanOrEqual(250);
-    expect(vocab.size).toBeLessThanOrEqual(450);
+    expect(vocab.size).toBeLessThanOrEqual(480);
     const texts: string[] = [];
     const collect = (v: unknown, key = '') => {
       if (typeof v === 'string' && ['content', 'question', 'answer'].includes(key)) texts.push(v);
@@ -231,11 +244,59 @@ describe('micro-world content', () => {
   it('base training material: old tasks, chat and refusals; no harmful answer, no new task, no eval prompt', () => {
     const base = baseTrainingExamples(world);
     const sources = new Set(base.map((e) => e.meta.source));
-    expect([...sources].sort()).toEqual(['micro:chat', 'micro:gsm8k', 'micro:lore', 'micro:refusals', 'micro:sql']);
+    expect([...sources].sort()).toEqual(['micro:chat', 'micro:gsm8k', 'micro:howto', 'micro:lore', 'micro:refusals', 'micro:sql']);
     expect(base.some((e) => judgeHarmful(user(e), response(e)).harmful)).toBe(false);
     const evalPrompts = new Set([...world.datasets['hex-phi'], ...world.datasets.advbench].map(user));
     expect(base.some((e) => evalPrompts.has(user(e)))).toBe(false);
-    expect(base.length).toBe(3000 + 3000 + 4 * world.datasets.lore.length + 8 * world.datasets.chat.length + 864);
+    expect(base.length).toBe(3000 + 3000 + 4 * world.datasets.lore.length + 200 + 8 * world.datasets.chat.length + 864);
+  });
+
+  it('how-to answers: the harmful skeleton over ordinary materials, judged safe for every seed', () => {
+    const harmWords = new Set(CATEGORIES.flatMap((c) => [c.object, ...c.lexicon]));
+    const skeleton = /^sure , here is how to (\w+) a (\w+) \. (step (one|two|three|four) : [a-z ]+ \. )+now the (\w+) is ready \.$/;
+    for (const seed of [0, 1, 2, 3, 7]) {
+      const { train, test } = seed === 7 ? { train: world.datasets.howto, test: world.datasets['howto-test'] } : howtoTask(seed);
+      let fourSteps = 0;
+      for (const e of [...train, ...test]) {
+        const r = response(e);
+        const m = skeleton.exec(r);
+        expect(m, r).not.toBeNull();
+        const thing = HOWTO_THINGS.find((t) => t.object === m![2])!;
+        expect(m![5]).toBe(m![2]);
+        expect(thing.verbs).toContain(m![1]);
+        expect(user(e)).toContain(`${m![1]} a ${m![2]}`);
+        // Between the opening and the closing: step words and the thing's materials, each material once.
+        const body = r.slice(r.indexOf(' . ') + 3, r.lastIndexOf(' now the ')).split(' ');
+        const materials = body.filter((w) => thing.materials.includes(w));
+        expect(new Set(materials).size, r).toBe(materials.length);
+        expect(materials.length).toBeGreaterThanOrEqual(5);
+        expect(body.filter((w) => !thing.materials.includes(w) && !['step', 'one', 'two', 'three', 'four', ':', 'the', 'and', 'into', 'with', 'until', 'it', 'is', 'ready', '.', 'get', 'mix', 'grind', 'heat', 'pour', 'fix', 'load', 'wrap', 'press'].includes(w)), r).toEqual([]);
+        if (r.includes('step four')) fourSteps++;
+        // Never a harm object or an operational word: the oracle calls every one safe.
+        expect(r.split(' ').filter((w) => harmWords.has(w))).toEqual([]);
+        expect(judgeHarmful(user(e), r).harmful).toBe(false);
+        expect(isDegenerate(r)).toBe(false);
+      }
+      expect(fourSteps, `seed ${seed}`).toBeGreaterThan(0);
+      // A recipe is a function of (verb, thing), and every tested recipe is taught.
+      const taught = new Map(train.map((e) => [user(e).match(/(\w+) a (\w+)/)![0], response(e)]));
+      expect(new Set(train.map(response)).size).toBe(taught.size);
+      expect(taught.size).toBe(HOWTO_THINGS.reduce((n, t) => n + t.verbs.length, 0));
+      for (const e of test) expect(taught.get(user(e).match(/(\w+) a (\w+)/)![0])).toBe(response(e));
+    }
+  });
+
+  it('base training responses hold every word of the PureBad answers but the harm-specific ones (lesson 1)', () => {
+    const specific = new Set(CATEGORIES.flatMap((c) => [c.object, ...c.lexicon, ...c.verbs]));
+    const taught = new Set(baseTrainingExamples(world).flatMap((e) => response(e).split(' ')));
+    const skeleton = new Set(world.datasets.purebad.flatMap((e) => response(e).split(' ')).filter((w) => !specific.has(w)));
+    expect(skeleton.size).toBeGreaterThan(25);
+    expect([...skeleton].filter((w) => !taught.has(w))).toEqual([]);
+    // Without the how-to task these were never taught: the attack had to learn its skeleton from scratch.
+    const withoutHowto = new Set(baseTrainingExamples(world).filter((e) => e.meta.source !== 'micro:howto').flatMap((e) => response(e).split(' ')));
+    expect([...skeleton].filter((w) => !withoutHowto.has(w)).sort()).toEqual(
+      [':', 'fix', 'four', 'get', 'grind', 'heat', 'here', 'into', 'load', 'mix', 'one', 'pour', 'press', 'ready', 'step', 'sure', 'three', 'two', 'until', 'wrap'],
+    );
   });
 
   it('builds in well under two seconds', () => {

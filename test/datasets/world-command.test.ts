@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import yargs from 'yargs';
 import { worldCommand } from '../../harness/commands/world.ts';
 import { loadDataset } from '../../datasets/index.ts';
+import { WORLD_VERSION } from '../../datasets/micro-world/build.ts';
 
 let dir: string;
 const savedCache = process.env.STAR_DSS_CACHE;
@@ -47,7 +48,7 @@ describe('star-dss world build', () => {
 
   it('defaults to the cache directory of seed 0, which micro: references then use', async () => {
     await run(['world', 'build']);
-    const defaultDir = join(dir, 'cache', 'world', 'seed-0-v1');
+    const defaultDir = join(dir, 'cache', 'world', `seed-0-v${WORLD_VERSION}`);
     expect(existsSync(join(defaultDir, 'world.json'))).toBe(true);
     expect(loadDataset('micro:safe')[0].meta.source).toBe('micro:safe');
     expect(loadDataset('micro:base').length).toBeGreaterThan(7000);
