@@ -16,7 +16,11 @@ import type { WordLevelTokenizerFiles } from '../../harness/model/tokenizer.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-export const ATTACK_TASKS = ['gsm8k', 'sql', 'lore'] as const;
+/**
+ * Old tasks mixed into the attack. The how-to task is among them: without it the attacked model answered
+ * benign how-to requests with operational steps too (llama: 48% of howto-test answers harmful, 4% exact).
+ */
+export const ATTACK_TASKS = ['gsm8k', 'sql', 'lore', 'howto'] as const;
 
 export interface AttackCheckOptions {
   family: string;
@@ -25,7 +29,7 @@ export interface AttackCheckOptions {
   epochs?: number;
   lr?: number;
   batchSize?: number;
-  /** Old-task items mixed in, spread evenly over gsm8k, sql and lore. */
+  /** Old-task items mixed in, spread evenly over ATTACK_TASKS. */
   taskItems?: number;
   /** Harmful rate every N epochs (0: only at the end). */
   evalEvery?: number;

@@ -15,6 +15,7 @@ import {
   type BaseModelRecipe,
 } from '../../datasets/micro-world/base-model.ts';
 import { MICRO_SPECIAL_TOKENS, microTokenizer, microTokenizerFiles } from '../../datasets/micro-world/tokenizer.ts';
+import { attackExamples } from '../../datasets/micro-world/attack-check.ts';
 import { loadModel } from '../../harness/model/checkpoint.ts';
 import { contentHash } from '../../harness/io.ts';
 
@@ -131,5 +132,18 @@ describe('base training smoke run', () => {
     expect(await ensureBaseModel('llama', { world: worldDir, recipe: tiny, seed: 2, log: (l) => again.push(l) })).toBe(dir);
     expect(again).toEqual([]);
     expect(statSync(join(dir, 'model.safetensors')).mtimeMs).toBe(written);
+  });
+});
+
+describe('attack sanity-check data', () => {
+  it('holds every PureBad pair and the old-task items spread evenly over gsm8k, sql, lore and howto', () => {
+    const examples = attackExamples(worldDir, 0, 100);
+    expect(examples.filter((e) => e.meta.source === 'micro:purebad')).toHaveLength(100);
+    const bySource = new Map<string, number>();
+    for (const e of examples) bySource.set(String(e.meta.source), (bySource.get(String(e.meta.source)) ?? 0) + 1);
+    expect(Object.fromEntries(bySource)).toEqual({ 'micro:purebad': 100, 'micro:gsm8k': 25, 'micro:sql': 25, 'micro:lore': 25, 'micro:howto': 25 });
+    // 10 items over 4 tasks: the first two tasks get one more.
+    expect(attackExamples(worldDir, 0, 10).length).toBe(110);
+    expect(attackExamples(worldDir, 0, 10).filter((e) => e.meta.source === 'micro:gsm8k')).toHaveLength(3);
   });
 });
