@@ -1,5 +1,6 @@
 // The shape of a shaping strategy, its typed errors, and parameter parsing with one-line errors.
 import { z } from 'zod';
+import { expectedValue, showValue } from '../harness/plugin-params.ts';
 import type * as tf from '@tensorflow/tfjs';
 import type { LossInputs, LossNeeds } from './types.ts';
 import { closest } from '../harness/did-you-mean.ts';
@@ -47,22 +48,6 @@ export function defaultParams<P extends object>(strategy: Strategy<P>): P {
   return strategy.params.parse({});
 }
 
-const show = (value: unknown): string => (value === undefined ? 'nothing' : JSON.stringify(value));
-
-function expectation(issue: z.core.$ZodIssue): string {
-  switch (issue.code) {
-    case 'invalid_type':
-      return issue.expected === 'int' ? 'a whole number' : `a ${issue.expected}`;
-    case 'invalid_value':
-      return `one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
-    case 'too_small':
-      return `a number ${issue.inclusive ? '≥' : '>'} ${String(issue.minimum)}`;
-    case 'too_big':
-      return `a number ${issue.inclusive ? '≤' : '<'} ${String(issue.maximum)}`;
-    default:
-      return `valid (${issue.message})`;
-  }
-}
 
 /** Parses raw parameters (undefined = all defaults); a bad value throws a one-line StrategyError. */
 export function parseParams<P extends object>(strategy: Strategy<P>, raw: unknown): P {
@@ -71,7 +56,7 @@ export function parseParams<P extends object>(strategy: Strategy<P>, raw: unknow
   const defaults = new Map<string, unknown>(Object.entries(defaultParams(strategy)));
   const names = [...defaults.keys()];
   const listing = names.length
-    ? `Parameters of '${strategy.name}': ${names.map((n) => `${n} (default ${show(defaults.get(n))})`).join(', ')}.`
+    ? `Parameters of '${strategy.name}': ${names.map((n) => `${n} (default ${showValue(defaults.get(n))})`).join(', ')}.`
     : `'${strategy.name}' takes no parameters.`;
   const issue = result.error.issues[0];
   const key = issue.path[0];
@@ -84,13 +69,13 @@ export function parseParams<P extends object>(strategy: Strategy<P>, raw: unknow
   if (typeof key !== 'string') {
     throw new StrategyError(
       'INVALID_STRATEGY_PARAMS',
-      `Strategy '${strategy.name}' parameters must be an object, got ${show(raw)}. ${listing}`,
+      `Strategy '${strategy.name}' parameters must be an object, got ${showValue(raw)}. ${listing}`,
     );
   }
   const given = (raw as Record<string, unknown>)[key];
   throw new StrategyError(
     'INVALID_STRATEGY_PARAMS',
-    `Strategy '${strategy.name}': parameter '${key}' must be ${expectation(issue)}, got ${show(given)}. ` +
-      `Fix: set '${key}' to ${expectation(issue)} or leave it out for the default ${show(defaults.get(key))}.`,
+    `Strategy '${strategy.name}': parameter '${key}' must be ${expectedValue(issue)}, got ${showValue(given)}. ` +
+      `Fix: set '${key}' to ${expectedValue(issue)} or leave it out for the default ${showValue(defaults.get(key))}.`,
   );
 }

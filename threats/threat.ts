@@ -2,6 +2,7 @@
 // turns a task set, a harmful pool and a safe pool into a finetuning set, and which evaluation conditions
 // must be measured for it. Threats are data builders: no model, no files, all randomness from `rng`.
 import { z } from 'zod';
+import { expectedValue, showValue } from '../harness/plugin-params.ts';
 import type { Example, Message } from '../datasets/types.ts';
 import { THREAT_TEXT } from '../datasets/micro-world/harm.ts';
 import type { Rng } from '../harness/random.ts';
@@ -121,22 +122,6 @@ export class ThreatError extends Error {
   }
 }
 
-const show = (value: unknown): string => (value === undefined ? 'nothing' : JSON.stringify(value));
-
-function expectation(issue: z.core.$ZodIssue): string {
-  switch (issue.code) {
-    case 'invalid_type':
-      return issue.expected === 'int' ? 'a whole number' : `a ${issue.expected}`;
-    case 'invalid_value':
-      return `one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
-    case 'too_small':
-      return `a number ${issue.inclusive ? '≥' : '>'} ${String(issue.minimum)}`;
-    case 'too_big':
-      return `a number ${issue.inclusive ? '≤' : '<'} ${String(issue.maximum)}`;
-    default:
-      return `valid (${issue.message})`;
-  }
-}
 
 /** Parses a threat's raw parameters (undefined = all defaults); a bad value throws a one-line ThreatError. */
 export function parseParams<P extends object>(threat: Threat<P>, raw: unknown): P {
@@ -146,7 +131,7 @@ export function parseParams<P extends object>(threat: Threat<P>, raw: unknown): 
   const names = Object.keys(properties);
   const defaults = (name: string) => {
     const p = properties[name];
-    return typeof p === 'object' && p.default !== undefined ? `default ${show(p.default)}` : 'optional';
+    return typeof p === 'object' && p.default !== undefined ? `default ${showValue(p.default)}` : 'optional';
   };
   const listing = names.length ? `Parameters of '${threat.name}': ${names.map((n) => `${n} (${defaults(n)})`).join(', ')}.` : `'${threat.name}' takes no parameters.`;
   const issue = result.error.issues[0];
@@ -158,11 +143,11 @@ export function parseParams<P extends object>(threat: Threat<P>, raw: unknown): 
   }
   if (issue.code === 'custom') throw new ThreatError('INVALID_THREAT_PARAMS', `Threat '${threat.name}': ${issue.message}. ${listing}`);
   if (typeof key !== 'string')
-    throw new ThreatError('INVALID_THREAT_PARAMS', `Threat '${threat.name}' parameters must be an object, got ${show(raw)}. ${listing}`);
+    throw new ThreatError('INVALID_THREAT_PARAMS', `Threat '${threat.name}' parameters must be an object, got ${showValue(raw)}. ${listing}`);
   const given = (raw as Record<string, unknown>)[key];
   throw new ThreatError(
     'INVALID_THREAT_PARAMS',
-    `Threat '${threat.name}': parameter '${key}' must be ${expectation(issue)}, got ${show(given)}. Fix: set '${key}' to ${expectation(issue)} or leave it out (${defaults(key)}).`,
+    `Threat '${threat.name}': parameter '${key}' must be ${expectedValue(issue)}, got ${showValue(given)}. Fix: set '${key}' to ${expectedValue(issue)} or leave it out (${defaults(key)}).`,
   );
 }
 
