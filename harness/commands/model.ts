@@ -2,7 +2,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../tensor/backend.ts';
-import { makeConfig, parseConfig } from '../model/config.ts';
+import { makeConfig, parseConfig, type ConfigSizes } from '../model/config.ts';
 import { createModel, parameterCount } from '../model/transformer.ts';
 import { loadModel, saveModel } from '../model/checkpoint.ts';
 import { buildWordLevelTokenizer, wordLevelChatTemplate } from '../model/tokenizer.ts';
@@ -22,15 +22,10 @@ export function parseIds(text: string, vocabSize?: number): number[] {
   return ids;
 }
 
-export interface InitArgs {
+/** The sizes of config.ts's ConfigSizes (context length required here), plus where and how to initialise. */
+export interface InitArgs extends Pick<ConfigSizes, 'hidden' | 'layers' | 'heads' | 'kvHeads' | 'intermediate' | 'vocab'> {
   family: Family;
   out: string;
-  hidden: number;
-  layers: number;
-  heads: number;
-  kvHeads?: number;
-  intermediate?: number;
-  vocab: number;
   maxPositions: number;
   tied: boolean;
   seed: number;
