@@ -4,7 +4,7 @@ import { ConfigError, makeConfig, parseConfig, type ConfigSizes } from '../../ha
 import { createModel, disposeCache, parameterCount } from '../../harness/model/transformer.ts';
 import { WeightsError } from '../../harness/model/parameters.ts';
 import { defaultPositions } from '../../harness/model/attention.ts';
-import type { Family, KVCache, ModelConfig } from '../../harness/model/types.ts';
+import type { Family, KVCache } from '../../harness/model/types.ts';
 import { hfParameterShapes, randomWeights, referenceLogits, referencePositions, type RefWeights } from './reference.ts';
 
 const llama3Scaling = { ropeType: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 8, originalMaxPositionEmbeddings: 64 } as const;
