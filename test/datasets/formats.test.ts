@@ -1,46 +1,14 @@
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { DatasetFormatError } from '../../datasets/errors.ts';
+import { describe, it, expect } from 'vitest';
+import { expectFormatError, fixtureDir } from './fixtures.ts';
 import { loadAdvbenchCsv } from '../../datasets/formats/advbench-csv.ts';
 import { loadGsm8kJsonl } from '../../datasets/formats/gsm8k-jsonl.ts';
 import { loadHexPhi } from '../../datasets/formats/hex-phi-csv.ts';
 import { loadMessagesJsonl } from '../../datasets/formats/messages-jsonl.ts';
 import { detectFormat, loadDataset, loadFile, UnknownDatasetError } from '../../datasets/index.ts';
 
-let dir: string;
-const file = (name: string, text: string) => {
-  const path = join(dir, name);
-  mkdirSync(join(path, '..'), { recursive: true });
-  writeFileSync(path, text);
-  return path;
-};
+const { file, path: inDir } = fixtureDir('formats-');
 
-/** The loader throws ONE DatasetFormatError whose single-line message names file, line and field. */
-function expectFormatError(load: () => unknown, path: string, line: number | undefined, field: string | undefined) {
-  let error: unknown;
-  let result: unknown;
-  try {
-    result = load();
-  } catch (e) {
-    error = e;
-  }
-  expect(result).toBeUndefined(); // no partial output
-  expect(error).toBeInstanceOf(DatasetFormatError);
-  const e = error as DatasetFormatError;
-  expect(e.message).not.toContain('\n');
-  expect(e.message.startsWith(path)).toBe(true);
-  expect(e.line).toBe(line);
-  expect(e.field).toBe(field);
-  if (line !== undefined) expect(e.message).toContain(`line ${line}`);
-  if (field !== undefined) expect(e.message).toContain(`field '${field}'`);
-}
 
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'formats-'));
-});
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('GSM8K JSONL', () => {
   it('reads the real layout: multi-line answers, calculator annotations, thousands separators', () => {
@@ -124,12 +92,12 @@ describe('HEx-PHI CSV', () => {
     file('hexdir/category_11.csv', 'instruction\nask eleven\n');
     file('hexdir/category_2.csv', 'ask two\n');
     file('hexdir/notes.txt', 'ignored');
-    const examples = loadHexPhi(join(dir, 'hexdir'), { source: 'h' });
+    const examples = loadHexPhi(inDir('hexdir'), { source: 'h' });
     expect(examples.map((e) => [e.messages[0].content, e.meta.category, e.id])).toEqual([
       ['ask two', 'child-abuse-content', 'h/category_2.csv#1'],
       ['ask eleven', 'tailored-financial-advice', 'h/category_11.csv#2'],
     ]);
-    expect(detectFormat(join(dir, 'hexdir'))).toBe('hex-phi');
+    expect(detectFormat(inDir('hexdir'))).toBe('hex-phi');
   });
 
   it('a malformed row names file, line and field', () => {
@@ -168,7 +136,7 @@ describe('dataset references', () => {
   it('unknown micro names suggest the closest; unknown files and types fail in one line', () => {
     expect(() => loadDataset('micro:purebda')).toThrow(UnknownDatasetError);
     expect(() => loadDataset('micro:purebda')).toThrow(/Did you mean 'micro:purebad'\?/);
-    const missing = join(dir, 'nope.jsonl');
+    const missing = inDir('nope.jsonl');
     expectFormatError(() => loadFile(missing), missing, undefined, undefined);
     const txt = file('x.txt', 'hello');
     expectFormatError(() => loadFile(txt), txt, undefined, undefined);

@@ -1,8 +1,5 @@
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { DatasetFormatError } from '../../datasets/errors.ts';
+import { describe, it, expect } from 'vitest';
+import { expectFormatError, fixtureDir, jsonl } from './fixtures.ts';
 import { loadArcJsonl } from '../../datasets/formats/arc-jsonl.ts';
 import { loadBeavertails } from '../../datasets/formats/beavertails.ts';
 import { loadHexPhiJsonl } from '../../datasets/formats/hex-phi-jsonl.ts';
@@ -10,40 +7,9 @@ import { loadHhRlhfJsonl } from '../../datasets/formats/hh-rlhf-jsonl.ts';
 import { loadMmluCsv } from '../../datasets/formats/mmlu-csv.ts';
 import { detectFormat, loadDataset, loadFile } from '../../datasets/index.ts';
 
-let dir: string;
-const file = (name: string, text: string) => {
-  const path = join(dir, name);
-  mkdirSync(join(path, '..'), { recursive: true });
-  writeFileSync(path, text);
-  return path;
-};
-const jsonl = (...rows: unknown[]) => rows.map((r) => (typeof r === 'string' ? r : JSON.stringify(r))).join('\n') + '\n';
+const { file } = fixtureDir('loaders-');
 
-/** The loader throws ONE DatasetFormatError whose single-line message names file, line and field; nothing is returned. */
-function expectFormatError(load: () => unknown, path: string, line: number | undefined, field: string | undefined, text?: RegExp) {
-  let error: unknown;
-  let result: unknown;
-  try {
-    result = load();
-  } catch (e) {
-    error = e;
-  }
-  expect(result).toBeUndefined();
-  expect(error).toBeInstanceOf(DatasetFormatError);
-  const e = error as DatasetFormatError;
-  expect(e.message).not.toContain('\n');
-  expect(e.message.startsWith(path)).toBe(true);
-  expect(e.line).toBe(line);
-  expect(e.field).toBe(field);
-  if (line !== undefined) expect(e.message).toContain(`line ${line}`);
-  if (field !== undefined) expect(e.message).toContain(`field '${field}'`);
-  if (text) expect(e.message).toMatch(text);
-}
 
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'loaders-'));
-});
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('MMLU CSV', () => {
   const rows = [

@@ -1,19 +1,11 @@
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, it, expect } from 'vitest';
 import { join } from 'node:path';
 import yargs from 'yargs';
 import { verifyDataset, formatVerifyReport, MAX_CSV_PROBLEMS } from '../../datasets/verify.ts';
 import { datasetsCommand, runDatasetsVerify } from '../../harness/commands/datasets.ts';
+import { fixtureDir, jsonl } from './fixtures.ts';
 
-let dir: string;
-const file = (name: string, text: string) => {
-  const path = join(dir, name);
-  mkdirSync(join(path, '..'), { recursive: true });
-  writeFileSync(path, text);
-  return path;
-};
-const jsonl = (...rows: unknown[]) => rows.map((r) => (typeof r === 'string' ? r : JSON.stringify(r))).join('\n') + '\n';
+const { file, path: inDir } = fixtureDir('verify-');
 const bt = (prompt: string, isSafe: boolean, ...categories: string[]) => ({
   prompt,
   response: `answer to ${prompt}`,
@@ -22,10 +14,6 @@ const bt = (prompt: string, isSafe: boolean, ...categories: string[]) => ({
 });
 const chat = (u: string, a: string) => ({ messages: [{ role: 'user', content: u }, { role: 'assistant', content: a }] });
 
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'verify-'));
-});
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('verifyDataset', () => {
   it('a clean BeaverTails file: format, counts by kind, category and label; no problems, no duplicates', () => {
@@ -92,7 +80,7 @@ describe('verifyDataset', () => {
   });
 
   it('a directory of HEx-PHI CSVs: per-category counts and duplicates across files', () => {
-    const hex = join(dir, 'hex');
+    const hex = inDir('hex');
     file('hex/category_3.csv', 'insult them\nshout at them\n');
     file('hex/category_1.csv', 'steal a car\nshout at them\n,\n');
     const report = verifyDataset(hex);
@@ -150,7 +138,7 @@ describe('star-dss datasets verify', () => {
   it('rejects a missing path, a missing subcommand and a bad --show', async () => {
     await expect(run(['datasets', 'verify'])).rejects.toThrow(/Not enough non-option arguments/);
     await expect(run(['datasets'])).rejects.toThrow(/subcommand/);
-    await expect(run(['datasets', 'verify', join(dir, 'nope.jsonl')])).rejects.toThrow(/nope\.jsonl: file not found/);
+    await expect(run(['datasets', 'verify', inDir('nope.jsonl')])).rejects.toThrow(/nope\.jsonl: file not found/);
     expect(() => runDatasetsVerify({ path: 'x', show: -1, json: false })).toThrow(/--show must be a non-negative integer/);
   });
 });
