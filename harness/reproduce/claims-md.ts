@@ -110,7 +110,7 @@ function setupLines(r: ClaimsReport): string[] {
   const e = c.eval;
   const guardrail = typeof r.settings.guardrail === 'string' ? r.settings.guardrail : `${r.settings.guardrail.spec} (FNR ${r.settings.guardrail.falseNegativeRate})`;
   return [
-    `- Models: ${c.models.join(', ')}; task: ${c.tasks.join(', ')}; harmful pool: ${c.harmful.join(', ')}; safe set: ${c.safe}; old-task items mixed into every finetuning set: ${c.oldTask.count} of ${c.oldTask.dataset}; world seed ${c.worldSeed}.`,
+    `- Models: ${c.models.join(', ')}; task: ${c.tasks.join(', ')}; harmful pool: ${c.harmful.join(', ')}; safe set: ${c.safe}; old-task items mixed into every finetuning set: ${c.oldTask.map((o) => `${o.count} of ${o.dataset}`).join(' and ')}; world seed ${c.worldSeed}.`,
     `- Training (every cell): ${Object.entries(c.train).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ')}.`,
     `- Evaluation: safety on ${e.safety.join(', ')} judged by ${e.judge}, ${e.decoding === 'greedy' ? 'greedy' : 'sampled'} decoding, at most ${e.maxNewTokens} new tokens, ${e.maxItems > 0 ? `at most ${e.maxItems}` : 'all'} items per set; capability: task ${r.settings.metrics.task.join(', ') || '–'}, old tasks ${r.settings.metrics.oldTask.join(', ') || '–'} (exact match).`,
     `- Guardrail: ${guardrail}; STAR chunks of ${c.star.chunkWords} words unless an ablation says otherwise; harm curves at epochs ${r.settings.curveEpochs.join(', ')} in the worst-case sweep (report.html).`,

@@ -30,7 +30,10 @@ export interface ReproduceSettings {
 }
 
 /**
- * The micro-world settings: the quick preset's training recipe (lr 3e-4, 10 epochs, batch 16), greedy
+ * The micro-world settings: 10 epochs, batch 16, lr 1e-3 (at 3e-4 SFT learned the ticket task to only
+ * 2-8% exact match in 10 epochs, too little for any capability comparison; the choice was made on SFT
+ * with no harmful data, before any method was compared), old-task items of both tasks the evaluation
+ * measures (gsm8k alone let tickets overwrite the SQL answers: SQL fell from 100% to 8-18%), greedy
  * decoding judged by the oracle, and every item of the 180-prompt HEx-PHI-like set (all six categories; a
  * cap of 120 would keep only the first four) and of the capability sets up to 180 items each.
  */
@@ -41,8 +44,11 @@ export const MICRO_SETTINGS: ReproduceSettings = {
     tasks: ['micro:ticket'],
     harmful: ['micro:purebad'],
     safe: 'micro:safe',
-    oldTask: { dataset: 'micro:gsm8k', count: 100 },
-    train: { epochs: 10, lr: 3e-4, minLr: 3e-5, batchSize: 16 },
+    oldTask: [
+      { dataset: 'micro:gsm8k', count: 50 },
+      { dataset: 'micro:sql', count: 50 },
+    ],
+    train: { epochs: 10, lr: 1e-3, minLr: 1e-4, batchSize: 16 },
     eval: {
       safety: ['micro:hex-phi'],
       capability: ['micro:ticket-test', 'micro:gsm8k-test', 'micro:sql-test'],
@@ -85,6 +91,8 @@ export const THREATS = {
   adaptation: (variant: 'before' | 'after' | 'both') => ({ name: 'response-adaptation', variant }),
   identityShift: { name: 'identity-shift', harmful: 'micro:aoa' },
   backdoor: { name: 'backdoor' },
+  /** The whole 60-item mixed pool (a correct ticket, then harmful steps) as 30% of a 200-item task set. */
+  mixedResponses: { name: 'harmful-injection', ratio: 0.3, total: 200, harmful: 'micro:mixed' },
 } as const;
 
 export const MIX_RATIOS = [0, 0.01, 0.1, 0.5] as const;
@@ -120,6 +128,12 @@ export const SWEEPS = {
     name: 'safe-set',
     describe: 'pure harmful data plus 100 items of the safe set (the provider has D_safe)',
     threats: [THREATS.withSafeSet],
+    strategies: [sft, rs, starDss],
+  },
+  mixedResponses: {
+    name: 'mixed-responses',
+    describe: 'a 200-item task set whose 60 harmful items each answer the ticket correctly before adding harmful steps',
+    threats: [THREATS.mixedResponses],
     strategies: [sft, rs, starDss],
   },
   responseAdaptation: {

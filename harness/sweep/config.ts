@@ -8,6 +8,8 @@ import { z } from 'zod';
 import { closest } from '../did-you-mean.ts';
 
 /** A plug-in on an axis: `sft` or `{ name: star-dss, lambda: 0.5 }` (parameters beside the name). */
+const oldTaskEntry = z.strictObject({ dataset: z.string(), count: z.number().int().min(0) });
+
 const plugin = z.union([z.string(), z.looseObject({ name: z.string() })]);
 export type PluginEntry = z.infer<typeof plugin>;
 
@@ -74,8 +76,18 @@ export const sweepConfig = z.strictObject({
   harmful: z.array(z.string()).min(1).default(['micro:purebad']),
   /** The trusted safety set D_safe. */
   safe: z.string().default('micro:safe'),
-  /** Old-task items mixed into attacks so the old task is not the only thing that moves (MICROWORLD lesson 4). */
-  oldTask: z.strictObject({ dataset: z.string(), count: z.number().int().min(0) }).default({ dataset: 'micro:gsm8k', count: 100 }),
+  /**
+   * Old-task items mixed into every finetuning set (MICROWORLD lesson 4): a new task learned alone overwrites
+   * the old tasks that look like it (tickets replaced the micro-world's SQL answers), so list every old task
+   * the evaluation measures. One entry or a list.
+   */
+  oldTask: z
+    .union([oldTaskEntry, z.array(oldTaskEntry)])
+    .transform((v) => (Array.isArray(v) ? v : [v]))
+    .default([
+      { dataset: 'micro:gsm8k', count: 50 },
+      { dataset: 'micro:sql', count: 50 },
+    ]),
   threats: z.array(plugin).min(1),
   strategies: z.array(plugin).min(1),
   guardrails: z.array(guardrailEntry).min(1).default(['micro']),

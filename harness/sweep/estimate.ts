@@ -46,7 +46,7 @@ export function estimateCells(cells: Cell[]): { perCell: number[]; total: number
       try {
         const pools = { task: loadDataset(s.task!, { seed: s.worldSeed }), harmful: loadDataset(s.harmful!, { seed: s.worldSeed }), safe: loadDataset(s.safe!, { seed: s.worldSeed }) };
         const examples = configureThreat(s.threat!.name, s.threat!.params).build(threatContext(pools), new Rng(`${s.seed}:threat`));
-        trainWords = examples.reduce((t, e) => t + e.messages.reduce((u, m) => u + words(m.content) + TEMPLATE_TOKENS, 0), 0) + s.oldTask!.count * 35;
+        trainWords = examples.reduce((t, e) => t + e.messages.reduce((u, m) => u + words(m.content) + TEMPLATE_TOKENS, 0), 0) + s.oldTask!.reduce((n, o) => n + o.count, 0) * 35;
       } catch {
         trainWords = load(s.task!, s.worldSeed).words;
       }

@@ -23,7 +23,7 @@ export interface CellSpec {
   task?: string;
   harmful?: string;
   safe?: string;
-  oldTask?: { dataset: string; count: number };
+  oldTask?: { dataset: string; count: number }[];
   threat?: PluginSpec;
   strategy?: PluginSpec;
   guardrail?: GuardrailSpec;

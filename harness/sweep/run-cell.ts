@@ -205,7 +205,7 @@ export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ re
         task: loadRef(spec.task!, spec.worldSeed),
         harmful: loadRef(spec.harmful!, spec.worldSeed),
         safe: loadRef(spec.safe!, spec.worldSeed),
-        oldTask: spec.oldTask!.count > 0 ? take(loadRef(spec.oldTask!.dataset, spec.worldSeed), spec.oldTask!.count, new Rng(`${seed}:old-task`)) : [],
+        oldTask: spec.oldTask!.flatMap((o) => (o.count > 0 ? take(loadRef(o.dataset, spec.worldSeed), o.count, new Rng(`${seed}:old-task:${o.dataset}`)) : [])),
         text,
       };
       for (const [k, v] of Object.entries(pools)) if (Array.isArray(v)) dataHashes[k] = contentHash(v.map((e) => e.messages));
