@@ -62,9 +62,9 @@ describe('claims.md', () => {
   });
 
   it('states the setup with every training default filled in', () => {
-    expect(md).toContain('- Training (every cell): epochs 10, lr 0.0003, minLr 0.00003, batchSize 16, gradAccum 1, warmupRatio 0.03, betas [0.9,0.95], weightDecay 0, clipNorm 1.');
+    expect(md).toContain('- Training (every cell): epochs 10, lr 0.001, minLr 0.0001, batchSize 16, gradAccum 1, warmupRatio 0.03, betas [0.9,0.95], weightDecay 0, clipNorm 1.');
     expect(md).toContain('judged by oracle, greedy decoding, at most 72 new tokens, at most 180 items per set');
-    expect(md).toContain('harmful pool: micro:purebad; safe set: micro:safe; old-task items mixed into every finetuning set: 100 of micro:gsm8k');
+    expect(md).toContain('harmful pool: micro:purebad; safe set: micro:safe; old-task items mixed into every finetuning set: 50 of micro:gsm8k and 50 of micro:sql');
   });
 
   it('marks an empty sample response', () => {

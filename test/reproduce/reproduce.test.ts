@@ -50,7 +50,7 @@ describe('reproduce plan', () => {
   it('runs each sweep once, whichever claims share it', () => {
     const names = sweeps.map((s) => s.def.name);
     expect(new Set(names).size).toBe(names.length);
-    expect(names).toEqual(['worst-case', 'harm-ratio', 'safe-set', 'response-adaptation', 'guardrail-fnr', 'qi-table4', 'ablation-lambda', 'ablation-chunk-1', 'ablation-chunk-10', 'ablation-chunk-20']);
+    expect(names).toEqual(['worst-case', 'harm-ratio', 'safe-set', 'response-adaptation', 'guardrail-fnr', 'mixed-responses', 'qi-table4', 'ablation-lambda', 'ablation-chunk-1', 'ablation-chunk-10', 'ablation-chunk-20']);
     // 4 strategies × 3 seeds + base; the harm curve only in the worst case.
     const worst = sweeps[0];
     expect(worst.cells).toHaveLength(13);
@@ -66,8 +66,8 @@ describe('reproduce plan', () => {
     const baseOf = (cells: Cell[]) => cells.find((c) => c.spec.kind === 'base')!.id;
     expect(baseOf(fnr.cells)).toBe(baseOf(lambda.cells));
     const unique = new Set(sweeps.flatMap((s) => s.cells.map((c) => `${s.dir}:${c.id}`)));
-    // 13 + 37 + 10 + 19 + 25 + 13 + 10 + 3 × 4 planned; the 7 sweeps of the main directory share one base cell.
-    expect(unique.size).toBe(134);
+    // 13 + 37 + 10 + 19 + 25 + 10 + 13 + 10 + 3 × 4 planned; the 8 sweeps of the main directory share one base cell.
+    expect(unique.size).toBe(143);
   });
 
   it('every judge finds 3 seeds in every finetuned row of the planned cells', () => {
@@ -101,11 +101,11 @@ describe('reproduce --dry-run', () => {
   it('prints the cell count and an estimate within 3 hours on 2 workers with 3 seeds', async () => {
     const lines: string[] = [];
     const summary = await runReproduce({ out: mkdtempSync(join(tmpdir(), 'star-dss-repro-')), seeds: 3, workers: 2, backend: 'none', dryRun: true, quiet: true, log: (l) => lines.push(l) });
-    expect(summary.cells).toBe(134);
-    expect(summary.pending).toBe(134);
+    expect(summary.cells).toBe(143);
+    expect(summary.pending).toBe(143);
     expect(summary.estimateSeconds).toBeGreaterThan(30 * 60);
     expect(summary.estimateSeconds).toBeLessThan(3 * 3600);
-    const total = lines.find((l) => l.startsWith('134 unique cells, 134 to run; estimated '))!;
+    const total = lines.find((l) => l.startsWith('143 unique cells, 143 to run; estimated '))!;
     expect(total).toContain(`estimated ${(summary.estimateSeconds / 60).toFixed(0)} min on 2 worker(s)`);
     expect(total).toContain('6 min to train base model micro:llama and the micro guardrail first'); // a fresh cache: 2 × 6 min on 2 workers
     expect(lines.some((l) => /worst-case +13 cells \(13 to run\)/.test(l))).toBe(true);

@@ -69,6 +69,14 @@ describe('safety findings', () => {
     expect(low.verdict).toBe('does not hold');
     expect(low.reason).toContain('lower by 20.0 points');
   });
+
+  it('capability: inconclusive when the reference never learned the task', () => {
+    // Both near zero would otherwise "hold" trivially: preserving 5% says nothing.
+    const unlearned = notLower('task em', stat([4, 5, 6]), stat([4, 5, 6]));
+    expect(unlearned.verdict).toBe('inconclusive');
+    expect(unlearned.reason).toContain(`reaches only 5.0% (< ${VERDICT_RULES.learnedPercent}%)`);
+    expect(notLower('task em', stat([20, 21, 22]), stat([20, 21, 22])).verdict).toBe('holds');
+  });
 });
 
 describe('combine', () => {
