@@ -113,9 +113,9 @@ export function atLeastAsSafe(a: SafetySide, b: SafetySide, where = ''): Finding
   return holds(`${a.label} is at least as safe as ${b.label}${at}: ${delta(c)}`);
 }
 
-/** "a's safety falls below b's" (b is usually the same method in an easier setting). */
-export function lessSafe(a: SafetySide, b: SafetySide, where = ''): Finding {
-  const c = compare(a.safety, b.safety);
+/** "a's safety falls below b's" (b is usually the same method in an easier setting, or the base model: fixedB). */
+export function lessSafe(a: SafetySide, b: SafetySide, where = '', options: { fixedB?: boolean } = {}): Finding {
+  const c = compare(a.safety, b.safety, options);
   const at = where ? ` (${where})` : '';
   if (!c.direction) return inconclusive(`${a.label} vs ${b.label}${at}: ${c.reason}`);
   if (c.direction !== 'lower') return doesNotHold(`${a.label} is not less safe than ${b.label}${at}: ${delta(c)}`);

@@ -81,8 +81,8 @@ describe('reproduce plan', () => {
         if (MICRO_SETTINGS.metrics.oldTask.length) expect(row.oldTask?.n, `${claim.id}: ${row.setting} × ${row.method}`).toBe(n);
       }
       // All scores are equal: no "safer" comparison holds, capability (a "not lower" claim) is preserved, and
-      // harmful data that never hurts SFT leaves the harm-ratio sweep unable to discriminate.
-      const expected = { capability: 'holds', 'harm-ratio': 'inconclusive' }[claim.id] ?? 'does not hold';
+      // attacks that never hurt SFT leave the harm-ratio sweep and Qi's table unable to discriminate.
+      const expected = { capability: 'holds', 'harm-ratio': 'inconclusive', 'deep-token-qi-table4': 'inconclusive' }[claim.id] ?? 'does not hold';
       expect(j.verdict, claim.id).toBe(expected);
     }
   });
