@@ -234,8 +234,9 @@ const deepTokenTable4: Claim = {
     const texts: string[] = [];
     for (const k of cases) {
       const [sft, deep] = [S.sft, S.deep].map((strategy) => measure(k.cells, { threat: k.threat, strategy, condition: k.condition, setting: k.setting }, metrics));
-      const base = measureBase(k.cells, metrics, k.condition).safety ? measureBase(k.cells, metrics, k.condition) : measureBase(k.cells, metrics);
-      const broken = lessSafe(side(sft, `${S.sft}`), side(base), k.setting, { fixedB: true });
+      const baseAtCondition = measureBase(k.cells, metrics, k.condition);
+      const base = baseAtCondition.safety ? baseAtCondition : measureBase(k.cells, metrics);
+      const broken = lessSafe(side(sft), side(base), k.setting, { fixedB: true });
       if (k.safer && broken.verdict !== 'holds') parts.push(inconclusive(`the attack did not break ${S.sft} (${k.setting}): ${broken.reason}`));
       else parts.push((k.safer ? saferThan : atLeastAsSafe)(side(deep), side(sft), k.setting));
       rows.push(sft, deep);

@@ -8,10 +8,11 @@ import { z } from 'zod';
 import { closest } from '../did-you-mean.ts';
 
 /** A plug-in on an axis: `sft` or `{ name: star-dss, lambda: 0.5 }` (parameters beside the name). */
-const oldTaskEntry = z.strictObject({ dataset: z.string(), count: z.number().int().min(0) });
-
 const plugin = z.union([z.string(), z.looseObject({ name: z.string() })]);
 export type PluginEntry = z.infer<typeof plugin>;
+
+/** `count` items of `dataset` mixed into every finetuning set. */
+const oldTaskEntry = z.strictObject({ dataset: z.string(), count: z.number().int().min(0) });
 
 const guardrailEntry = z.union([
   z.string(),

@@ -15,6 +15,17 @@ describe('sweep config', () => {
     expect(() => parseSweepConfig({ threats: ['benign'], strategies: ['sft'], seed: [1] }, 'x.yaml')).toThrow(/Did you mean 'seeds'\?/);
     expect(() => presetFile('quik')).toThrow(/Did you mean 'quick'\?/);
   });
+
+  it('old-task mix: the default covers both old tasks; one entry or a list is accepted and read as a list', () => {
+    const base = { threats: ['benign'], strategies: ['sft'] };
+    expect(parseSweepConfig(base).oldTask).toEqual([
+      { dataset: 'micro:gsm8k', count: 50 },
+      { dataset: 'micro:sql', count: 50 },
+    ]);
+    expect(parseSweepConfig({ ...base, oldTask: { dataset: 'micro:sql', count: 7 } }).oldTask).toEqual([{ dataset: 'micro:sql', count: 7 }]);
+    expect(parseSweepConfig({ ...base, oldTask: [{ dataset: 'micro:sql', count: 7 }, { dataset: 'micro:lore', count: 0 }] }).oldTask).toHaveLength(2);
+    expect(() => parseSweepConfig({ ...base, oldTask: [{ dataset: 'micro:sql' }] }, 'x.yaml')).toThrow(/^x\.yaml: field 'oldTask/);
+  });
 });
 
 describe('planSweep', () => {
