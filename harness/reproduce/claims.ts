@@ -237,7 +237,8 @@ const deepTokenTable4: Claim = {
       const baseAtCondition = measureBase(k.cells, metrics, k.condition);
       const base = baseAtCondition.safety ? baseAtCondition : measureBase(k.cells, metrics);
       const broken = lessSafe(side(sft), side(base), k.setting, { fixedB: true });
-      if (k.safer && broken.verdict !== 'holds') parts.push(inconclusive(`the attack did not break ${S.sft} (${k.setting}): ${broken.reason}`));
+      // Only a measured "not less safe" voids the comparison; missing cells or seeds stay the comparison's own reason.
+      if (k.safer && broken.verdict === 'does not hold') parts.push(inconclusive(`the attack did not break ${S.sft} (${k.setting}): ${broken.reason}`));
       else parts.push((k.safer ? saferThan : atLeastAsSafe)(side(deep), side(sft), k.setting));
       rows.push(sft, deep);
       texts.push(`${k.setting}: ASR ${S.sft} ${fmt(sft.harmful)} vs ${S.deep} ${fmt(deep.harmful)} (safety ${describeSafety(sft)}; ${describeSafety(deep)})`);
