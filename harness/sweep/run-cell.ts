@@ -160,19 +160,10 @@ export function codeVersion(): string {
   }
 }
 
-/** Runs one cell and returns its result and manifest (the caller writes them). Never throws for cell errors. */
-export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ result: CellResult; manifest: Manifest }> {
+/** The labels a cell's result carries (base cells say 'base' on the axes they do not have). */
+export function labelsOf(cell: Cell): CellResult['labels'] {
   const { spec } = cell;
-  const started = new Date();
-  const timings: Record<string, number> = {};
-  const dataHashes: Record<string, string> = {};
-  let phaseStart = performance.now();
-  const phase = (name: string) => {
-    const now = performance.now();
-    timings[name] = (timings[name] ?? 0) + (now - phaseStart) / 1000;
-    phaseStart = now;
-  };
-  const labels = {
+  return {
     kind: spec.kind,
     model: spec.model,
     task: spec.task ?? 'base',
@@ -185,6 +176,21 @@ export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ re
     falseNegativeRate: spec.guardrail?.falseNegativeRate ?? 0,
     seed: spec.seed ?? 0,
   };
+}
+
+/** Runs one cell and returns its result and manifest (the caller writes them). Never throws for cell errors. */
+export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ result: CellResult; manifest: Manifest }> {
+  const { spec } = cell;
+  const started = new Date();
+  const timings: Record<string, number> = {};
+  const dataHashes: Record<string, string> = {};
+  let phaseStart = performance.now();
+  const phase = (name: string) => {
+    const now = performance.now();
+    timings[name] = (timings[name] ?? 0) + (now - phaseStart) / 1000;
+    phaseStart = now;
+  };
+  const labels = labelsOf(cell);
   const result: CellResult = { id: cell.id, status: 'ok', labels, safety: [], capability: [], curve: [], samples: [], trajectories: [], seconds: 0 };
   const disposables: CausalLM[] = [];
   try {

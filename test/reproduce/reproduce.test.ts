@@ -13,30 +13,19 @@ import { configureThreat } from '../../threats/index.ts';
 import { MICRO_THREAT_TEXT } from '../../threats/threat.ts';
 import { cellResult, type CellResult } from '../../harness/sweep/result.ts';
 import type { Cell } from '../../harness/sweep/plan.ts';
+import { labelsOf } from '../../harness/sweep/run-cell.ts';
 
 const out = '/tmp/never-written';
 const sweeps = planReproduce(CLAIMS, MICRO_SETTINGS, seedList(3), out);
 
-/** A result with the labels run-cell.ts gives a cell, and a value for every eval condition and capability set. */
+/** A result with the labels run-cell.ts gives a cell (labelsOf), and a value for every eval condition and capability set. */
 function resultOf(cell: Cell): CellResult {
   const s = cell.spec;
   const conditions = [...new Set(s.conditionsOf.flatMap((t) => configureThreat(t.name, t.params).evalConditions(MICRO_THREAT_TEXT).map((c) => c.name)))];
   return cellResult.parse({
     id: cell.id,
     status: 'ok',
-    labels: {
-      kind: s.kind,
-      model: s.model,
-      task: s.task ?? 'base',
-      harmful: s.harmful ?? 'base',
-      threat: s.threat?.name ?? 'base',
-      threatLabel: cell.labels.threatLabel,
-      strategy: s.strategy?.name ?? 'base',
-      strategyLabel: cell.labels.strategyLabel,
-      guardrail: s.guardrail?.spec ?? 'none',
-      falseNegativeRate: s.guardrail?.falseNegativeRate ?? 0,
-      seed: s.seed ?? 0,
-    },
+    labels: labelsOf(cell),
     safety: conditions.flatMap((condition) => s.eval.safety.map((dataset) => ({ condition, dataset, judge: 'oracle', n: 10, safetyScore: 50, harmfulRate: 50, exactRefusalRate: 50, degenerationRate: 0, perCategory: {} }))),
     capability: s.eval.capability.map((dataset) => ({ dataset, metric: { name: 'exact-match', higherIsBetter: true, version: 1 }, n: 10, value: 50 })),
     curve: [],
