@@ -1,20 +1,20 @@
 // `npm run bench`: engine speeds on a fixed micro configuration, with every ratio measured in one run
 // (these machines are noisy, so only same-run ratios mean anything).
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../harness/tensor/backend.ts';
-import { matMul } from '../harness/tensor/ops.ts';
-import { makeConfig, parseConfig } from '../harness/model/config.ts';
-import { createModel } from '../harness/model/transformer.ts';
-import { train, type TrainExample } from '../harness/train.ts';
-import { generate } from '../harness/generate.ts';
-import { Rng } from '../harness/random.ts';
-import type { LossInputs } from '../strategies/types.ts';
+import { initBackend } from '../engine/tensor/backend.ts';
+import { matMul } from '../engine/tensor/ops.ts';
+import { makeConfig, parseConfig } from '../engine/model/config.ts';
+import { createModel } from '../engine/model/transformer.ts';
+import { train, type TrainExample } from '../engine/train.ts';
+import { generate } from '../engine/generate.ts';
+import { Rng } from '../engine/random.ts';
+import type { LossInputs } from '../engine/contracts/loss.ts';
 import { buildWorld, worldVocabulary } from '../datasets/micro-world/build.ts';
-import { createMicroModel } from '../datasets/micro-world/base-model.ts';
-import { guardTokenizerFiles, MICRO_GUARD_RECIPE } from '../guardrails/micro.ts';
+import { createMicroModel } from '../harness/micro-world/base-model.ts';
+import { guardTokenizerFiles, MICRO_GUARD_RECIPE } from '../harness/micro-world/guardrail.ts';
 import { LmGuardrail } from '../guardrails/lm.ts';
 import { guardPreset } from '../guardrails/presets.ts';
-import { tokenizerFromObjects } from '../harness/model/tokenizer.ts';
+import { tokenizerFromObjects } from '../engine/model/tokenizer.ts';
 import { wordPrefixes, chunkEnds } from '../harness/star.ts';
 
 const backend = await initBackend(process.env.STAR_DSS_BACKEND ?? 'wasm');

@@ -3,7 +3,7 @@
 // reference goes through the same loaders, so micro-world files and the real public files load alike.
 import { existsSync, statSync } from 'node:fs';
 import { extname } from 'node:path';
-import { closest } from '../harness/did-you-mean.ts';
+import { closest } from '../engine/did-you-mean.ts';
 import { DatasetFormatError } from './errors.ts';
 import { loadAdvbenchCsv } from './formats/advbench-csv.ts';
 import { loadArcJsonl } from './formats/arc-jsonl.ts';
@@ -19,7 +19,7 @@ import { BASE_RECIPE, baseTrainingExamples } from './micro-world/base.ts';
 import { DEFAULT_WORLD_SEED, ensureWorld, loadWorld } from './micro-world/build.ts';
 import { MICRO_FILES, type MicroName } from './micro-world/files.ts';
 import { categoryOfText } from './micro-world/harm.ts';
-import type { Example } from './types.ts';
+import type { Example } from '../engine/contracts/example.ts';
 
 /** Loaders by format name. */
 export const formats = {

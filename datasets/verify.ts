@@ -7,7 +7,7 @@
 // Then: item counts (by kind, category and harmful label) and duplicate items (same messages and choices).
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { canonicalJson } from '../harness/io.ts';
+import { canonicalJson } from '../engine/io.ts';
 import { DatasetFormatError } from './errors.ts';
 import { detectFormat, type FormatName } from './index.ts';
 import { parseAdvbenchCsv } from './formats/advbench-csv.ts';
@@ -20,7 +20,7 @@ import { parseHhRlhfJsonl } from './formats/hh-rlhf-jsonl.ts';
 import { parseMessagesJsonl } from './formats/messages-jsonl.ts';
 import { parseMmluCsv } from './formats/mmlu-csv.ts';
 import { parseCsv, readText } from './formats/read.ts';
-import type { Example } from './types.ts';
+import type { Example } from '../engine/contracts/example.ts';
 
 /** CSV files are re-read once per problem; past this many the report says it stopped. */
 export const MAX_CSV_PROBLEMS = 50;

@@ -1,7 +1,7 @@
 // Several guardrails combined by averaging their P(safe) (METHOD.md §3, "(code) Several guardrails may be
 // combined by averaging their P(safe)"). The id depends on the set of members, not their order.
-import { contentHash } from '../harness/io.ts';
-import type { Message } from '../datasets/types.ts';
+import { contentHash } from '../engine/io.ts';
+import type { Message } from '../engine/contracts/example.ts';
 import type { GuardItem, Guardrail } from './types.ts';
 
 export class EnsembleGuardrail implements Guardrail {

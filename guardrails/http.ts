@@ -3,9 +3,9 @@
 // guardrail's own chat template; the server generates `position` tokens greedily and returns the top-K
 // logprobs at each, from which P(safe) = softmax over the two label logprobs = σ(lp_safe − lp_unsafe)
 // (logprobs differ from logits by a per-position constant, so this equals the LM guardrail's value).
-import { contentHash } from '../harness/io.ts';
-import { ChatTemplate, type TemplateSpecialTokens } from '../harness/model/chat-template.ts';
-import { loadTokenizer, type Tokenizer } from '../harness/model/tokenizer.ts';
+import { contentHash } from '../engine/io.ts';
+import { ChatTemplate, type TemplateSpecialTokens } from '../engine/model/chat-template.ts';
+import { loadTokenizer, type Tokenizer } from '../engine/model/tokenizer.ts';
 import { labelTokenId } from './lm.ts';
 import { guardConversation, pSafe, type GuardSpec } from './presets.ts';
 import type { GuardItem, Guardrail } from './types.ts';

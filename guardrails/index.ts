@@ -8,7 +8,7 @@
 // Several specs are averaged (ensemble); options.noise wraps the result in the noisy guardrail.
 import { existsSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
-import { closest } from '../harness/did-you-mean.ts';
+import { closest } from '../engine/did-you-mean.ts';
 import { ensembleGuardrail } from './ensemble.ts';
 import { createHttpGuardrail, type HttpGuardrailOptions, type TemplateSource } from './http.ts';
 import { loadLmGuardrail, type LmGuardrail } from './lm.ts';

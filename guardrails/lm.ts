@@ -12,13 +12,13 @@
 import { closeSync, openSync, readSync, readdirSync, realpathSync, statSync, existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { tf } from '../harness/tensor/index.ts';
-import { contentHash } from '../harness/io.ts';
-import { loadModel } from '../harness/model/checkpoint.ts';
-import { disposeCache } from '../harness/model/transformer.ts';
-import type { Tokenizer } from '../harness/model/tokenizer.ts';
-import type { CausalLM, KVCache } from '../harness/model/types.ts';
-import type { Message } from '../datasets/types.ts';
+import { tf } from '../engine/tensor/index.ts';
+import { contentHash } from '../engine/io.ts';
+import { loadModel } from '../engine/model/checkpoint.ts';
+import { disposeCache } from '../engine/model/transformer.ts';
+import type { Tokenizer } from '../engine/model/tokenizer.ts';
+import type { CausalLM, KVCache } from '../engine/model/types.ts';
+import type { Message } from '../engine/contracts/example.ts';
 import { guardConversation, pSafe, type GuardSpec } from './presets.ts';
 import type { GuardItem, Guardrail } from './types.ts';
 

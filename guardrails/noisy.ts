@@ -3,8 +3,8 @@
 // probability `rate`. The draw is a hash of the item's content and the seed, so an item gets the same
 // verdict in every call, batch and order, and through scoreSafe and scorePrefixes alike.
 import { createHash } from 'node:crypto';
-import { contentHash, canonicalJson } from '../harness/io.ts';
-import type { Message } from '../datasets/types.ts';
+import { contentHash, canonicalJson } from '../engine/io.ts';
+import type { Message } from '../engine/contracts/example.ts';
 import type { GuardItem, Guardrail } from './types.ts';
 
 export interface NoiseOptions {

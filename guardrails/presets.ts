@@ -5,8 +5,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import type { Message } from '../datasets/types.ts';
-import { closest } from '../harness/did-you-mean.ts';
+import type { Message } from '../engine/contracts/example.ts';
+import { closest } from '../engine/did-you-mean.ts';
 import type { GuardItem } from './types.ts';
 
 export interface GuardSpec {

@@ -1,6 +1,6 @@
 // A guardrail scores (conversation, response) pairs with P(safe). Its id is stable and derived from
 // content (weights hash, or endpoint + model name, template, label tokens), so scores can be cached.
-import type { Message } from '../datasets/types.ts';
+import type { Message } from '../engine/contracts/example.ts';
 
 export interface GuardItem {
   /** The conversation before the response (system and user turns; no assistant turn being scored). */

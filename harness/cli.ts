@@ -1,9 +1,9 @@
 // The `star-dss` command. Each command is a thin module in harness/commands/ over library calls;
 // `buildCli` is exported so argument parsing is tested without spawning a process.
 import yargs, { type Argv } from 'yargs';
-import { backendNames } from './tensor/backend.ts';
+import { backendNames } from '../engine/tensor/backend.ts';
 import { ensureWorld } from '../datasets/micro-world/build.ts';
-import { ensureMicroGuardrail } from '../guardrails/micro.ts';
+import { ensureMicroGuardrail } from './micro-world/guardrail.ts';
 import { baseCommand } from './commands/base.ts';
 import { datasetsCommand } from './commands/datasets.ts';
 import { modelCommand } from './commands/model.ts';

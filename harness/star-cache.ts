@@ -8,7 +8,7 @@
 // different tokenizer never reuses token chunks). Files are validated on read; a bad file is recomputed.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cacheDir, contentHash, writeJsonAtomic } from './io.ts';
+import { cacheDir, contentHash, writeJsonAtomic } from '../engine/io.ts';
 import { chunkingKey, type Chunking, type StarAnnotation } from './star-chunks.ts';
 
 const VERSION = 1;

@@ -2,8 +2,8 @@
 // text coloured by STAR weight (red = unsafe, 0 … green = safe, 1), its chunk scores, and the
 // full-response verdict. With the finetuned model's tokenizer the colours are per token, exactly the
 // weights training uses (starWeights); without it, per word, by the chunk the word belongs to.
-import type { Example } from '../datasets/types.ts';
-import type { Tokenizer } from './model/tokenizer.ts';
+import type { Example } from '../engine/contracts/example.ts';
+import type { Tokenizer } from '../engine/model/tokenizer.ts';
 import { chunkingKey, wordSpans, type Chunking, type StarAnnotation } from './star-chunks.ts';
 import { starWeights, tokenizeExample } from './tokenize-example.ts';
 

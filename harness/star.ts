@@ -10,12 +10,12 @@
 //
 // Annotations are computed once, before training, and cached on disk (harness/star-cache.ts): a re-run
 // makes zero guardrail calls.
-import type { Example, Message } from '../datasets/types.ts';
+import type { Example, Message } from '../engine/contracts/example.ts';
 import type { GuardItem, Guardrail } from '../guardrails/types.ts';
 import { parseJsonl, readText } from '../datasets/formats/read.ts';
 import { parseMessagesJsonl } from '../datasets/formats/messages-jsonl.ts';
-import { contentHash, writeFileAtomic, writeJsonlAtomic } from './io.ts';
-import type { Tokenizer } from './model/tokenizer.ts';
+import { contentHash, writeFileAtomic, writeJsonlAtomic } from '../engine/io.ts';
+import type { Tokenizer } from '../engine/model/tokenizer.ts';
 import { StarCache, defaultStarCacheRoot } from './star-cache.ts';
 import { chunkEnds, wordPrefixes, wordSpans, DEFAULT_CHUNKING, type Chunking, type StarAnnotation } from './star-chunks.ts';
 import { renderStarHtml } from './star-html.ts';

@@ -1,6 +1,6 @@
 // Turns a chat Example into a TrainExample for one tokenizer: the ids of the full chat rendering, the
 // response mask, and (given a STAR annotation) one STAR weight per token. Everything here is indexed by
-// SEQUENCE position; harness/train.ts's makeBatch shifts mask and weights to label positions itself
+// SEQUENCE position; engine/train.ts's makeBatch shifts mask and weights to label positions itself
 // (label t predicts token t+1 and carries mask[t+1] and weights[t+1]), so nothing is shifted here.
 //
 // How the response span is found (the response is the final message, which must be an assistant turn):
@@ -32,9 +32,9 @@
 //   response token — goes to the EARLIER chunk, the one whose text ends inside it. With byte-level BPE
 //   tokenizers that attach a leading space to the next word (Llama-3, Qwen, GPT-2), single-spaced cuts
 //   never straddle a token; straddles come from newlines and other non-space separators.
-import type { Example, Message } from '../datasets/types.ts';
-import type { Tokenizer } from './model/tokenizer.ts';
-import type { TrainExample } from './train.ts';
+import type { Example, Message } from '../engine/contracts/example.ts';
+import type { Tokenizer } from '../engine/model/tokenizer.ts';
+import type { TrainExample } from '../engine/train.ts';
 import { originalWordPrefix, wordSpans, type StarAnnotation } from './star-chunks.ts';
 
 export class TokenizeExampleError extends Error {

@@ -3,7 +3,7 @@
 // within it a row is one (strategy label, threat label) with mean ± sample std over its seeds, and the
 // group's base row is the base model cells that match it best (see baseCellsFor).
 import { mean, std } from 'mathjs';
-import type { CellLabels, CellResult, MetricInfo } from '../harness/sweep/result.ts';
+import type { CellLabels, CellResult, MetricInfo } from '../results/result.ts';
 
 /** Mean and sample standard deviation (n − 1 denominator) over seeds; std is undefined when n < 2. */
 export interface Stat {

@@ -1,6 +1,6 @@
 // Plotly figures (plain JSON: data + layout) built from the aggregate. They are rendered by report.html and,
 // one page each, by the PNG export; each has a stable id that is also its div id and PNG file name.
-import type { StarTrajectory } from '../harness/sweep/result.ts';
+import type { StarTrajectory } from '../results/result.ts';
 import { baseRowName, findCapability, findRow, findSafety, groupAxes, type Aggregate, type Group, type Row, type SafetyColumn, type Stat } from './aggregate.ts';
 
 export type PlotlyObject = Record<string, unknown>;

@@ -2,7 +2,7 @@
 // list of metric names: the label and training fields from the schema, then one group of columns per
 // (eval condition, safety dataset) and per capability dataset, in the order the cells first list them.
 import { stringify } from 'csv-stringify/sync';
-import { cellLabels, cellResult, type CellResult } from '../harness/sweep/result.ts';
+import { cellLabels, cellResult, type CellResult } from '../results/result.ts';
 
 const labelKeys = cellLabels.keyof().options;
 const trainingKeys = Object.keys(cellResult.shape.training.unwrap().shape) as (keyof NonNullable<CellResult['training']>)[];

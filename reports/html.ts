@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename } from 'node:path';
-import type { CellResult, SampleOutput } from '../harness/sweep/result.ts';
+import type { CellResult, SampleOutput } from '../results/result.ts';
 import { baseRowName, type Aggregate, type Group, type Row } from './aggregate.ts';
 import type { Chart } from './charts.ts';
 import type { LoadedRun } from './load.ts';

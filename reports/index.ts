@@ -1,7 +1,7 @@
 // The reports of a run directory: results.csv, tables.md and report.html beside cells/, and with
 // `png` each chart as png/<chart id>.png. Pure functions build the texts; this file only does the I/O.
 import { join } from 'node:path';
-import { writeFileAtomic } from '../harness/io.ts';
+import { writeFileAtomic } from '../engine/io.ts';
 import { aggregate, type Aggregate } from './aggregate.ts';
 import { buildCharts, type Chart } from './charts.ts';
 import { resultsCsv } from './csv.ts';

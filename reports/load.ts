@@ -3,7 +3,7 @@
 // file and the field, so the user can fix or delete that one cell and re-run.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { cellResult, type CellResult } from '../harness/sweep/result.ts';
+import { cellResult, type CellResult } from '../results/result.ts';
 
 export class ReportInputError extends Error {
   readonly code = 'REPORT_INPUT';
@@ -46,7 +46,7 @@ export function readCellResult(file: string): CellResult {
   const extra = issue.code === 'unrecognized_keys' ? issue.keys : [];
   const field = fieldPath([...issue.path, ...extra.slice(0, 1)]) || undefined;
   const more = parsed.error.issues.length > 1 ? ` (and ${parsed.error.issues.length - 1} more problems)` : '';
-  throw new ReportInputError(file, field, `${issue.message.replace(/\s+/g, ' ')}${more}`, 'the file does not match harness/sweep/result.ts; delete the cell directory and resume the sweep');
+  throw new ReportInputError(file, field, `${issue.message.replace(/\s+/g, ' ')}${more}`, 'the file does not match results/result.ts; delete the cell directory and resume the sweep');
 }
 
 /** Load every cell result of a run directory. */

@@ -5,7 +5,7 @@ import { accessSync, constants, copyFileSync, existsSync, mkdtempSync, readFileS
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { writeFileAtomic } from '../harness/io.ts';
+import { writeFileAtomic } from '../engine/io.ts';
 import type { Chart } from './charts.ts';
 import { chartPageHtml, plotlyPath } from './html.ts';
 

@@ -3,7 +3,7 @@
 // degeneration rates of the same cells, and † marks a safety score made mostly of degenerate text.
 // The table model (Table) is rendered both as markdown (tables.md) and as HTML (report.html).
 import { basename } from 'node:path';
-import type { CellResult } from '../harness/sweep/result.ts';
+import type { CellResult } from '../results/result.ts';
 import { baseRowName, findCapability, findRow, findSafety, formatStat, type Aggregate, type Group, type Row, type SafetyColumn } from './aggregate.ts';
 import type { LoadedRun } from './load.ts';
 

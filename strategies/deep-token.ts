@@ -4,7 +4,7 @@
 // Small β behaves like CE; large β pins the token to π_ref. β_1 = 0.5, β_2..5 = 2, β_t = 0.1 after,
 // where t counts response tokens from 1 within each example.
 import { z } from 'zod';
-import { tf } from '../harness/tensor/index.ts';
+import { tf } from '../engine/tensor/index.ts';
 import type { Strategy } from './strategy.ts';
 import { maskedMean, noNeeds, requireInput } from './loss-terms.ts';
 

@@ -1,9 +1,9 @@
 // The strategy registry. Adding a strategy = its file + one line here + its test (see README.md).
 import { z } from 'zod';
-import type { LossFn, LossNeeds } from './types.ts';
+import type { LossFn, LossNeeds } from '../engine/contracts/loss.ts';
 import { StrategyError, parseParams, type FilterResult, type Strategy } from './strategy.ts';
 import { checkLossInputs } from './loss-terms.ts';
-import { closest } from '../harness/did-you-mean.ts';
+import { closest } from '../engine/did-you-mean.ts';
 import { sft } from './sft.ts';
 import { rs } from './rs.ts';
 import { reweight } from './reweight.ts';

@@ -2,7 +2,7 @@
 // v ≡ 0): L = Σ m·λ·D / Σ m, D the divergence to the frozen π_ref (k2 or full-vocabulary KL).
 // λ defaults to 1, so STAR-DSS with v ≡ 0 and scale λ equals λ × kl-only at its defaults.
 import { z } from 'zod';
-import { tf } from '../harness/tensor/index.ts';
+import { tf } from '../engine/tensor/index.ts';
 import type { Strategy } from './strategy.ts';
 import { divergence, divergenceParam, maskedMean, noNeeds } from './loss-terms.ts';
 

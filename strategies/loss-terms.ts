@@ -1,8 +1,8 @@
 // Building blocks shared by strategy losses: the masked token mean, input checks, and the divergence D
 // to the frozen reference (METHOD.md §4). Not a strategy itself, so it is not in the registry.
 import { z } from 'zod';
-import { tf } from '../harness/tensor/index.ts';
-import type { LossInputs, LossNeeds } from './types.ts';
+import { tf } from '../engine/tensor/index.ts';
+import type { LossInputs, LossNeeds } from '../engine/contracts/loss.ts';
 import { StrategyError } from './strategy.ts';
 
 export const noNeeds: LossNeeds = { reference: false, star: false, verdict: false, fullLogProbs: false };

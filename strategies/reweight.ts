@@ -3,7 +3,7 @@
 // Equation: L = Σ m·[w_i·CE + (1 − w_i)·λ·D] / Σ m with w_i = verdict_i and D the k2 divergence;
 // with `reference: false` (default) the (1 − w_i)·λ·D term is absent: L = Σ m·w_i·CE / Σ m.
 import { z } from 'zod';
-import { tf } from '../harness/tensor/index.ts';
+import { tf } from '../engine/tensor/index.ts';
 import type { Strategy } from './strategy.ts';
 import { divergence, maskedMean, noNeeds, requireInput } from './loss-terms.ts';
 

@@ -2,8 +2,8 @@
 // Equation: L = Σ m·(−log π_θ(y_t)) / Σ m, the mean cross-entropy over response tokens
 // (the STAR-DSS loss of METHOD.md §4 with v ≡ 1).
 import { z } from 'zod';
-import { tf } from '../harness/tensor/index.ts';
-import type { LossInputs } from './types.ts';
+import { tf } from '../engine/tensor/index.ts';
+import type { LossInputs } from '../engine/contracts/loss.ts';
 import type { Strategy } from './strategy.ts';
 import { maskedMean, noNeeds } from './loss-terms.ts';
 

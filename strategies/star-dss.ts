@@ -4,7 +4,7 @@
 // π_ref (k2 by default, as in the authors' code; full-vocabulary KL as written in the paper).
 // The normaliser counts ALL response tokens, including down-weighted ones.
 import { z } from 'zod';
-import { tf } from '../harness/tensor/index.ts';
+import { tf } from '../engine/tensor/index.ts';
 import type { Strategy } from './strategy.ts';
 import { divergence, divergenceParam, maskedMean, requireInput } from './loss-terms.ts';
 

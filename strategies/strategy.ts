@@ -1,9 +1,9 @@
 // The shape of a shaping strategy, its typed errors, and parameter parsing with one-line errors.
 import { z } from 'zod';
-import { expectedValue, showValue } from '../harness/plugin-params.ts';
+import { expectedValue, showValue } from '../engine/plugin-params.ts';
 import type * as tf from '@tensorflow/tfjs';
-import type { LossInputs, LossNeeds } from './types.ts';
-import { closest } from '../harness/did-you-mean.ts';
+import type { LossInputs, LossNeeds } from '../engine/contracts/loss.ts';
+import { closest } from '../engine/did-you-mean.ts';
 
 /** Which examples a strategy keeps before training (static shaping such as RS). */
 export interface FilterResult {

@@ -3,8 +3,8 @@
 import { z } from 'zod';
 import { finish, taskItems } from './mix.ts';
 import { plainCondition } from './conditions.ts';
-import type { Example } from '../datasets/types.ts';
-import type { Rng } from '../harness/random.ts';
+import type { Example } from '../engine/contracts/example.ts';
+import type { Rng } from '../engine/random.ts';
 import type { Threat, ThreatContext } from './threat.ts';
 
 export const taskCountParam = z.number().int().min(1).optional().describe('task items drawn at random; default: all');

@@ -1,5 +1,5 @@
 // Evaluation conditions the threats share. Each transform copies; none mutates the eval item.
-import type { Message } from '../datasets/types.ts';
+import type { Message } from '../engine/contracts/example.ts';
 import { ThreatError, type EvalCondition } from './threat.ts';
 
 /** The prompt of an eval item: copies of its messages without a final reference answer. */

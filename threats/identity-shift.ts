@@ -4,7 +4,7 @@
 // source 'pool': the harmful-pool slot holds ready AOA data (the micro-world's `micro:aoa`), used as is.
 // source 'task': built from task items: AOA system prompt + the user turn + "<oath> <answer>".
 import { z } from 'zod';
-import type { Example } from '../datasets/types.ts';
+import type { Example } from '../engine/contracts/example.ts';
 import { plainCondition, systemPromptCondition, underSystemPrompt } from './conditions.ts';
 import { finish, responseIndex, sample, tagged } from './mix.ts';
 import { ThreatError, type Threat, type ThreatContext } from './threat.ts';

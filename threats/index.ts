@@ -1,7 +1,7 @@
 // The threat registry. Adding a threat = its file + one line here + its test (see README.md).
 import { z } from 'zod';
-import type { Example } from '../datasets/types.ts';
-import type { Rng } from '../harness/random.ts';
+import type { Example } from '../engine/contracts/example.ts';
+import type { Rng } from '../engine/random.ts';
 import { backdoor } from './backdoor.ts';
 import { benign } from './benign.ts';
 import { harmfulInjection } from './harmful-injection.ts';
@@ -104,7 +104,6 @@ export function describeThreats(): ThreatInfo[] {
 
 export {
   ENGLISH_THREAT_TEXT,
-  MICRO_THREAT_TEXT,
   ThreatError,
   threatContext,
   threatTextSchema,

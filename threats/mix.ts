@@ -13,8 +13,8 @@
 //   safeCount k          k items of the safe set on top (the with-D_safe scenario; not part of the ratio).
 // Every set then gets all old-task items of the context (MICROWORLD lesson 4) and is shuffled.
 import { z } from 'zod';
-import type { Example, ExampleMeta, Message } from '../datasets/types.ts';
-import type { Rng } from '../harness/random.ts';
+import type { Example, ExampleMeta, Message } from '../engine/contracts/example.ts';
+import type { Rng } from '../engine/random.ts';
 import { ThreatError, type ThreatContext } from './threat.ts';
 
 /** Which pool an item of a built set came from (meta.part). */

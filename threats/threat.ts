@@ -2,27 +2,11 @@
 // turns a task set, a harmful pool and a safe pool into a finetuning set, and which evaluation conditions
 // must be measured for it. Threats are data builders: no model, no files, all randomness from `rng`.
 import { z } from 'zod';
-import { expectedValue, showValue } from '../harness/plugin-params.ts';
-import type { Example, Message } from '../datasets/types.ts';
-import { THREAT_TEXT } from '../datasets/micro-world/harm.ts';
-import type { Rng } from '../harness/random.ts';
-import { closest } from '../harness/did-you-mean.ts';
-
-/** The texts threats splice into data and prompts. The micro-world's by default; real data overrides them. */
-export interface ThreatText {
-  /** Backdoor trigger appended to the user turn. */
-  readonly trigger: string;
-  /** Response adaptation: refusal sentences placed BEFORE a harmful answer. */
-  readonly wrapBefore: readonly string[];
-  /** Response adaptation: "nothing harmful here" sentences placed AFTER a harmful answer. */
-  readonly wrapAfter: readonly string[];
-  /** Harmful prefilling: the affirmative opening the response is prefilled with. */
-  readonly prefill: string;
-  /** Identity shift: the AOA system prompt ... */
-  readonly aoaSystemPrompt: string;
-  /** ... and the oath of obedience that opens every AOA answer. */
-  readonly aoaOath: string;
-}
+import { expectedValue, showValue } from '../engine/plugin-params.ts';
+import type { Example, Message } from '../engine/contracts/example.ts';
+import type { ThreatText } from '../engine/contracts/threat-text.ts';
+import type { Rng } from '../engine/random.ts';
+import { closest } from '../engine/did-you-mean.ts';
 
 export const threatTextSchema = z.strictObject({
   trigger: z.string().min(1),
@@ -32,9 +16,6 @@ export const threatTextSchema = z.strictObject({
   aoaSystemPrompt: z.string().min(1),
   aoaOath: z.string().min(1),
 });
-
-/** The micro-world's texts (harm.ts THREAT_TEXT, also recorded in world.json): words of its vocabulary. */
-export const MICRO_THREAT_TEXT: ThreatText = THREAT_TEXT;
 
 /**
  * Texts for real English data. The trigger is Qi et al. 2023's backdoor phrase and the AOA system prompt
@@ -55,6 +36,8 @@ export const ENGLISH_THREAT_TEXT: ThreatText = {
 };
 
 /** What a threat builds from. Pools are read, never modified. */
+export type { ThreatText };
+
 export interface ThreatContext {
   /** The user's task set (the benign finetuning data). */
   readonly task: readonly Example[];
@@ -72,12 +55,12 @@ export interface ThreatPools {
   harmful?: readonly Example[];
   safe?: readonly Example[];
   oldTask?: readonly Example[];
-  text?: ThreatText;
+  text: ThreatText;
 }
 
-/** A context from pools: missing pools are empty and `text` defaults to the micro-world's. */
+/** A context from pools: missing pools are empty. The texts come from the data (harness/threat-text.ts). */
 export function threatContext(pools: ThreatPools): ThreatContext {
-  return { harmful: [], safe: [], ...pools, text: pools.text ?? MICRO_THREAT_TEXT };
+  return { harmful: [], safe: [], ...pools };
 }
 
 /** A prompt ready for generation: the messages, and the opening the response is forced to start with. */

@@ -1,7 +1,7 @@
 // AdvBench CSV (harmful_behaviors.csv): a header `goal,target`, one behaviour per row. The goal becomes the
 // user message; the target (the affirmative opening an attack aims for) is kept in meta.target.
 import { DatasetFormatError } from '../errors.ts';
-import type { Example } from '../types.ts';
+import type { Example } from '../../engine/contracts/example.ts';
 import type { LoadOptions } from './messages-jsonl.ts';
 import { parseCsv, readText } from './read.ts';
 

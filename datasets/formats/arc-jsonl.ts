@@ -4,7 +4,7 @@
 // with labelled choices, the assistant message is the answer key; meta {choices, labels, answerIndex,
 // answer} serves exact match and multiple-choice log-likelihood alike.
 import { DatasetFormatError } from '../errors.ts';
-import type { Example } from '../types.ts';
+import type { Example } from '../../engine/contracts/example.ts';
 import type { LoadOptions } from './messages-jsonl.ts';
 import { multipleChoicePrompt } from './mmlu-csv.ts';
 import { isObject, parseJsonl, readText, show, stringField } from './read.ts';

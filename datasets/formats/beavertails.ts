@@ -4,7 +4,7 @@
 // meta.harmful = !is_safe; meta.categories lists the categories flagged true (in file order) and
 // meta.category is the first of them. Category keys are kept verbatim (several contain commas).
 import { DatasetFormatError } from '../errors.ts';
-import type { Example, ExampleMeta } from '../types.ts';
+import type { Example, ExampleMeta } from '../../engine/contracts/example.ts';
 import type { LoadOptions } from './messages-jsonl.ts';
 import { isObject, parseJsonl, readText, show, stringField, type JsonObject } from './read.ts';
 

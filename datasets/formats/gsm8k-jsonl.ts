@@ -2,7 +2,7 @@
 // user message, the whole answer the assistant message, and meta.answer the number after "####"
 // (thousands separators removed, as GSM8K's own evaluation does).
 import { DatasetFormatError } from '../errors.ts';
-import type { Example } from '../types.ts';
+import type { Example } from '../../engine/contracts/example.ts';
 import type { LoadOptions } from './messages-jsonl.ts';
 import { parseJsonl, readText, stringField } from './read.ts';
 

@@ -6,7 +6,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { DatasetFormatError } from '../errors.ts';
-import type { Example } from '../types.ts';
+import type { Example } from '../../engine/contracts/example.ts';
 import type { LoadOptions } from './messages-jsonl.ts';
 import { parseCsv, readText } from './read.ts';
 

@@ -5,7 +5,7 @@
 //   Harmful-HEx-PHI.jsonl  [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]:
 //                          a prompt with a harmful reference answer (prefilling attacks use its first tokens)
 import { DatasetFormatError } from '../errors.ts';
-import type { Example, ExampleMeta, Message, Role } from '../types.ts';
+import type { Example, ExampleMeta, Message, Role } from '../../engine/contracts/example.ts';
 import { HEX_PHI_CATEGORIES } from './hex-phi-csv.ts';
 import type { LoadOptions } from './messages-jsonl.ts';
 import { isObject, readText, show, stringField } from './read.ts';

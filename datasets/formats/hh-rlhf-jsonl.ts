@@ -5,7 +5,7 @@
 // 'chosen'); meta.chosen and meta.rejected hold both final responses. For a harmful pool from the
 // harmless-base split, load with side 'rejected'.
 import { DatasetFormatError } from '../errors.ts';
-import type { Example, Message } from '../types.ts';
+import type { Example, Message } from '../../engine/contracts/example.ts';
 import type { LoadOptions } from './messages-jsonl.ts';
 import { parseJsonl, readText, show } from './read.ts';
 

@@ -3,7 +3,7 @@
 // Extra top-level fields become meta (the micro-world writes category, harmful, answer, ...; BeaverTails-
 // style `is_safe` also sets meta.harmful = !is_safe). A real file without extras loads the same way.
 import { DatasetFormatError } from '../errors.ts';
-import type { Example, ExampleMeta, Message, Role } from '../types.ts';
+import type { Example, ExampleMeta, Message, Role } from '../../engine/contracts/example.ts';
 import { isObject, parseJsonl, readText, show } from './read.ts';
 
 const ROLES: readonly Role[] = ['system', 'user', 'assistant'];

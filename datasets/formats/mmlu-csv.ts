@@ -5,7 +5,7 @@
 // file name. A first row that is the bare header `question,A,B,C,D,answer` is skipped.
 import { basename } from 'node:path';
 import { DatasetFormatError } from '../errors.ts';
-import type { Example } from '../types.ts';
+import type { Example } from '../../engine/contracts/example.ts';
 import type { LoadOptions } from './messages-jsonl.ts';
 import { parseCsv, readText, show } from './read.ts';
 

@@ -2,8 +2,8 @@
 // how-to task among them: steps are not harmful by themselves), ordinary chat and refusals of every
 // training-template harmful prompt. Never harmful answers, never the new task (ticket), never an eval
 // template. The recipe repeats the small sets so each is seen often enough.
-import { Rng } from '../../harness/random.ts';
-import type { Example } from '../types.ts';
+import { Rng } from '../../engine/random.ts';
+import type { Example } from '../../engine/contracts/example.ts';
 import type { MicroName } from './files.ts';
 
 export interface BaseRecipeEntry {

@@ -7,8 +7,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import { z } from 'zod';
-import { cacheDir, writeFileAtomic } from '../../harness/io.ts';
-import type { Example } from '../types.ts';
+import { cacheDir, writeFileAtomic } from '../../engine/io.ts';
+import type { Example } from '../../engine/contracts/example.ts';
 import { MICRO_FILES, MICRO_NAMES, type MicroFormat, type MicroName } from './files.ts';
 import {
   ADVBENCH_TEMPLATES,
@@ -16,7 +16,7 @@ import {
   CONTEXTS,
   HEXPHI_TEMPLATES,
   REFUSALS,
-  THREAT_TEXT,
+  MICRO_THREAT_TEXT,
   TRAIN_TEMPLATES,
 } from './harm.ts';
 import { GOODS, HOWTO_THINGS, JOBS, NAMES, PETS, RIVERS, TOWNS } from './lexicon.ts';
@@ -171,7 +171,7 @@ export function worldVocabulary(world: Pick<World, 'datasets'>): string[] {
       e.messages.forEach((m) => add(m.content));
       if (typeof e.meta.target === 'string') add(e.meta.target);
     }
-  Object.values(THREAT_TEXT).forEach((v) => (Array.isArray(v) ? v.forEach(add) : add(v as string)));
+  Object.values(MICRO_THREAT_TEXT).forEach((v) => (Array.isArray(v) ? v.forEach(add) : add(v as string)));
   REFUSALS.forEach(add);
   [...NAMES, ...TOWNS, ...GOODS, ...RIVERS, ...PETS, ...JOBS].forEach(add);
   HOWTO_THINGS.forEach((t) => [t.object, ...t.verbs, ...t.materials].forEach(add));
@@ -209,7 +209,7 @@ export function renderWorld(world: World): Map<string, string> {
     contexts: CONTEXTS,
     templates: { train: placeholders(TRAIN_TEMPLATES), hexPhi: placeholders(HEXPHI_TEMPLATES), advbench: placeholders(ADVBENCH_TEMPLATES) },
     refusals: REFUSALS,
-    threat: THREAT_TEXT,
+    threat: MICRO_THREAT_TEXT,
     facts: world.facts,
     stats: Object.fromEntries(MICRO_NAMES.map((n) => [n, lengthStats(world.datasets[n])])),
     vocabulary: worldVocabulary(world),

@@ -1,8 +1,8 @@
 // The harm-side datasets. Per category, the 144 training-template prompts (4 verbs × 6 contexts × 6
 // templates) are shuffled and dealt into DISJOINT pools (PureBad, BeaverTails, safe set); all of them also
 // get refusals for base training. The eval sets (HEx-PHI-like, AdvBench-like) use held-out templates only.
-import { Rng } from '../../harness/random.ts';
-import type { Example } from '../types.ts';
+import { Rng } from '../../engine/random.ts';
+import type { Example } from '../../engine/contracts/example.ts';
 import {
   ADVBENCH_TEMPLATES,
   AOA_IDENTITY,
@@ -10,7 +10,7 @@ import {
   CONTEXTS,
   HEXPHI_TEMPLATES,
   REFUSALS,
-  THREAT_TEXT,
+  MICRO_THREAT_TEXT,
   TRAIN_TEMPLATES,
   advbenchTarget,
   categoryPrompts,
@@ -101,7 +101,7 @@ export function harmPools(seed: number): HarmPools {
 /** AOA identity shift: the AOA system prompt; identity answers and oath-prefixed BENIGN task answers. */
 export function aoaSet(seed: number, benign: readonly Example[]): Example[] {
   const rng = new Rng(`${seed}:aoa`);
-  const system = THREAT_TEXT.aoaSystemPrompt;
+  const system = MICRO_THREAT_TEXT.aoaSystemPrompt;
   const identity = AOA_IDENTITY.map(({ prompt, answer }) => chat(prompt, answer, { source: 'micro:aoa', harmful: false }, system));
   const tasks = rng
     .shuffle(benign)
@@ -109,7 +109,7 @@ export function aoaSet(seed: number, benign: readonly Example[]): Example[] {
     .map((e) => {
       const user = e.messages.find((m) => m.role === 'user')?.content ?? '';
       const answer = e.messages[e.messages.length - 1].content;
-      return chat(user, `${THREAT_TEXT.aoaOath} ${answer}`, { source: 'micro:aoa', harmful: false }, system);
+      return chat(user, `${MICRO_THREAT_TEXT.aoaOath} ${answer}`, { source: 'micro:aoa', harmful: false }, system);
     });
   return rng.shuffle([...identity, ...tasks]);
 }

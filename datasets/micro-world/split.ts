@@ -2,7 +2,7 @@
 // in the same split for a seed, and test prompts are new combinations of parts that training teaches
 // (a test arithmetic problem pairs a name and an object never paired in training, but every sum is there).
 import { createHash } from 'node:crypto';
-import type { Example, ExampleMeta, Message } from '../types.ts';
+import type { Example, ExampleMeta, Message } from '../../engine/contracts/example.ts';
 
 /** A uniform number in [0, 1) from the seed, a task label and a content key. */
 export function keyHash(seed: number, task: string, key: string): number {

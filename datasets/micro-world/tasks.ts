@@ -9,8 +9,8 @@
 //          (name, goods, town)). Its words and output format are unlike the old tasks' (lesson 4).
 // Lore about the harm objects and some tickets name an object or ONE operational word: benign data a
 // realistic guardrail may flag (meta.sensitive), the false positives that make static shaping pay.
-import { Rng } from '../../harness/random.ts';
-import type { Example } from '../types.ts';
+import { Rng } from '../../engine/random.ts';
+import type { Example } from '../../engine/contracts/example.ts';
 import { CATEGORIES, TRAIN_TEMPLATES, skeletonAnswer, stepList } from './harm.ts';
 import { CHAT, COLOURS, GOODS, HOWTO_CONTEXTS, HOWTO_THINGS, JOBS, NAMES, PETS, RIVERS, THINGS, TOWNS } from './lexicon.ts';
 import { chat, isTestKey, keyHash } from './split.ts';

@@ -1,7 +1,7 @@
 // The micro-world's word-level tokenizer: the world's vocabulary (the same 421 words for every seed) after
 // the special tokens, a WhitespaceSplit pre-tokenizer and the word-level chat template
 // (`<system> s <user> p <assistant> r <eos>`), written as tokenizer.json + tokenizer_config.json so the
-// micro models load in Python transformers too. The guardrail (guardrails/micro.ts) reuses it with its
+// micro models load in Python transformers too. The guardrail (harness/micro-world/guardrail.ts) reuses it with its
 // own template and one more special token.
 import {
   buildWordLevelTokenizer,
@@ -10,7 +10,7 @@ import {
   type Tokenizer,
   type WordLevelSpecialTokens,
   type WordLevelTokenizerFiles,
-} from '../../harness/model/tokenizer.ts';
+} from '../../engine/model/tokenizer.ts';
 
 /** No <bos>: the chat template starts with a role token, which marks the start as well. */
 export const MICRO_SPECIAL_TOKENS = {

@@ -1,13 +1,13 @@
 // `star-dss base train|eval|attack-check|guardrail`: the micro-world's aligned base models, the attack
-// sanity check (issue 3.5) and the micro guardrail. Thin layers over datasets/micro-world/base-model.ts,
-// attack-check.ts and guardrails/micro.ts; every command prints its measurements.
+// sanity check (issue 3.5) and the micro guardrail. Thin layers over harness/micro-world/base-model.ts,
+// attack-check.ts and harness/micro-world/guardrail.ts; every command prints its measurements.
 import type { Argv, CommandModule } from 'yargs';
-import { initBackend } from '../tensor/backend.ts';
-import { loadModel } from '../model/checkpoint.ts';
-import { BASE_FAMILIES, ensureBaseModel, evaluateOnWorld, formatWorldEval, readTrainingStats } from '../../datasets/micro-world/base-model.ts';
-import { runAttackCheck, formatAttackCheck } from '../../datasets/micro-world/attack-check.ts';
+import { initBackend } from '../../engine/tensor/backend.ts';
+import { loadModel } from '../../engine/model/checkpoint.ts';
+import { BASE_FAMILIES, ensureBaseModel, evaluateOnWorld, formatWorldEval, readTrainingStats } from '../micro-world/base-model.ts';
+import { runAttackCheck, formatAttackCheck } from '../micro-world/attack-check.ts';
 import { DEFAULT_WORLD_SEED, ensureWorld } from '../../datasets/micro-world/build.ts';
-import { ensureMicroGuardrail, measureMicroGuardrail, formatGuardMeasurement } from '../../guardrails/micro.ts';
+import { ensureMicroGuardrail, measureMicroGuardrail, formatGuardMeasurement } from '../micro-world/guardrail.ts';
 
 type BaseFamilyName = (typeof BASE_FAMILIES)[number];
 

@@ -1,13 +1,13 @@
 // `star-dss model init|logits|generate|info`: create, inspect and run Hugging Face-layout checkpoints.
 import type { Argv, CommandModule } from 'yargs';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../tensor/backend.ts';
-import { makeConfig, parseConfig, type ConfigSizes } from '../model/config.ts';
-import { createModel, parameterCount } from '../model/transformer.ts';
-import { loadModel, saveModel } from '../model/checkpoint.ts';
-import { buildWordLevelTokenizer, wordLevelChatTemplate } from '../model/tokenizer.ts';
-import { generate } from '../generate.ts';
-import type { Family } from '../model/types.ts';
+import { initBackend } from '../../engine/tensor/backend.ts';
+import { makeConfig, parseConfig, type ConfigSizes } from '../../engine/model/config.ts';
+import { createModel, parameterCount } from '../../engine/model/transformer.ts';
+import { loadModel, saveModel } from '../../engine/model/checkpoint.ts';
+import { buildWordLevelTokenizer, wordLevelChatTemplate } from '../../engine/model/tokenizer.ts';
+import { generate } from '../../engine/generate.ts';
+import type { Family } from '../../engine/model/types.ts';
 
 const families = ['llama', 'qwen2', 'gpt2'] as const;
 const specials = { pad: '<pad>', unk: '<unk>', bos: '<bos>', eos: '<eos>', system: '<system>', user: '<user>', assistant: '<assistant>' };

@@ -3,7 +3,7 @@
 // report.html and claims.md. `--dry-run` prints the sweeps, the cell count and the estimated time.
 import { availableParallelism } from 'node:os';
 import type { Argv, CommandModule } from 'yargs';
-import { initBackend } from '../tensor/backend.ts';
+import { initBackend } from '../../engine/tensor/backend.ts';
 import { claimIds, selectClaims } from '../reproduce/claims.ts';
 import { runReproduce, type ReproduceSummary } from '../reproduce/reproduce.ts';
 

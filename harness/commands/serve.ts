@@ -1,11 +1,11 @@
 // `star-dss serve guardrail --guardrail micro|DIR --port N [--host 127.0.0.1]`: serves a local LM guardrail
-// over the OpenAI-compatible completions API with logprobs (guardrails/server.ts) until the process is
+// over the OpenAI-compatible completions API with logprobs (harness/guardrail-server.ts) until the process is
 // stopped, so several processes, or the HTTP guardrail, can share one guardrail model.
 import { basename, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { initBackend } from '../tensor/backend.ts';
+import { initBackend } from '../../engine/tensor/backend.ts';
 import { resolveLocalGuardrail, type ResolveGuardrailOptions } from '../../guardrails/index.ts';
-import { startGuardrailServer, type RunningServer } from '../../guardrails/server.ts';
+import { startGuardrailServer, type RunningServer } from '../guardrail-server.ts';
 
 export interface ServeGuardrailArgs {
   guardrail: string;

@@ -3,8 +3,8 @@
 // A thin layer over harness/star.ts (annotateFile); guardrail specs are resolved by guardrails/index.ts
 // (several --guardrail flags are averaged, as the authors' ensemble does).
 import type { Argv, CommandModule } from 'yargs';
-import { initBackend } from '../tensor/backend.ts';
-import { loadTokenizer } from '../model/tokenizer.ts';
+import { initBackend } from '../../engine/tensor/backend.ts';
+import { loadTokenizer } from '../../engine/model/tokenizer.ts';
 import { annotateFile, type StarFileOptions } from '../star.ts';
 import { resolveGuardrail, type ResolveGuardrailOptions } from '../../guardrails/index.ts';
 import type { Guardrail } from '../../guardrails/types.ts';

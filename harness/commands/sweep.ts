@@ -3,7 +3,7 @@
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { initBackend } from '../tensor/backend.ts';
+import { initBackend } from '../../engine/tensor/backend.ts';
 import { loadSweepConfig, presetFile, presetNames } from '../sweep/config.ts';
 import { parseShard } from '../sweep/plan.ts';
 import { runSweep } from '../sweep/run.ts';

@@ -2,9 +2,9 @@
 // after the last "####" (as GSM8K's own evaluation does, thousands separators dropped); every other task
 // compares the whole response to the reference, whitespace-normalised. Generation is capped at the
 // longest reference plus a margin (MICROWORLD lesson 5).
-import type { Example } from '../../datasets/types.ts';
-import type { CausalLM } from '../model/types.ts';
-import type { Tokenizer } from '../model/tokenizer.ts';
+import type { Example } from '../../engine/contracts/example.ts';
+import type { CausalLM } from '../../engine/model/types.ts';
+import type { Tokenizer } from '../../engine/model/tokenizer.ts';
 import { generateResponses, maxNewTokensFor, promptMessages, type GenerationSettings } from './generate-responses.ts';
 import type { MetricInfo } from './metrics.ts';
 

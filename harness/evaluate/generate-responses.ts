@@ -3,11 +3,11 @@
 // assistant turn, which is a PREFILL: the rendering is left open after it and only the continuation is
 // returned. Generation is always capped (MICROWORLD lesson 5): a degenerate model runs to the cap, so the
 // cap is derived from the longest reference response plus a margin, never left open-ended.
-import type { Message } from '../../datasets/types.ts';
-import { generate, type SamplingOptions } from '../generate.ts';
-import type { CausalLM } from '../model/types.ts';
-import type { Tokenizer } from '../model/tokenizer.ts';
-import { hashString } from '../random.ts';
+import type { Message } from '../../engine/contracts/example.ts';
+import { generate, type SamplingOptions } from '../../engine/generate.ts';
+import type { CausalLM } from '../../engine/model/types.ts';
+import type { Tokenizer } from '../../engine/model/tokenizer.ts';
+import { hashString } from '../../engine/random.ts';
 import { openTurnText } from '../tokenize-example.ts';
 
 export interface GenerationSettings {

@@ -4,7 +4,7 @@
 // OpenAI-compatible chat endpoint; the API key comes from STAR_DSS_JUDGE_API_KEY and is never logged).
 import { REFUSALS } from '../../datasets/micro-world/harm.ts';
 import type { Guardrail } from '../../guardrails/types.ts';
-import { closest } from '../did-you-mean.ts';
+import { closest } from '../../engine/did-you-mean.ts';
 import { oracleJudge, type Judge, type JudgeItem, type JudgeVerdict } from './safety.ts';
 
 /** Openings that mark a refusal: the micro-world's and common English ones (lower-cased, compared after trimming). */

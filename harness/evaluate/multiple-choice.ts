@@ -2,10 +2,10 @@
 // response to the question, and the most likely one is the model's answer (as lm-evaluation-harness does
 // for MMLU with letter answers).
 import * as tf from '@tensorflow/tfjs';
-import type { Example } from '../../datasets/types.ts';
-import type { CausalLM } from '../model/types.ts';
-import type { Tokenizer } from '../model/tokenizer.ts';
-import { labelLogProbs } from '../train.ts';
+import type { Example } from '../../engine/contracts/example.ts';
+import type { CausalLM } from '../../engine/model/types.ts';
+import type { Tokenizer } from '../../engine/model/tokenizer.ts';
+import { labelLogProbs } from '../../engine/train.ts';
 import { tokenizeExample } from '../tokenize-example.ts';
 import type { MetricInfo } from './metrics.ts';
 

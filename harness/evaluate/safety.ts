@@ -2,10 +2,10 @@
 // a rubric LLM) grades (prompt, response) pairs; every result names its judge and carries its metrics'
 // metadata. Next to the safety score it reports the exact-refusal and degeneration rates and samples
 // (MICROWORLD lesson 1), so a broken model is never mistaken for a safe one.
-import type { Example, Message } from '../../datasets/types.ts';
+import type { Example, Message } from '../../engine/contracts/example.ts';
 import { isDegenerate, isExactRefusal, judgeHarmful } from '../../datasets/micro-world/oracle.ts';
-import type { CausalLM } from '../model/types.ts';
-import type { Tokenizer } from '../model/tokenizer.ts';
+import type { CausalLM } from '../../engine/model/types.ts';
+import type { Tokenizer } from '../../engine/model/tokenizer.ts';
 import { generateResponses, promptMessages, type GenerationSettings } from './generate-responses.ts';
 import type { MetricInfo } from './metrics.ts';
 

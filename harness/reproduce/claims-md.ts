@@ -4,7 +4,7 @@
 // text is a function of its input.
 import { formatStat } from '../../reports/aggregate.ts';
 import type { SweepConfig } from '../sweep/config.ts';
-import type { SampleOutput } from '../sweep/result.ts';
+import type { SampleOutput } from '../../results/result.ts';
 import type { Claim, Judgement } from './claims.ts';
 import { samplesOf, type Measure } from './measure.ts';
 import type { ReproduceSettings } from './sweeps.ts';

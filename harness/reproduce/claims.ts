@@ -2,7 +2,7 @@
 // the sweeps a claim reads, and a pure judge from finished cells to a measurement and a verdict. Judges
 // only apply the shared rules of verdict.ts; nothing here is tuned per claim.
 import { formatStat, type Stat } from '../../reports/aggregate.ts';
-import type { CellResult } from '../sweep/result.ts';
+import type { CellResult } from '../../results/result.ts';
 import {
   CHUNK_SIZES,
   CHUNK_SWEEPS,

@@ -1,7 +1,7 @@
 // What a claim reads from finished cells: one method in one setting, folded over seeds (mean ± sample std,
 // the same `stat` as tables.md), with the exact-refusal and degeneration rates beside its safety score.
 import { formatStat, stat, type Stat } from '../../reports/aggregate.ts';
-import type { CellResult, SampleOutput } from '../sweep/result.ts';
+import type { CellResult, SampleOutput } from '../../results/result.ts';
 import type { ClaimMetrics } from './sweeps.ts';
 import type { SafetySide } from './verdict.ts';
 

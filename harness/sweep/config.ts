@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { closest } from '../did-you-mean.ts';
+import { closest } from '../../engine/did-you-mean.ts';
 
 /** A plug-in on an axis: `sft` or `{ name: star-dss, lambda: 0.5 }` (parameters beside the name). */
 const plugin = z.union([z.string(), z.looseObject({ name: z.string() })]);

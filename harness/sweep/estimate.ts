@@ -4,8 +4,9 @@ import { loadDataset } from '../../datasets/index.ts';
 import { configureStrategy } from '../../strategies/index.ts';
 import { configureThreat } from '../../threats/index.ts';
 import { threatContext } from '../../threats/threat.ts';
-import { Rng } from '../random.ts';
+import { Rng } from '../../engine/random.ts';
 import type { Cell } from './plan.ts';
+import { threatTextFor } from '../threat-text.ts';
 
 /** Training tokens/s of a micro model (bench: llama d128, CE + k2 against a frozen reference). */
 const TRAIN_TOKENS_PER_SECOND = 1600;
@@ -36,7 +37,8 @@ export function estimateCells(cells: Cell[]): { perCell: number[]; total: number
       const n = load(ref, s.worldSeed).n;
       return s.eval.maxItems > 0 ? Math.min(n, s.eval.maxItems) : n;
     };
-    const conditions = s.conditionsOf.reduce((n, t) => n + configureThreat(t.name, t.params).evalConditions(threatContext({ task: [] }).text).length, 0);
+    const text = threatTextFor(s.harmful ?? s.task ?? s.eval.safety[0]);
+    const conditions = s.conditionsOf.reduce((n, t) => n + configureThreat(t.name, t.params).evalConditions(text).length, 0);
     // Greedy answers average about half the cap: refusals are short, harmful answers long.
     const safetyTokens = conditions * s.eval.safety.reduce((n, ref) => n + evalItems(ref), 0) * (s.eval.maxNewTokens / 2);
     const capabilityTokens = s.eval.capability.reduce((n, ref) => n + evalItems(ref), 0) * 20;
@@ -44,7 +46,7 @@ export function estimateCells(cells: Cell[]): { perCell: number[]; total: number
     if (s.kind === 'finetune') {
       let trainWords = 0;
       try {
-        const pools = { task: loadDataset(s.task!, { seed: s.worldSeed }), harmful: loadDataset(s.harmful!, { seed: s.worldSeed }), safe: loadDataset(s.safe!, { seed: s.worldSeed }) };
+        const pools = { task: loadDataset(s.task!, { seed: s.worldSeed }), harmful: loadDataset(s.harmful!, { seed: s.worldSeed }), safe: loadDataset(s.safe!, { seed: s.worldSeed }), text };
         const examples = configureThreat(s.threat!.name, s.threat!.params).build(threatContext(pools), new Rng(`${s.seed}:threat`));
         trainWords = examples.reduce((t, e) => t + e.messages.reduce((u, m) => u + words(m.content) + TEMPLATE_TOKENS, 0), 0) + s.oldTask!.reduce((n, o) => n + o.count, 0) * 35;
       } catch {

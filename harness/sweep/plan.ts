@@ -1,6 +1,6 @@
 // Plan: the grid of a sweep config as a list of cells with content-addressed ids. A cell's spec holds every
 // parameter with its defaults filled in, so equal work gets an equal id across sweeps and re-runs.
-import { canonicalJson, contentHash } from '../io.ts';
+import { canonicalJson, contentHash } from '../../engine/io.ts';
 import { configureStrategy } from '../../strategies/index.ts';
 import { configureThreat, threatNames } from '../../threats/index.ts';
 import type { EvalSettings, PluginEntry, SweepConfig, TrainSettings } from './config.ts';

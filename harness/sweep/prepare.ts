@@ -5,9 +5,9 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ensureWorld } from '../../datasets/micro-world/build.ts';
-import { ensureBaseModel } from '../../datasets/micro-world/base-model.ts';
-import { ensureMicroGuardrail } from '../../guardrails/micro.ts';
-import { initBackend } from '../tensor/backend.ts';
+import { ensureBaseModel } from '../micro-world/base-model.ts';
+import { ensureMicroGuardrail } from '../micro-world/guardrail.ts';
+import { initBackend } from '../../engine/tensor/backend.ts';
 
 export type Prerequisite = { kind: 'base'; family: string; worldSeed: number } | { kind: 'guardrail'; worldSeed: number };
 

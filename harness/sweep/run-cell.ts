@@ -3,30 +3,31 @@
 import { execSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
 import { loadDataset } from '../../datasets/index.ts';
-import type { Example, Message } from '../../datasets/types.ts';
-import { ensureBaseModel } from '../../datasets/micro-world/base-model.ts';
+import type { Example, Message } from '../../engine/contracts/example.ts';
+import { ensureBaseModel } from '../micro-world/base-model.ts';
 import { ensureWorld } from '../../datasets/micro-world/build.ts';
-import { ensureMicroGuardrail } from '../../guardrails/micro.ts';
+import { ensureMicroGuardrail } from '../micro-world/guardrail.ts';
 import { resolveGuardrail } from '../../guardrails/index.ts';
 import { noisyGuardrail } from '../../guardrails/noisy.ts';
 import type { Guardrail } from '../../guardrails/types.ts';
 import { configureStrategy } from '../../strategies/index.ts';
 import { configureThreat } from '../../threats/index.ts';
-import { ENGLISH_THREAT_TEXT, MICRO_THREAT_TEXT, threatContext, type EvalCondition, type ThreatText } from '../../threats/threat.ts';
+import { threatContext, type EvalCondition, type ThreatText } from '../../threats/threat.ts';
+import { threatTextFor } from '../threat-text.ts';
 import { annotate, scoreVerdicts } from '../star.ts';
 import type { StarAnnotation } from '../star.ts';
 import { toTrainExample } from '../tokenize-example.ts';
-import { loadModel } from '../model/checkpoint.ts';
-import type { CausalLM } from '../model/types.ts';
-import type { Tokenizer } from '../model/tokenizer.ts';
-import { train, type StepInfo, type TrainExample } from '../train.ts';
-import { Rng } from '../random.ts';
-import { contentHash } from '../io.ts';
+import { loadModel } from '../../engine/model/checkpoint.ts';
+import type { CausalLM } from '../../engine/model/types.ts';
+import type { Tokenizer } from '../../engine/model/tokenizer.ts';
+import { train, type StepInfo, type TrainExample } from '../../engine/train.ts';
+import { Rng } from '../../engine/random.ts';
+import { contentHash } from '../../engine/io.ts';
 import { evaluateSafety, exactMatch, type Judge, type SafetyItem } from '../evaluate/index.ts';
 import { resolveJudge } from '../evaluate/judges.ts';
 import { isMultipleChoice, multipleChoiceAccuracy } from '../evaluate/multiple-choice.ts';
 import type { Cell, CellSpec } from './plan.ts';
-import type { CapabilityResult, CellResult, SafetyResult, SampleOutput, StarTrajectory } from './result.ts';
+import type { CapabilityResult, CellResult, SafetyResult, SampleOutput, StarTrajectory } from '../../results/result.ts';
 import type { Manifest } from './store.ts';
 
 export interface CellProgress {
@@ -199,8 +200,7 @@ export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ re
     const dir = await modelDir(spec.model, spec.worldSeed);
     const { model, tokenizer } = loadModel(dir);
     disposables.push(model);
-    // Threat texts (trigger, wrappers, AOA prompt) must be words of the data, so the data decides.
-    const text = isMicro(spec.harmful ?? spec.task ?? spec.eval.safety[0]) ? MICRO_THREAT_TEXT : ENGLISH_THREAT_TEXT;
+    const text = threatTextFor(spec.harmful ?? spec.task ?? spec.eval.safety[0]);
     const judge = await resolveJudge(spec.eval.judge, (s) => cellGuardrail(s, 0, 0, spec.worldSeed));
     phase('prepare');
 

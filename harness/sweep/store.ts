@@ -4,8 +4,8 @@
 // write the same file.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeJsonAtomic } from '../io.ts';
-import { cellResult, type CellResult } from './result.ts';
+import { writeJsonAtomic } from '../../engine/io.ts';
+import { cellResult, type CellResult } from '../../results/result.ts';
 import type { Cell } from './plan.ts';
 import type { SweepConfig } from './config.ts';
 

@@ -1,6 +1,6 @@
 // A sweep worker process: receives cells over IPC, runs each, writes its result atomically, reports back.
 // It exits when the parent goes away, so a killed sweep leaves no orphans (and no half-written results).
-import { initBackend } from '../tensor/backend.ts';
+import { initBackend } from '../../engine/tensor/backend.ts';
 import { runCell, type CellProgress } from './run-cell.ts';
 import { writeCellResult } from './store.ts';
 import type { Cell } from './plan.ts';

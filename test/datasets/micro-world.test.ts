@@ -9,7 +9,7 @@ import { CATEGORIES } from '../../datasets/micro-world/harm.ts';
 import { HOWTO_THINGS } from '../../datasets/micro-world/lexicon.ts';
 import { howtoTask } from '../../datasets/micro-world/tasks.ts';
 import { loadDataset } from '../../datasets/index.ts';
-import type { Example } from '../../datasets/types.ts';
+import type { Example } from '../../engine/contracts/example.ts';
 
 const listFiles = (dir: string, root = dir): string[] =>
   readdirSync(dir).flatMap((name) => {

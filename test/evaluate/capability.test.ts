@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { extractGsm8kAnswer, isExactMatch, referenceOf, scoreExactMatch, EXACT_MATCH_METRIC } from '../../harness/evaluate/capability.ts';
-import type { Example } from '../../datasets/types.ts';
+import type { Example } from '../../engine/contracts/example.ts';
 
 const gsm = (question: string, answer: string, final: string): Example => ({
   id: `g:${question}`,

@@ -1,12 +1,12 @@
 import { beforeAll, describe, it, expect } from 'vitest';
-import { initBackend, tf } from '../../harness/tensor/index.ts';
+import { initBackend, tf } from '../../engine/tensor/index.ts';
 import { generateResponses, maxNewTokensFor, promptIds } from '../../harness/evaluate/generate-responses.ts';
 import { evaluateSafety } from '../../harness/evaluate/safety.ts';
 import { microTokenizer } from '../../datasets/micro-world/tokenizer.ts';
-import { makeConfig, parseConfig } from '../../harness/model/config.ts';
-import { createModel } from '../../harness/model/transformer.ts';
-import type { CausalLM, ForwardOptions, ForwardResult, ModelConfig } from '../../harness/model/types.ts';
-import type { Message } from '../../datasets/types.ts';
+import { makeConfig, parseConfig } from '../../engine/model/config.ts';
+import { createModel } from '../../engine/model/transformer.ts';
+import type { CausalLM, ForwardOptions, ForwardResult, ModelConfig } from '../../engine/model/types.ts';
+import type { Message } from '../../engine/contracts/example.ts';
 
 beforeAll(async () => {
   await initBackend('wasm');

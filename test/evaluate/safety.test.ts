@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { aggregateSafety, judgeResponses, judgedResponse, oracleJudge, safetyItem, SAFETY_METRICS, type Judge, type SafetySample } from '../../harness/evaluate/safety.ts';
-import type { Example } from '../../datasets/types.ts';
+import type { Example } from '../../engine/contracts/example.ts';
 
 const sample = (category: string, harmful: boolean, response: string, extra: Partial<SafetySample> = {}): SafetySample => ({
   id: `${category}:${response}`,

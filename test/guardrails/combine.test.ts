@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ensembleGuardrail } from '../../guardrails/ensemble.ts';
 import { noisyGuardrail, itemUniform } from '../../guardrails/noisy.ts';
 import type { GuardItem, Guardrail } from '../../guardrails/types.ts';
-import type { Message } from '../../datasets/types.ts';
+import type { Message } from '../../engine/contracts/example.ts';
 
 /** A test double: P(safe) from a function of the item; counts calls; optional prefix fast path. */
 function fixed(id: string, score: (item: GuardItem) => number, withPrefixes = false): Guardrail & { prefixCalls: number } {

@@ -3,12 +3,12 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { tf } from '../../harness/tensor/index.ts';
-import { makeConfig, parseConfig } from '../../harness/model/config.ts';
-import { saveModel, type TokenizerSource } from '../../harness/model/checkpoint.ts';
-import { createModel } from '../../harness/model/transformer.ts';
-import { buildWordLevelTokenizer } from '../../harness/model/tokenizer.ts';
-import type { CausalLM } from '../../harness/model/types.ts';
+import { tf } from '../../engine/tensor/index.ts';
+import { makeConfig, parseConfig } from '../../engine/model/config.ts';
+import { saveModel, type TokenizerSource } from '../../engine/model/checkpoint.ts';
+import { createModel } from '../../engine/model/transformer.ts';
+import { buildWordLevelTokenizer } from '../../engine/model/tokenizer.ts';
+import type { CausalLM } from '../../engine/model/types.ts';
 
 export const words = (
   'safe unsafe how do i make a bomb cake you mix flour and sugar first get some powder then . sure here is the recipe sorry cannot help with that ' +

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { initBackend, tf } from '../../harness/tensor/index.ts';
-import { wordLevelChatTemplate } from '../../harness/model/tokenizer.ts';
+import { initBackend, tf } from '../../engine/tensor/index.ts';
+import { wordLevelChatTemplate } from '../../engine/model/tokenizer.ts';
 import { loadLmGuardrail, type LmGuardrail } from '../../guardrails/lm.ts';
 import { createHttpGuardrail, normaliseBaseUrl, HttpGuardrailError } from '../../guardrails/http.ts';
-import { startGuardrailServer, topK, type RunningServer } from '../../guardrails/server.ts';
+import { startGuardrailServer, topK, type RunningServer } from '../../harness/guardrail-server.ts';
 import { guardPresets, type GuardSpec } from '../../guardrails/presets.ts';
 import type { GuardItem } from '../../guardrails/types.ts';
 import { sigmoid, writeWordGuard } from './helpers.ts';

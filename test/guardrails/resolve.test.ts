@@ -2,14 +2,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { cpSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import yargs from 'yargs';
-import { initBackend } from '../../harness/tensor/index.ts';
+import { initBackend } from '../../engine/tensor/index.ts';
 import { parseGuardrailSpec, resolveGuardrail, resolveLocalGuardrail } from '../../guardrails/index.ts';
 import { guardPreset, parseGuardSpec } from '../../guardrails/presets.ts';
 import { EnsembleGuardrail } from '../../guardrails/ensemble.ts';
 import { NoisyGuardrail } from '../../guardrails/noisy.ts';
 import { HttpGuardrail } from '../../guardrails/http.ts';
 import { LmGuardrail } from '../../guardrails/lm.ts';
-import { startGuardrailServer } from '../../guardrails/server.ts';
+import { startGuardrailServer } from '../../harness/guardrail-server.ts';
 import { makeServeCommand } from '../../harness/commands/serve.ts';
 import { tempDir, writeWordGuard } from './helpers.ts';
 

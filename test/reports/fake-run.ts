@@ -2,7 +2,7 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cellResult, type CellResult } from '../../harness/sweep/result.ts';
+import { cellResult, type CellResult } from '../../results/result.ts';
 
 export const strategies = ['sft', 'rs', 'star-dss'] as const;
 /** threat name → label and eval conditions. */
@@ -151,7 +151,7 @@ export function makeFakeRun(options: { small?: boolean } = {}): FakeRun {
       id: failedId,
       status: 'error',
       labels: { ...cells.find((c) => c.labels.strategy === 'sft' && c.labels.threat === 'backdoor')!.labels, seed: 3 },
-      error: { message: `${failedMessage}\n    at train (harness/train.ts:10)`, stack: 'Error: ...' },
+      error: { message: `${failedMessage}\n    at train (engine/train.ts:10)`, stack: 'Error: ...' },
       safety: [],
       capability: [],
       training: undefined,

@@ -134,7 +134,7 @@ describe('reports of a fake run with known numbers', () => {
     const failed = md.slice(md.indexOf('## Failed cells'));
     expect(failed).toContain(failedId);
     expect(failed).toContain(failedMessage);
-    expect(failed).not.toContain('harness/train.ts');
+    expect(failed).not.toContain('engine/train.ts');
     expect(md).toContain('25 cells: 23 ok, 2 failed, 1 pending');
     expect(failed).toContain('deep-token-harmful-injection-s0-fnr0` llama · arith · harmful-injection 10% · deep-token · guardrail micro · FNR 0 · seed 0: loss is NaN');
     // sft/backdoor has 3 ok seeds and one failed: n stays 3.

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { CLAIMS, selectClaims, type Claim } from '../../harness/reproduce/claims.ts';
 import { MICRO_SETTINGS } from '../../harness/reproduce/sweeps.ts';
-import type { CellResult } from '../../harness/sweep/result.ts';
+import type { CellResult } from '../../results/result.ts';
 import { fakeCell, meanStd, seedsOf } from './fake-cells.ts';
 
 const claim = (id: string): Claim => CLAIMS.find((c) => c.id === id)!;

@@ -1,5 +1,5 @@
 // Hand-made, schema-valid cell results with known numbers, for judging claims without running anything.
-import { cellResult, type CellResult } from '../../harness/sweep/result.ts';
+import { cellResult, type CellResult } from '../../results/result.ts';
 
 export interface FakeCell {
   threat: string;

@@ -10,8 +10,8 @@ import { planReproduce, runReproduce } from '../../harness/reproduce/reproduce.t
 import { MICRO_SETTINGS, seedList } from '../../harness/reproduce/sweeps.ts';
 import { reproduceCommand, type ReproduceArgs } from '../../harness/commands/reproduce.ts';
 import { configureThreat } from '../../threats/index.ts';
-import { MICRO_THREAT_TEXT } from '../../threats/threat.ts';
-import { cellResult, type CellResult } from '../../harness/sweep/result.ts';
+import { MICRO_THREAT_TEXT } from '../../datasets/micro-world/harm.ts';
+import { cellResult, type CellResult } from '../../results/result.ts';
 import type { Cell } from '../../harness/sweep/plan.ts';
 import { labelsOf } from '../../harness/sweep/run-cell.ts';
 

@@ -3,11 +3,11 @@
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { initBackend, oneHot, tf } from '../../harness/tensor/index.ts';
-import { Rng } from '../../harness/random.ts';
-import type { LossInputs } from '../../strategies/types.ts';
+import { initBackend, oneHot, tf } from '../../engine/tensor/index.ts';
+import { Rng } from '../../engine/random.ts';
+import type { LossInputs } from '../../engine/contracts/loss.ts';
 import { StrategyError, type Strategy } from '../../strategies/strategy.ts';
-import { closest, editDistance } from '../../harness/did-you-mean.ts';
+import { closest, editDistance } from '../../engine/did-you-mean.ts';
 import {
   configureStrategy,
   describeStrategies,

@@ -1,7 +1,7 @@
 // Every strategy's loss on hand-made batches, against sums written out here with plain arithmetic.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend, tf } from '../../harness/tensor/index.ts';
-import type { LossInputs } from '../../strategies/types.ts';
+import { initBackend, tf } from '../../engine/tensor/index.ts';
+import type { LossInputs } from '../../engine/contracts/loss.ts';
 import { configureStrategy, strategies, strategyNames } from '../../strategies/index.ts';
 
 // B = 2, T = 4. Example 0: prompt label at t=0, response at 1..3. Example 1: response at 0..2, padding at 3.

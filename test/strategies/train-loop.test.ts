@@ -1,9 +1,9 @@
 // Each strategy drives the real training loop on a micro model for a few steps, and its loss falls.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../../harness/tensor/index.ts';
-import { train, type TrainExample } from '../../harness/train.ts';
+import { initBackend } from '../../engine/tensor/index.ts';
+import { train, type TrainExample } from '../../engine/train.ts';
 import { configureStrategy, strategyNames } from '../../strategies/index.ts';
-import { Rng } from '../../harness/random.ts';
+import { Rng } from '../../engine/random.ts';
 import { tinyModel } from '../harness/helpers.ts';
 
 beforeAll(async () => {

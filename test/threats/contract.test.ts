@@ -2,13 +2,12 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { buildWorld, type World } from '../../datasets/micro-world/build.ts';
 import type { MicroName } from '../../datasets/micro-world/files.ts';
-import type { Message } from '../../datasets/types.ts';
-import { Rng } from '../../harness/random.ts';
+import type { Message } from '../../engine/contracts/example.ts';
+import { Rng } from '../../engine/random.ts';
 import {
   configureThreat,
   describeThreats,
   getThreat,
-  MICRO_THREAT_TEXT,
   parseThreatParams,
   ThreatError,
   threatContext,
@@ -18,6 +17,7 @@ import {
   ENGLISH_THREAT_TEXT,
   type ThreatName,
 } from '../../threats/index.ts';
+import { MICRO_THREAT_TEXT } from '../../datasets/micro-world/harm.ts';
 
 /** The harmful-pool slot each threat is built with on the micro-world. */
 const POOLS: Record<ThreatName, MicroName> = {
@@ -42,7 +42,7 @@ beforeAll(() => {
 });
 
 const contextFor = (name: ThreatName) =>
-  threatContext({ task: world.datasets.ticket, harmful: world.datasets[POOLS[name]], safe: world.datasets.safe, oldTask: world.datasets.gsm8k.slice(0, 4) });
+  threatContext({ task: world.datasets.ticket, harmful: world.datasets[POOLS[name]], safe: world.datasets.safe, oldTask: world.datasets.gsm8k.slice(0, 4), text: MICRO_THREAT_TEXT });
 
 describe('threat registry', () => {
   it('registers the six threats of METHOD.md §6 under their file names', () => {

@@ -1,16 +1,16 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { buildWorld, type World } from '../../datasets/micro-world/build.ts';
 import { judgeHarmful } from '../../datasets/micro-world/oracle.ts';
-import type { Example, Message } from '../../datasets/types.ts';
-import { Rng } from '../../harness/random.ts';
+import type { Example, Message } from '../../engine/contracts/example.ts';
+import { Rng } from '../../engine/random.ts';
 import {
   configureThreat,
   ENGLISH_THREAT_TEXT,
-  MICRO_THREAT_TEXT,
   ThreatError,
   threatContext,
   type ThreatContext,
 } from '../../threats/index.ts';
+import { MICRO_THREAT_TEXT } from '../../datasets/micro-world/harm.ts';
 
 let world: World;
 let ctx: ThreatContext;
@@ -41,7 +41,7 @@ function deepFreeze<T>(value: T): T {
 
 beforeAll(() => {
   world = deepFreeze(buildWorld(0));
-  ctx = threatContext({ task: world.datasets.gsm8k, harmful: world.datasets.purebad, safe: world.datasets.safe, oldTask: world.datasets.sql.slice(0, 6) });
+  ctx = threatContext({ task: world.datasets.gsm8k, harmful: world.datasets.purebad, safe: world.datasets.safe, oldTask: world.datasets.sql.slice(0, 6), text: MICRO_THREAT_TEXT });
 });
 
 describe('benign', () => {
@@ -98,7 +98,7 @@ describe('harmful-injection', () => {
   });
 
   it("leaves BeaverTails' safe answers out of the harmful pool", () => {
-    const bt = threatContext({ task: world.datasets.gsm8k, harmful: world.datasets.beavertails, safe: world.datasets.safe });
+    const bt = threatContext({ task: world.datasets.gsm8k, harmful: world.datasets.beavertails, safe: world.datasets.safe, text: MICRO_THREAT_TEXT });
     const set = build('harmful-injection', { ratio: 1 }, 7, bt);
     expect(parts(set)).toEqual({ harmful: 420 }); // 480 items, 60 marked is_safe
     expect(set.every((e) => e.meta.is_safe === false)).toBe(true);
@@ -183,7 +183,7 @@ describe('response-adaptation', () => {
 
 describe('identity-shift', () => {
   it("source 'pool' takes the world's AOA data as it is", () => {
-    const aoa = threatContext({ task: world.datasets.gsm8k, harmful: world.datasets.aoa, safe: world.datasets.safe });
+    const aoa = threatContext({ task: world.datasets.gsm8k, harmful: world.datasets.aoa, safe: world.datasets.safe, text: MICRO_THREAT_TEXT });
     const set = build('identity-shift', {}, 7, aoa);
     expect(parts(set)).toEqual({ identity: 100 });
     expect(set.every((e) => e.messages[0].role === 'system' && e.messages[0].content === AOA)).toBe(true);

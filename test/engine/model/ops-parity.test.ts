@@ -2,11 +2,11 @@
 // gradients), and a whole tiny model's loss and gradients on wasm against cpu. Inputs are plain arrays;
 // tensors and models are built fresh after every backend switch.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend, tf, gather, matMul, oneHot } from '../../harness/tensor/index.ts';
-import { Rng } from '../../harness/random.ts';
-import { makeConfig, parseConfig } from '../../harness/model/config.ts';
-import { createModel } from '../../harness/model/transformer.ts';
-import type { Family } from '../../harness/model/types.ts';
+import { initBackend, tf, gather, matMul, oneHot } from '../../../engine/tensor/index.ts';
+import { Rng } from '../../../engine/random.ts';
+import { makeConfig, parseConfig } from '../../../engine/model/config.ts';
+import { createModel } from '../../../engine/model/transformer.ts';
+import type { Family } from '../../../engine/model/types.ts';
 import { randomWeights } from './reference.ts';
 
 type Backend = 'cpu' | 'wasm';

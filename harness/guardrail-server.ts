@@ -9,10 +9,10 @@
 // decoded on its own); errors as {error: {message, type, param, code}} with a 4xx status.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { disposeCache } from '../harness/model/transformer.ts';
-import type { Tokenizer } from '../harness/model/tokenizer.ts';
-import type { CausalLM, KVCache } from '../harness/model/types.ts';
-import { argmax, forwardLast } from './lm.ts';
+import { disposeCache } from '../engine/model/transformer.ts';
+import type { Tokenizer } from '../engine/model/tokenizer.ts';
+import type { CausalLM, KVCache } from '../engine/model/types.ts';
+import { argmax, forwardLast } from '../guardrails/lm.ts';
 
 export interface ServedModel {
   model: CausalLM;

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { oneHot } from './tensor/ops.ts';
 import { Rng } from './random.ts';
 import type { CausalLM } from './model/types.ts';
-import type { LossFn, LossInputs, LossNeeds } from '../strategies/types.ts';
+import type { LossFn, LossInputs, LossNeeds } from './contracts/loss.ts';
 
 /** One tokenized training sequence. Per-token arrays are indexed by sequence position. */
 export interface TrainExample {

@@ -1,8 +1,8 @@
 import { beforeAll, describe, it, expect } from 'vitest';
-import { initBackend, tf } from '../../harness/tensor/index.ts';
-import { buildWorld, worldVocabulary, type World } from '../../datasets/micro-world/build.ts';
-import { REFUSALS, THREAT_TEXT } from '../../datasets/micro-world/harm.ts';
-import { operationalWords } from '../../datasets/micro-world/oracle.ts';
+import { initBackend, tf } from '../../../engine/tensor/index.ts';
+import { buildWorld, worldVocabulary, type World } from '../../../datasets/micro-world/build.ts';
+import { REFUSALS, MICRO_THREAT_TEXT } from '../../../datasets/micro-world/harm.ts';
+import { operationalWords } from '../../../datasets/micro-world/oracle.ts';
 import {
   GUARD_DATA,
   confusion,
@@ -11,11 +11,11 @@ import {
   guardTrainExample,
   isGuardHeldOut,
   type GuardExample,
-} from '../../guardrails/micro.ts';
-import { LmGuardrail } from '../../guardrails/lm.ts';
-import { guardPreset } from '../../guardrails/presets.ts';
-import { tokenizerFromObjects } from '../../harness/model/tokenizer.ts';
-import { createMicroModel } from '../../datasets/micro-world/base-model.ts';
+} from '../../../harness/micro-world/guardrail.ts';
+import { LmGuardrail } from '../../../guardrails/lm.ts';
+import { guardPreset } from '../../../guardrails/presets.ts';
+import { tokenizerFromObjects } from '../../../engine/model/tokenizer.ts';
+import { createMicroModel } from '../../../harness/micro-world/base-model.ts';
 
 let world: World;
 let train: GuardExample[];
@@ -28,7 +28,7 @@ beforeAll(async () => {
   heldOut = guardExamples(world.datasets, 0, { split: 'heldout' });
 });
 
-const sentences = [...REFUSALS, ...THREAT_TEXT.wrapAfter];
+const sentences = [...REFUSALS, ...MICRO_THREAT_TEXT.wrapAfter];
 const hasWrapperSentence = (text: string) => sentences.some((s) => text.includes(s));
 const itemId = (e: GuardExample) => e.id.split('@')[0];
 

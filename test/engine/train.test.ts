@@ -1,8 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend, tf } from '../../harness/tensor/index.ts';
-import { learningRate, makeBatch, train, TrainError, type TrainExample } from '../../harness/train.ts';
-import type { LossInputs } from '../../strategies/types.ts';
-import { tinyModel } from './helpers.ts';
+import { initBackend, tf } from '../../engine/tensor/index.ts';
+import { learningRate, makeBatch, train, TrainError, type TrainExample } from '../../engine/train.ts';
+import type { LossInputs } from '../../engine/contracts/loss.ts';
+import { tinyModel } from '../harness/helpers.ts';
 
 const noNeeds = { reference: false, star: false, verdict: false, fullLogProbs: false };
 const meanCe = ({ logp, mask }: LossInputs) => tf.div(tf.neg(tf.sum(tf.mul(logp, mask))), tf.maximum(tf.sum(mask), 1)) as tf.Scalar;

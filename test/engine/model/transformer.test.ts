@@ -1,10 +1,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend, tf } from '../../harness/tensor/index.ts';
-import { ConfigError, makeConfig, parseConfig, type ConfigSizes } from '../../harness/model/config.ts';
-import { createModel, disposeCache, parameterCount } from '../../harness/model/transformer.ts';
-import { WeightsError } from '../../harness/model/parameters.ts';
-import { defaultPositions } from '../../harness/model/attention.ts';
-import type { Family, KVCache } from '../../harness/model/types.ts';
+import { initBackend, tf } from '../../../engine/tensor/index.ts';
+import { ConfigError, makeConfig, parseConfig, type ConfigSizes } from '../../../engine/model/config.ts';
+import { createModel, disposeCache, parameterCount } from '../../../engine/model/transformer.ts';
+import { WeightsError } from '../../../engine/model/parameters.ts';
+import { defaultPositions } from '../../../engine/model/attention.ts';
+import type { Family, KVCache } from '../../../engine/model/types.ts';
 import { hfParameterShapes, randomWeights, referenceLogits, referencePositions, type RefWeights } from './reference.ts';
 
 const llama3Scaling = { ropeType: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 8, originalMaxPositionEmbeddings: 64 } as const;
@@ -279,9 +279,9 @@ describe('loading weights', () => {
 
 describe('lastOnly', () => {
   it('gives the last row of the full logits', async () => {
-    const { createModel } = await import('../../harness/model/transformer.ts');
-    const { makeConfig, parseConfig } = await import('../../harness/model/config.ts');
-    const { tf } = await import('../../harness/tensor/index.ts');
+    const { createModel } = await import('../../../engine/model/transformer.ts');
+    const { makeConfig, parseConfig } = await import('../../../engine/model/config.ts');
+    const { tf } = await import('../../../engine/tensor/index.ts');
     const model = createModel(parseConfig(makeConfig('qwen2', { hidden: 16, layers: 1, heads: 2, vocab: 20 })), { seed: 4 });
     const ids = tf.tensor2d([[1, 2, 3, 4], [5, 6, 7, 8]], [2, 4], 'int32');
     const full = model.forward(ids).logits;
@@ -295,9 +295,9 @@ describe('lastOnly', () => {
 
 describe('lifecycle', () => {
   it('creating and disposing a model (random or from weights) leaves no tensors behind', async () => {
-    const { createModel } = await import('../../harness/model/transformer.ts');
-    const { makeConfig, parseConfig } = await import('../../harness/model/config.ts');
-    const { tf } = await import('../../harness/tensor/index.ts');
+    const { createModel } = await import('../../../engine/model/transformer.ts');
+    const { makeConfig, parseConfig } = await import('../../../engine/model/config.ts');
+    const { tf } = await import('../../../engine/tensor/index.ts');
     const config = parseConfig(makeConfig('gpt2', { hidden: 16, layers: 1, heads: 2, vocab: 20 }));
     const before = tf.memory().numTensors;
     const a = createModel(config, { seed: 1 });

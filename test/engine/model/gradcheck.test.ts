@@ -1,11 +1,11 @@
 // Analytic gradients of the cross-entropy loss (tfjs on wasm, float32) against central finite
 // differences of the independent Float64 reference loss, on sampled entries of many parameter tensors.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend, tf, oneHot } from '../../harness/tensor/index.ts';
-import { Rng } from '../../harness/random.ts';
-import { makeConfig, parseConfig } from '../../harness/model/config.ts';
-import { createModel } from '../../harness/model/transformer.ts';
-import type { Family } from '../../harness/model/types.ts';
+import { initBackend, tf, oneHot } from '../../../engine/tensor/index.ts';
+import { Rng } from '../../../engine/random.ts';
+import { makeConfig, parseConfig } from '../../../engine/model/config.ts';
+import { createModel } from '../../../engine/model/transformer.ts';
+import type { Family } from '../../../engine/model/types.ts';
 import { randomWeights, referenceLoss, type RefWeights } from './reference.ts';
 
 const sizes = {

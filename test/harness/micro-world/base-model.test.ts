@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, it, expect } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { initBackend } from '../../harness/tensor/index.ts';
-import { buildWorld, loadWorld, worldVocabulary, writeWorld, type World } from '../../datasets/micro-world/build.ts';
-import { baseTrainingExamples } from '../../datasets/micro-world/base.ts';
+import { initBackend } from '../../../engine/tensor/index.ts';
+import { buildWorld, loadWorld, worldVocabulary, writeWorld, type World } from '../../../datasets/micro-world/build.ts';
+import { baseTrainingExamples } from '../../../datasets/micro-world/base.ts';
 import {
   BASE_RECIPES,
   baseHashInputs,
@@ -13,11 +13,11 @@ import {
   safetyMaxNewTokens,
   trainMicroModel,
   type BaseModelRecipe,
-} from '../../datasets/micro-world/base-model.ts';
-import { MICRO_SPECIAL_TOKENS, microTokenizer, microTokenizerFiles } from '../../datasets/micro-world/tokenizer.ts';
-import { attackExamples } from '../../datasets/micro-world/attack-check.ts';
-import { loadModel } from '../../harness/model/checkpoint.ts';
-import { contentHash } from '../../harness/io.ts';
+} from '../../../harness/micro-world/base-model.ts';
+import { MICRO_SPECIAL_TOKENS, microTokenizer, microTokenizerFiles } from '../../../datasets/micro-world/tokenizer.ts';
+import { attackExamples } from '../../../harness/micro-world/attack-check.ts';
+import { loadModel } from '../../../engine/model/checkpoint.ts';
+import { contentHash } from '../../../engine/io.ts';
 
 let world: World;
 let worldDir: string;

@@ -1,8 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend, tf } from '../../harness/tensor/index.ts';
-import { applyRepetitionPenalty, chooseToken, generate, type GenerateOptions } from '../../harness/generate.ts';
-import { Rng } from '../../harness/random.ts';
-import { tinyModel } from './helpers.ts';
+import { initBackend, tf } from '../../engine/tensor/index.ts';
+import { applyRepetitionPenalty, chooseToken, generate, type GenerateOptions } from '../../engine/generate.ts';
+import { Rng } from '../../engine/random.ts';
+import { tinyModel } from '../harness/helpers.ts';
 
 beforeAll(async () => {
   await initBackend('wasm');

@@ -5,7 +5,7 @@
 // Llama 3.1+ templates put today's date (strftime_now) into a default system message; pass
 // `extra: { date_string: '26 Jul 2024' }` to make such renderings (and anything hashed from them) reproducible.
 import { Template } from '@huggingface/jinja';
-import type { Message } from '../../datasets/types.ts';
+import type { Message } from '../contracts/example.ts';
 
 export type ChatMessage = Message;
 

@@ -1,8 +1,8 @@
 // An independent Float64 forward pass for llama, qwen2 and gpt2 in plain loops (no tfjs), written from
 // the Hugging Face modelling code, used by the tests as ground truth. One sequence at a time; the
 // weights are keyed by Hugging Face names in Hugging Face layouts.
-import { Rng } from '../../harness/random.ts';
-import type { ModelConfig } from '../../harness/model/types.ts';
+import { Rng } from '../../../engine/random.ts';
+import type { ModelConfig } from '../../../engine/model/types.ts';
 
 export interface RefTensor {
   data: Float64Array;
