@@ -2,7 +2,7 @@
 // and a repetition penalty as Hugging Face's logits processors define them, from a seeded RNG.
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from './random.ts';
-import type { CausalLM, KVCache } from './model/types.ts';
+import type { CausalLM, ForwardResult, KVCache } from './model/types.ts';
 
 export interface SamplingOptions {
   /** Divide logits by this before sampling (HF TemperatureLogitsWarper). */
@@ -113,7 +113,7 @@ export function generate(model: CausalLM, prompts: number[][], options: Generate
     for (let step = 0; step < options.maxNewTokens && done.includes(false); step++) {
       const vocabRows = tf.tidy(() => {
         const mask = tf.tensor2d(maskRows.flat(), [batch, maskRows[0].length], 'float32');
-        let out;
+        let out: ForwardResult;
         if (!useCache || !pending) {
           const ids = tf.tensor2d(rows.flat(), [batch, rows[0].length], 'int32');
           out = model.forward(ids, { attentionMask: mask, useCache, lastOnly: true });

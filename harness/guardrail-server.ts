@@ -205,8 +205,12 @@ export function runCompletions(served: ServedModel, request: CompletionRequest, 
   const eos = new Set([...tokenizer.eosTokenIds, ...model.config.eosTokenIds]);
   const choices = decoded.map((d, index) => {
     const tokens = d.ids.map((id) => tokenizer.decode([id]));
-    const offsets: number[] = [];
-    tokens.reduce((at, token) => (offsets.push(at), at + token.length), 0);
+    let at = 0;
+    const offsets = tokens.map((token) => {
+      const start = at;
+      at += token.length;
+      return start;
+    });
     return {
       index,
       text: tokenizer.decode(d.ids.filter((id) => !eos.has(id)), { skipSpecialTokens: true }),

@@ -54,7 +54,7 @@ export interface SplitExample {
 
 export function splitResponse(example: Pick<Example, 'id' | 'messages'>): SplitExample {
   const last = example.messages.at(-1);
-  if (!last || last.role !== 'assistant') {
+  if (last?.role !== 'assistant') {
     throw new TokenizeExampleError(
       'NO_RESPONSE',
       `example '${example.id}': the last message must be the assistant response, got ${last ? `a ${last.role} message` : 'no messages'}`,

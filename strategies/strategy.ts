@@ -1,5 +1,5 @@
 // The shape of a shaping strategy, its typed errors, and parameter parsing with one-line errors.
-import { z } from 'zod';
+import type { z } from 'zod';
 import { expectedValue, showValue } from '../engine/plugin-params.ts';
 import type * as tf from '@tensorflow/tfjs';
 import type { LossInputs, LossNeeds } from '../engine/contracts/loss.ts';

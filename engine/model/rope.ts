@@ -10,7 +10,7 @@ export function ropeInvFreq(config: Pick<ModelConfig, 'headDim' | 'ropeTheta' | 
   const out = new Float32Array(half);
   const s = config.ropeScaling;
   for (let i = 0; i < half; i++) {
-    const inv = 1 / Math.pow(config.ropeTheta, (2 * i) / config.headDim);
+    const inv = 1 / config.ropeTheta ** ((2 * i) / config.headDim);
     if (!s) {
       out[i] = inv;
       continue;

@@ -181,7 +181,7 @@ export class Tokenizer {
       add_special_tokens: options.addSpecialTokens ?? true,
     });
     const { ids, tokens } = encoding;
-    const missing = ids.findIndex((id) => id === undefined);
+    const missing = ids.indexOf(undefined);
     if (missing >= 0) {
       // Only a vocabulary without an unk token gets here (a word-level tokenizer missing unk_token).
       throw new RangeError(`tokenizer: ${JSON.stringify(tokens[missing])} is not in the vocabulary and there is no unk_token`);

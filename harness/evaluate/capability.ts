@@ -38,7 +38,7 @@ export function referenceOf(example: Example): Reference {
   const last = example.messages.at(-1);
   const response = last?.role === 'assistant' ? last.content : undefined;
   const answer = typeof example.meta.answer === 'string' ? example.meta.answer : undefined;
-  if (response !== undefined && response.includes('####')) {
+  if (response?.includes('####')) {
     const value = answer ?? extractGsm8kAnswer(response);
     if (value !== undefined) return { mode: 'gsm8k', value: value.replace(/,/g, '') };
   }

@@ -103,9 +103,7 @@ export function createMicroModel(family: Family, sizes: ModelSizes, files: WordL
   return createModel(parseConfig(raw), { seed });
 }
 
-export interface TrainLog {
-  (line: string): void;
-}
+export type TrainLog = (line: string) => void
 
 /** Progress lines every `every` steps: step, epoch, loss (mean since the last line), lr, tokens/s, ETA. */
 export function progressPrinter(label: string, log: TrainLog, every = 50): (info: StepInfo) => void {

@@ -32,8 +32,8 @@ describe('Llama-3 tokenizer.json', () => {
 
   it('encodes a known string to the ids in the vocabulary', () => {
     // Byte-level BPE writes a leading space as 'Ġ'. Hand-checked in tokenizer.json: Hello = 9906, Ġworld = 1917.
-    expect(vocab['Hello']).toBe(9906);
-    expect(vocab['Ġworld']).toBe(1917);
+    expect(vocab.Hello).toBe(9906);
+    expect(vocab.Ġworld).toBe(1917);
     expect(tok.encode('Hello world')).toEqual([9906, 1917]);
     expect(tok.encode(' world')).toEqual([1917]);
     expect(tok.tokenToId('Ġworld')).toBe(1917);

@@ -217,9 +217,9 @@ describe.each(['llama', 'qwen2', 'gpt2'] as const)('%s transformer', (family) =>
     for (const [name, shape] of shapes) expect(a.params.get(name)?.shape).toEqual(shape);
     expect(parameterCount(a)).toBe(shapes.reduce((s, [, sh]) => s + sh.reduce((x, y) => x * y, 1), 0));
     const emb = family === 'gpt2' ? 'transformer.wte.weight' : 'model.embed_tokens.weight';
-    const va = a.params.get(emb)?.dataSync() as Float32Array;
-    expect([...va]).toEqual([...(b.params.get(emb)?.dataSync() as Float32Array)]);
-    expect([...va]).not.toEqual([...(c.params.get(emb)?.dataSync() as Float32Array)]);
+    const va = a.params.get(emb)!.dataSync() as Float32Array;
+    expect([...va]).toEqual([...(b.params.get(emb)!.dataSync() as Float32Array)]);
+    expect([...va]).not.toEqual([...(c.params.get(emb)!.dataSync() as Float32Array)]);
     const mean = va.reduce((s, v) => s + v, 0) / va.length;
     const std = Math.sqrt(va.reduce((s, v) => s + (v - mean) ** 2, 0) / va.length);
     expect(Math.abs(mean)).toBeLessThan(0.003);
