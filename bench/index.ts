@@ -38,8 +38,14 @@ const step = (mm: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D) => () =>
     const { grads } = tf.variableGrads(() => tf.sum(tf.square(mm(x, w))) as tf.Scalar, [w]);
     grads[w.name].dataSync();
   });
-const stock = time(step((a, b) => tf.matMul(a, b, false, true)), 10);
-const fast = time(step((a, b) => matMul(a, b, false, true)), 10);
+const stock = time(
+  step((a, b) => tf.matMul(a, b, false, true)),
+  10,
+);
+const fast = time(
+  step((a, b) => matMul(a, b, false, true)),
+  10,
+);
 
 // 2. Training tokens/s: 8 steps of batch 16 × 64 tokens, CE + k2 to a frozen reference (STAR-DSS's shape).
 const reference = createModel(model.config, { seed: 1 });
@@ -80,15 +86,24 @@ const genTokens = 16 * 48;
 const world = buildWorld(0);
 const files = guardTokenizerFiles(worldVocabulary(world));
 const guardModel = createMicroModel('llama', MICRO_GUARD_RECIPE.sizes, files, 2);
-const guard = new LmGuardrail({ model: guardModel, tokenizer: tokenizerFromObjects(files.tokenizerJson, files.tokenizerConfig), spec: guardPreset('micro'), weights: 'bench', batchSize: 32 });
-const responses = (world.datasets.purebad ?? []).slice(0, 20).map((e) => ({ messages: e.messages.slice(0, -1), text: e.messages.at(-1)!.content }));
+const guard = new LmGuardrail({
+  model: guardModel,
+  tokenizer: tokenizerFromObjects(files.tokenizerJson, files.tokenizerConfig),
+  spec: guardPreset('micro'),
+  weights: 'bench',
+  batchSize: 32,
+});
+const responses = (world.datasets.purebad ?? [])
+  .slice(0, 20)
+  .map((e) => ({ messages: e.messages.slice(0, -1), text: e.messages.at(-1)!.content }));
 const prefixesOf = (text: string) => {
   const n = text.split(' ').length;
   return wordPrefixes(text, chunkEnds(n, 5));
 };
 let starStart = performance.now();
 const naiveScores: number[] = [];
-for (const r of responses) naiveScores.push(...(await guard.scoreSafe(prefixesOf(r.text).map((response) => ({ messages: r.messages, response })))));
+for (const r of responses)
+  naiveScores.push(...(await guard.scoreSafe(prefixesOf(r.text).map((response) => ({ messages: r.messages, response })))));
 const naiveSeconds = (performance.now() - starStart) / 1000;
 starStart = performance.now();
 const sharedScores: number[] = [];

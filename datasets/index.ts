@@ -45,8 +45,14 @@ export const MICRO_DATASET_NAMES: readonly string[] = [...Object.keys(MICRO_FILE
 
 export class UnknownDatasetError extends Error {
   readonly code = 'UNKNOWN_DATASET';
-  constructor(readonly ref: string, readonly suggestion: string | undefined, readonly available: readonly string[]) {
-    super(`Unknown dataset '${ref}'.${suggestion ? ` Did you mean '${suggestion}'?` : ''} Available: ${available.join(', ')}, or a file path`);
+  constructor(
+    readonly ref: string,
+    readonly suggestion: string | undefined,
+    readonly available: readonly string[],
+  ) {
+    super(
+      `Unknown dataset '${ref}'.${suggestion ? ` Did you mean '${suggestion}'?` : ''} Available: ${available.join(', ')}, or a file path`,
+    );
   }
 }
 
@@ -121,7 +127,13 @@ export function detectFormat(path: string): FormatName {
       'expected "messages" (chat JSONL), "question" and "answer" (GSM8K), "question.stem" and "answerKey" (ARC), "prompt", "response" and "is_safe" (BeaverTails), "chosen" and "rejected" (HH-RLHF), "instruction" or a [{role, content}] array (HEx-PHI JSONL)',
     );
   }
-  throw new DatasetFormatError(path, undefined, undefined, `unsupported file type '${ext || '(none)'}'`, 'use .jsonl, .json, .csv or a HEx-PHI directory');
+  throw new DatasetFormatError(
+    path,
+    undefined,
+    undefined,
+    `unsupported file type '${ext || '(none)'}'`,
+    'use .jsonl, .json, .csv or a HEx-PHI directory',
+  );
 }
 
 /** The first CSV record: from the first line alone when it parses, else (a quoted newline) from the whole text. */
@@ -145,7 +157,8 @@ function firstJsonRecord(text: string, path: string): { line: number; value: Jso
     value = JSON.parse(lines[at]);
   } catch (error) {
     // Not one value per line: a JSON array spread over lines (BeaverTails .json), or broken JSON.
-    if (!lines[at].trimStart().startsWith('[')) throw new DatasetFormatError(path, at + 1, undefined, `invalid JSON (${(error as Error).message})`, 'one JSON object per line');
+    if (!lines[at].trimStart().startsWith('['))
+      throw new DatasetFormatError(path, at + 1, undefined, `invalid JSON (${(error as Error).message})`, 'one JSON object per line');
     const first = firstArrayElement(text, path);
     if (!first) throw new DatasetFormatError(path, undefined, undefined, 'empty JSON array');
     if (!isObject(first.value)) throw new DatasetFormatError(path, first.line, undefined, 'expected a JSON array of objects');
@@ -156,7 +169,8 @@ function firstJsonRecord(text: string, path: string): { line: number; value: Jso
     if (value.length > 0 && isObject(value[0]) && !('role' in value[0])) return { line: at + 1, value: value[0] };
     return { line: at + 1, value };
   }
-  if (!isObject(value)) throw new DatasetFormatError(path, at + 1, undefined, `expected a JSON object, got ${lines[at].trim().slice(0, 60)}`);
+  if (!isObject(value))
+    throw new DatasetFormatError(path, at + 1, undefined, `expected a JSON object, got ${lines[at].trim().slice(0, 60)}`);
   return { line: at + 1, value };
 }
 

@@ -76,7 +76,13 @@ function checkLines(file: string, parse: Parse): FileCheck {
   const items: Item[] = [];
   const problems: DatasetFormatError[] = [];
   let records: { line: number; text: string }[];
-  if (text.replace(/^\uFEFF/, '').trimStart().startsWith('[') && !isJsonLine(text)) {
+  if (
+    text
+      .replace(/^\uFEFF/, '')
+      .trimStart()
+      .startsWith('[') &&
+    !isJsonLine(text)
+  ) {
     try {
       records = parseJsonRecords(text, file).map(({ line, value }) => ({ line, text: JSON.stringify(value) }));
     } catch (error) {
@@ -91,7 +97,8 @@ function checkLines(file: string, parse: Parse): FileCheck {
       .filter((r) => r.text.trim() !== '');
   for (const record of records) {
     try {
-      for (const example of parse(record.text, file)) items.push({ file, line: record.line, example: { ...example, id: `${file}#${record.line}` } });
+      for (const example of parse(record.text, file))
+        items.push({ file, line: record.line, example: { ...example, id: `${file}#${record.line}` } });
     } catch (error) {
       if (!(error instanceof DatasetFormatError)) throw error;
       problems.push(new DatasetFormatError(error.file, record.line, error.field, error.problem, error.fix));
@@ -102,7 +109,11 @@ function checkLines(file: string, parse: Parse): FileCheck {
 
 /** True when the first non-blank line is a whole JSON value (JSON Lines of arrays, e.g. Harmful-HEx-PHI). */
 function isJsonLine(text: string): boolean {
-  const first = text.replace(/^\uFEFF/, '').split('\n').find((l) => l.trim() !== '') ?? '';
+  const first =
+    text
+      .replace(/^\uFEFF/, '')
+      .split('\n')
+      .find((l) => l.trim() !== '') ?? '';
   try {
     const value: unknown = JSON.parse(first);
     return Array.isArray(value) && value.every((m) => typeof m === 'object' && m !== null && 'role' in m);
@@ -173,7 +184,11 @@ export function verifyDataset(path: string, options: { show?: number } = {}): Ve
   for (const { example: e } of items) {
     const last = e.messages[e.messages.length - 1];
     countBy([Array.isArray(e.meta.choices) ? 'multiple choice' : last.role === 'assistant' ? 'prompt + response' : 'prompt only'], kinds);
-    const cats = Array.isArray(e.meta.categories) ? e.meta.categories.map(String) : typeof e.meta.category === 'string' ? [e.meta.category] : [];
+    const cats = Array.isArray(e.meta.categories)
+      ? e.meta.categories.map(String)
+      : typeof e.meta.category === 'string'
+        ? [e.meta.category]
+        : [];
     countBy(cats.length ? cats : ['(none)'], categories);
     if (e.meta.harmful === true) labels.harmful++;
     else if (e.meta.harmful === false) labels.harmless++;
@@ -216,7 +231,8 @@ export function formatVerifyReport(r: VerifyReport): string[] {
     `items: ${r.items}${Object.keys(r.kinds).length ? ` (${list(r.kinds)})` : ''}`,
   ];
   if (Object.keys(r.categories).length) lines.push(`categories: ${list(r.categories)}`);
-  if (r.labels.harmful + r.labels.harmless > 0) lines.push(`labels: harmful ${r.labels.harmful}, harmless ${r.labels.harmless}, unlabelled ${r.labels.unlabelled}`);
+  if (r.labels.harmful + r.labels.harmless > 0)
+    lines.push(`labels: harmful ${r.labels.harmful}, harmless ${r.labels.harmless}, unlabelled ${r.labels.unlabelled}`);
   const more = (count: number, shown: number) => (count > shown ? [`  ... and ${count - shown} more`] : []);
   lines.push(`problems: ${r.problems.count}${r.problems.complete ? '' : ' (checking stopped early; fix these and run again)'}`);
   lines.push(...r.problems.shown.map((p) => `  ${p}`), ...more(r.problems.count, r.problems.shown.length));

@@ -273,7 +273,16 @@ export async function train(model: CausalLM, examples: TrainExample[], options: 
           return n;
         });
         tf.dispose(accumulated!);
-        options.onStep?.({ step, totalSteps, epoch, loss, lr, gradNorm, tokens: tokensSeen, seconds: (performance.now() - started) / 1000 });
+        options.onStep?.({
+          step,
+          totalSteps,
+          epoch,
+          loss,
+          lr,
+          gradNorm,
+          tokens: tokensSeen,
+          seconds: (performance.now() - started) / 1000,
+        });
       }
       await options.onEpoch?.(epoch);
     }

@@ -102,7 +102,9 @@ async function requestJson(t: Transport, url: string, body?: unknown): Promise<u
       lastProblem = problem;
     } catch (error) {
       if (error instanceof HttpGuardrailError) throw error;
-      lastProblem = controller.signal.aborted ? `no complete response within ${t.timeoutMs} ms (timeout)` : `network error: ${networkReason(error)}`;
+      lastProblem = controller.signal.aborted
+        ? `no complete response within ${t.timeoutMs} ms (timeout)`
+        : `network error: ${networkReason(error)}`;
     } finally {
       clearTimeout(timer);
     }
@@ -123,7 +125,8 @@ export function normaliseBaseUrl(url: string): string {
   } catch {
     throw new HttpGuardrailError(`'${url}' is not a URL. Fix: pass e.g. http://127.0.0.1:8000`);
   }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new HttpGuardrailError(`'${url}': only http(s) URLs are supported`);
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+    throw new HttpGuardrailError(`'${url}': only http(s) URLs are supported`);
   return `${parsed.origin}${parsed.pathname.replace(/\/+$/, '').replace(/\/v1$/, '')}`;
 }
 
@@ -131,7 +134,9 @@ export function normaliseBaseUrl(url: string): string {
 function topLogprobsOf(choice: unknown, url: string, index: number): (Record<string, number> | null)[] {
   const logprobs = isRecord(choice) ? choice.logprobs : undefined;
   if (!isRecord(logprobs) || !Array.isArray(logprobs.top_logprobs)) {
-    throw new HttpGuardrailError(`${url}: choices[${index}] has no logprobs.top_logprobs (does the server support logprobs on /v1/completions?)`);
+    throw new HttpGuardrailError(
+      `${url}: choices[${index}] has no logprobs.top_logprobs (does the server support logprobs on /v1/completions?)`,
+    );
   }
   return logprobs.top_logprobs as (Record<string, number> | null)[];
 }
@@ -191,14 +196,20 @@ export class HttpGuardrail implements Guardrail {
     const response = await requestJson(this.transport, url, body);
     const choices = isRecord(response) ? response.choices : undefined;
     if (!Array.isArray(choices) || choices.length !== prompts.length) {
-      throw new HttpGuardrailError(`${url}: expected ${prompts.length} choices, got ${Array.isArray(choices) ? choices.length : JSON.stringify(choices)?.slice(0, 100)}`);
+      throw new HttpGuardrailError(
+        `${url}: expected ${prompts.length} choices, got ${Array.isArray(choices) ? choices.length : JSON.stringify(choices)?.slice(0, 100)}`,
+      );
     }
     // Choices carry the index of their prompt; order by it when present.
-    const ordered = choices.every((c) => isRecord(c) && typeof c.index === 'number') ? [...choices].sort((a, b) => (a as { index: number }).index - (b as { index: number }).index) : choices;
+    const ordered = choices.every((c) => isRecord(c) && typeof c.index === 'number')
+      ? [...choices].sort((a, b) => (a as { index: number }).index - (b as { index: number }).index)
+      : choices;
     return ordered.map((choice, i) => {
       const top = topLogprobsOf(choice, url, i)[position - 1];
       if (!isRecord(top)) {
-        throw new HttpGuardrailError(`${url}: prompt ${offset + i} has no top_logprobs at generated position ${position} (did generation stop early?)`);
+        throw new HttpGuardrailError(
+          `${url}: prompt ${offset + i} has no top_logprobs at generated position ${position} (did generation stop early?)`,
+        );
       }
       const read = (role: 'safe' | 'unsafe'): number => {
         const value = top[labels[role]];
@@ -222,11 +233,15 @@ async function servedModel(t: Transport, base: string): Promise<string> {
   const body = await requestJson(t, url);
   const data = isRecord(body) ? body.data : undefined;
   const first = Array.isArray(data) ? data[0] : undefined;
-  if (!isRecord(first) || typeof first.id !== 'string') throw new HttpGuardrailError(`${url}: lists no model. Fix: pass the model name explicitly`);
+  if (!isRecord(first) || typeof first.id !== 'string')
+    throw new HttpGuardrailError(`${url}: lists no model. Fix: pass the model name explicitly`);
   return first.id;
 }
 
-function templateRenderer(source: TemplateSource, spec: GuardSpec): { render: (item: GuardItem) => string; text: string; tokenizer?: Tokenizer } {
+function templateRenderer(
+  source: TemplateSource,
+  spec: GuardSpec,
+): { render: (item: GuardItem) => string; text: string; tokenizer?: Tokenizer } {
   const options = { addGenerationPrompt: true, extra: spec.extra };
   if ('tokenizerDir' in source) {
     const tokenizer = loadTokenizer(source.tokenizerDir);

@@ -91,7 +91,8 @@ function specFor(preset: string | undefined, options: ResolveGuardrailOptions, d
   const explicit = overrides(options);
   const fromFile = dir !== undefined && existsSync(dir) ? readGuardSpecFile(dir) : undefined;
   const base = preset ?? explicit.preset;
-  if (base !== undefined || (explicit.labels && explicit.position)) return parseGuardSpec({ ...explicit, ...(base ? { preset: base } : {}) }, `guardrail options for ${what}`);
+  if (base !== undefined || (explicit.labels && explicit.position))
+    return parseGuardSpec({ ...explicit, ...(base ? { preset: base } : {}) }, `guardrail options for ${what}`);
   if (fromFile) return parseGuardSpec({ ...fromFile, ...explicit }, `${dir}/guardrail.json with options`);
   const named = dir !== undefined ? presetFromName(dir) : undefined;
   if (named) return parseGuardSpec({ ...explicit, preset: named }, `guardrail options for ${what}`);
@@ -103,7 +104,9 @@ function specFor(preset: string | undefined, options: ResolveGuardrailOptions, d
 async function microDir(options: ResolveGuardrailOptions): Promise<string> {
   const source = options.microGuardrailDir;
   if (source === undefined) {
-    throw new GuardSpecError("guardrail 'micro' needs the micro-world guardrail's directory: pass microGuardrailDir (or give its path as DIR)");
+    throw new GuardSpecError(
+      "guardrail 'micro' needs the micro-world guardrail's directory: pass microGuardrailDir (or give its path as DIR)",
+    );
   }
   return typeof source === 'string' ? source : await source();
 }

@@ -71,9 +71,25 @@ export function forwardLast(model: CausalLM, rows: number[][], options: ForwardL
       const wantCache = !final || options.keepCache === true;
       let next: KVCache | undefined;
       const out = tf.tidy(() => {
-        const ids = tf.tensor2d(rows.flatMap((r) => r.slice(start, end)), [batch, end - start], 'int32');
-        const mask = options.mask ? tf.tensor2d(options.mask.flatMap((m) => m.slice(0, past + end)), [batch, past + end], 'float32') : undefined;
-        const positions = options.positions ? tf.tensor2d(options.positions.flatMap((p) => p.slice(start, end)), [batch, end - start], 'int32') : undefined;
+        const ids = tf.tensor2d(
+          rows.flatMap((r) => r.slice(start, end)),
+          [batch, end - start],
+          'int32',
+        );
+        const mask = options.mask
+          ? tf.tensor2d(
+              options.mask.flatMap((m) => m.slice(0, past + end)),
+              [batch, past + end],
+              'float32',
+            )
+          : undefined;
+        const positions = options.positions
+          ? tf.tensor2d(
+              options.positions.flatMap((p) => p.slice(start, end)),
+              [batch, end - start],
+              'int32',
+            )
+          : undefined;
         const result = model.forward(ids, { cache, useCache: wantCache, attentionMask: mask, positions, lastOnly: true });
         next = result.cache; // kept by forward: survives this tidy
         return final ? (result.logits.reshape([batch, vocab]) as tf.Tensor2D) : undefined;
@@ -163,8 +179,11 @@ export function fileHash(file: string): string {
 
 /** Hashes of the files that determine a checkpoint's outputs: weights, config.json, tokenizer.json. */
 export function checkpointHashes(dir: string): Record<string, string> {
-  const files = readdirSync(dir).filter((f) => f.endsWith('.safetensors') || f === 'config.json' || f === 'tokenizer.json').sort();
-  if (!files.some((f) => f.endsWith('.safetensors'))) throw new LmGuardrailError(`${dir}: no .safetensors weights to identify the guardrail by`);
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.safetensors') || f === 'config.json' || f === 'tokenizer.json')
+    .sort();
+  if (!files.some((f) => f.endsWith('.safetensors')))
+    throw new LmGuardrailError(`${dir}: no .safetensors weights to identify the guardrail by`);
   return Object.fromEntries(files.map((f) => [f, fileHash(join(dir, f))]));
 }
 
@@ -206,10 +225,12 @@ export class LmGuardrail implements Guardrail {
     this.tokenizer = init.tokenizer;
     this.spec = init.spec;
     this.batchSize = init.batchSize ?? 8;
-    if (!Number.isInteger(this.batchSize) || this.batchSize < 1) throw new LmGuardrailError(`batchSize must be a positive integer, got ${init.batchSize}`);
+    if (!Number.isInteger(this.batchSize) || this.batchSize < 1)
+      throw new LmGuardrailError(`batchSize must be a positive integer, got ${init.batchSize}`);
     this.safeId = labelTokenId(init.tokenizer, init.spec.labels.safe, 'safe');
     this.unsafeId = labelTokenId(init.tokenizer, init.spec.labels.unsafe, 'unsafe');
-    if (this.safeId === this.unsafeId) throw new LmGuardrailError(`guardrail labels ${JSON.stringify(init.spec.labels)} map to the same token ${this.safeId}`);
+    if (this.safeId === this.unsafeId)
+      throw new LmGuardrailError(`guardrail labels ${JSON.stringify(init.spec.labels)} map to the same token ${this.safeId}`);
     const vocab = init.model.config.vocabSize;
     if (Math.max(this.safeId, this.unsafeId) >= vocab) {
       throw new LmGuardrailError(`guardrail label ids ${this.safeId}, ${this.unsafeId} exceed the model's vocabulary (${vocab})`);
@@ -259,7 +280,9 @@ export class LmGuardrail implements Guardrail {
     const pad = this.tokenizer.padTokenId ?? this.model.config.padTokenId ?? 0;
     const padded = sequences.some((s) => s.length !== width);
     const rows = sequences.map((s) => [...new Array<number>(width - s.length).fill(pad), ...s]);
-    const mask = padded ? sequences.map((s) => [...new Array<number>(width - s.length).fill(0), ...new Array<number>(s.length).fill(1)]) : undefined;
+    const mask = padded
+      ? sequences.map((s) => [...new Array<number>(width - s.length).fill(0), ...new Array<number>(s.length).fill(1)])
+      : undefined;
     this.forwarded += sequences.length * width;
     const second = this.spec.position === 2;
     const first = forwardLast(this.model, rows, { mask, keepCache: second });
@@ -359,11 +382,15 @@ export class LmGuardrail implements Guardrail {
       if (!second) return first.logits.map((row) => this.readVerdict(row));
       try {
         this.forwarded += rows.length;
-        const next = forwardLast(this.model, first.logits.map((row) => [argmax(row)]), {
-          mask: mask.map((m) => [...m, 1]),
-          positions: rows.map((r) => [r.reuse + r.tokens.length]),
-          cache: first.cache,
-        });
+        const next = forwardLast(
+          this.model,
+          first.logits.map((row) => [argmax(row)]),
+          {
+            mask: mask.map((m) => [...m, 1]),
+            positions: rows.map((r) => [r.reuse + r.tokens.length]),
+            cache: first.cache,
+          },
+        );
         return next.logits.map((row) => this.readVerdict(row));
       } finally {
         disposeCache(first.cache!);

@@ -15,7 +15,9 @@ export interface NoiseOptions {
 
 /** A uniform number in [0, 1) determined by the item's content and the seed. */
 export function itemUniform(item: GuardItem, seed: number): number {
-  const digest = createHash('sha256').update(canonicalJson({ messages: item.messages, response: item.response, seed })).digest();
+  const digest = createHash('sha256')
+    .update(canonicalJson({ messages: item.messages, response: item.response, seed }))
+    .digest();
   // 52 bits: exactly representable in a double.
   return (digest.readUInt32BE(0) * 2 ** 20 + (digest.readUInt32BE(4) >>> 12)) / 2 ** 52;
 }

@@ -42,13 +42,18 @@ export function isGuardPresetName(name: string): name is GuardPresetName {
 export function guardPreset(name: string): GuardSpec {
   if (isGuardPresetName(name)) return guardPresets[name];
   const guess = closest(name, guardPresetNames);
-  throw new GuardSpecError(`Unknown guardrail preset '${name}'.${guess ? ` Did you mean '${guess}'?` : ''} Available: ${guardPresetNames.join(', ')}.`);
+  throw new GuardSpecError(
+    `Unknown guardrail preset '${name}'.${guess ? ` Did you mean '${guess}'?` : ''} Available: ${guardPresetNames.join(', ')}.`,
+  );
 }
 
 const specOverrides = z
   .object({
     preset: z.string().optional(),
-    labels: z.object({ safe: z.string().min(1), unsafe: z.string().min(1) }).strict().optional(),
+    labels: z
+      .object({ safe: z.string().min(1), unsafe: z.string().min(1) })
+      .strict()
+      .optional(),
     position: z.union([z.literal(1), z.literal(2)]).optional(),
     extra: z.record(z.string(), z.unknown()).optional(),
   })
@@ -65,7 +70,9 @@ export function parseGuardSpec(raw: unknown, origin: string): GuardSpec {
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const field = issue.path.join('.') || '(root)';
-    throw new GuardSpecError(`${origin}: field '${field}': ${issue.message}. Expected {preset?, labels?: {safe, unsafe}, position?: 1 | 2, extra?}`);
+    throw new GuardSpecError(
+      `${origin}: field '${field}': ${issue.message}. Expected {preset?, labels?: {safe, unsafe}, position?: 1 | 2, extra?}`,
+    );
   }
   const { preset, ...fields } = parsed.data;
   const base: Partial<GuardSpec> = preset !== undefined ? guardPreset(preset) : {};

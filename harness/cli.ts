@@ -45,9 +45,11 @@ export function buildCli(argv: string[]): Argv {
 
 export async function main(argv: string[]): Promise<void> {
   try {
-    await buildCli(argv).fail((message, error) => {
-      throw error ?? new Error(message);
-    }).parseAsync();
+    await buildCli(argv)
+      .fail((message, error) => {
+        throw error ?? new Error(message);
+      })
+      .parseAsync();
   } catch (error) {
     const e = error as Error;
     console.error(`star-dss: ${e.message}`);

@@ -67,7 +67,13 @@ export interface CompletionRequest {
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isIdList = (v: unknown): v is number[] => Array.isArray(v) && v.length > 0 && v.every((x) => Number.isInteger(x));
 
-function intField(body: Record<string, unknown>, field: string, fallback: number | undefined, min: number, max: number): number | undefined {
+function intField(
+  body: Record<string, unknown>,
+  field: string,
+  fallback: number | undefined,
+  min: number,
+  max: number,
+): number | undefined {
   const v = body[field];
   if (v === undefined || v === null) return fallback;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
@@ -97,13 +103,18 @@ export function parseCompletionRequest(body: unknown, name: string, limits: Serv
   else throw new RequestError(400, "'prompt' must be a string, a list of strings, a list of token ids or a list of such lists", 'prompt');
   const temperature = body.temperature;
   if (temperature !== undefined && temperature !== null && temperature !== 0) {
-    throw new RequestError(400, `'temperature' must be 0 (this server decodes greedily), got ${JSON.stringify(temperature)}`, 'temperature');
+    throw new RequestError(
+      400,
+      `'temperature' must be 0 (this server decodes greedily), got ${JSON.stringify(temperature)}`,
+      'temperature',
+    );
   }
   for (const field of ['n', 'best_of'] as const) intField(body, field, 1, 1, 1);
   if (boolField(body, 'stream', false)) throw new RequestError(400, "'stream' is not supported", 'stream');
   if (boolField(body, 'echo', false)) throw new RequestError(400, "'echo' is not supported", 'echo');
   const stop = body.stop;
-  if (stop !== undefined && stop !== null && !(Array.isArray(stop) && stop.length === 0)) throw new RequestError(400, "'stop' is not supported", 'stop');
+  if (stop !== undefined && stop !== null && !(Array.isArray(stop) && stop.length === 0))
+    throw new RequestError(400, "'stop' is not supported", 'stop');
   return {
     prompts,
     maxTokens: intField(body, 'max_tokens', 16, 1, limits.maxTokens)!,
@@ -150,7 +161,9 @@ function decodeBatch(served: ServedModel, prompts: number[][], request: Completi
   const width = Math.max(...prompts.map((p) => p.length));
   const padded = prompts.some((p) => p.length !== width);
   const rows = prompts.map((p) => [...new Array<number>(width - p.length).fill(pad), ...p]);
-  const mask = padded ? prompts.map((p) => [...new Array<number>(width - p.length).fill(0), ...new Array<number>(p.length).fill(1)]) : undefined;
+  const mask = padded
+    ? prompts.map((p) => [...new Array<number>(width - p.length).fill(0), ...new Array<number>(p.length).fill(1)])
+    : undefined;
   const out: Decoded[] = prompts.map(() => ({ ids: [], logprobs: [], tops: [], finish: 'length' }));
   const done = prompts.map(() => false);
   let step = forwardLast(model, rows, { mask, keepCache: request.maxTokens > 1 });
@@ -180,7 +193,11 @@ function decodeBatch(served: ServedModel, prompts: number[][], request: Completi
       });
       if (t === request.maxTokens - 1 || done.every(Boolean)) break;
       mask?.forEach((m) => m.push(1)); // finished rows continue on padding; their outputs are ignored
-      step = forwardLast(model, next.map((id) => [id]), { mask, cache, keepCache: true });
+      step = forwardLast(
+        model,
+        next.map((id) => [id]),
+        { mask, cache, keepCache: true },
+      );
       if (cache) disposeCache(cache);
       cache = step.cache;
     }
@@ -201,7 +218,8 @@ export function runCompletions(served: ServedModel, request: CompletionRequest, 
     return ids;
   });
   const decoded: Decoded[] = [];
-  for (let start = 0; start < prompts.length; start += batchSize) decoded.push(...decodeBatch(served, prompts.slice(start, start + batchSize), request));
+  for (let start = 0; start < prompts.length; start += batchSize)
+    decoded.push(...decodeBatch(served, prompts.slice(start, start + batchSize), request));
   const eos = new Set([...tokenizer.eosTokenIds, ...model.config.eosTokenIds]);
   const choices = decoded.map((d, index) => {
     const tokens = d.ids.map((id) => tokenizer.decode([id]));
@@ -213,7 +231,10 @@ export function runCompletions(served: ServedModel, request: CompletionRequest, 
     });
     return {
       index,
-      text: tokenizer.decode(d.ids.filter((id) => !eos.has(id)), { skipSpecialTokens: true }),
+      text: tokenizer.decode(
+        d.ids.filter((id) => !eos.has(id)),
+        { skipSpecialTokens: true },
+      ),
       logprobs: request.logprobs === undefined ? null : { tokens, token_logprobs: d.logprobs, top_logprobs: d.tops, text_offset: offsets },
       finish_reason: d.finish,
     };
@@ -256,7 +277,11 @@ function sendError(res: ServerResponse, status: number, message: string, param?:
 
 /** Starts the server; resolves once it listens. */
 export async function startGuardrailServer(served: ServedModel, options: GuardrailServerOptions): Promise<RunningServer> {
-  const limits: ServerLimits = { maxLogprobs: options.maxLogprobs ?? 100, maxTokens: options.maxTokens ?? 512, batchSize: options.batchSize ?? 8 };
+  const limits: ServerLimits = {
+    maxLogprobs: options.maxLogprobs ?? 100,
+    maxTokens: options.maxTokens ?? 512,
+    batchSize: options.batchSize ?? 8,
+  };
   const { name } = options;
   const started = Math.floor(Date.now() / 1000);
   const server = createServer((req, res) => {
@@ -270,7 +295,8 @@ export async function startGuardrailServer(served: ServedModel, options: Guardra
     const path = new URL(req.url ?? '/', 'http://localhost').pathname.replace(/\/+$/, '');
     const routes: Record<string, string> = { '/v1/completions': 'POST', '/v1/models': 'GET', '/health': 'GET' };
     const method = routes[path];
-    if (!method) throw new RequestError(404, `no route ${req.method} ${path}; this server has POST /v1/completions, GET /v1/models and GET /health`);
+    if (!method)
+      throw new RequestError(404, `no route ${req.method} ${path}; this server has POST /v1/completions, GET /v1/models and GET /health`);
     if (req.method !== method) throw new RequestError(405, `${path} accepts ${method}, not ${req.method}`);
     if (path === '/health') return send(res, 200, { status: 'ok' });
     if (path === '/v1/models') {

@@ -16,7 +16,10 @@ const VERSION = 1;
 export const defaultStarCacheRoot = (): string => cacheDir('star');
 
 export function guardrailDirName(guardrailId: string): string {
-  const slug = guardrailId.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '').slice(0, 48);
+  const slug = guardrailId
+    .replace(/[^A-Za-z0-9._-]+/g, '_')
+    .replace(/^[._]+/, '')
+    .slice(0, 48);
   return `${slug || 'guardrail'}-${contentHash(guardrailId, 12)}`;
 }
 
@@ -63,7 +66,12 @@ export class StarCache {
   }
 
   putAnnotation(key: string, annotation: StarAnnotation): void {
-    writeJsonAtomic(this.annotationFile(key), { version: VERSION, guardrail: this.guardrailId, chunkSize: this.chunking.size, ...annotation });
+    writeJsonAtomic(this.annotationFile(key), {
+      version: VERSION,
+      guardrail: this.guardrailId,
+      chunkSize: this.chunking.size,
+      ...annotation,
+    });
     this.putVerdict(key, annotation.verdict);
   }
 

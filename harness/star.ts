@@ -52,11 +52,20 @@ export interface AnnotateOptions {
 export function resolveChunking(options: Pick<AnnotateOptions, 'chunkWords' | 'chunkTokens' | 'tokenizer'>): Chunking {
   const { chunkWords, chunkTokens } = options;
   if (chunkWords !== undefined && chunkTokens !== undefined) throw new StarError('BAD_OPTIONS', 'give chunkWords or chunkTokens, not both');
-  const chunking: Chunking = chunkTokens !== undefined ? { unit: 'tokens', size: chunkTokens } : chunkWords !== undefined ? { unit: 'words', size: chunkWords } : DEFAULT_CHUNKING;
+  const chunking: Chunking =
+    chunkTokens !== undefined
+      ? { unit: 'tokens', size: chunkTokens }
+      : chunkWords !== undefined
+        ? { unit: 'words', size: chunkWords }
+        : DEFAULT_CHUNKING;
   if (!Number.isInteger(chunking.size) || chunking.size < 1) {
-    throw new StarError('BAD_OPTIONS', `chunk${chunking.unit === 'words' ? 'Words' : 'Tokens'} must be a positive integer, got ${chunking.size}`);
+    throw new StarError(
+      'BAD_OPTIONS',
+      `chunk${chunking.unit === 'words' ? 'Words' : 'Tokens'} must be a positive integer, got ${chunking.size}`,
+    );
   }
-  if (chunking.unit === 'tokens' && !options.tokenizer) throw new StarError('BAD_OPTIONS', 'chunkTokens needs the finetuned model\'s tokenizer');
+  if (chunking.unit === 'tokens' && !options.tokenizer)
+    throw new StarError('BAD_OPTIONS', "chunkTokens needs the finetuned model's tokenizer");
   return chunking;
 }
 
@@ -94,7 +103,10 @@ function plan(example: Example, chunking: Chunking, tokenizer: Tokenizer | undef
 
 function checkScores(scores: unknown, expected: number, guardrail: Guardrail): number[] {
   if (!Array.isArray(scores) || scores.length !== expected) {
-    throw new StarError('BAD_SCORES', `guardrail '${guardrail.id}' returned ${Array.isArray(scores) ? scores.length : typeof scores} scores for ${expected} items`);
+    throw new StarError(
+      'BAD_SCORES',
+      `guardrail '${guardrail.id}' returned ${Array.isArray(scores) ? scores.length : typeof scores} scores for ${expected} items`,
+    );
   }
   const bad = scores.find((s) => typeof s !== 'number' || !(s >= 0 && s <= 1));
   if (bad !== undefined) throw new StarError('BAD_SCORES', `guardrail '${guardrail.id}' returned P(safe) = ${bad}, outside [0, 1]`);
@@ -120,10 +132,15 @@ async function scoreBatched(guardrail: Guardrail, items: GuardItem[], batchSize:
  * back; the rest are scored (scorePrefixes per response when the guardrail has it, else scoreSafe on
  * all prefixes of all examples in batches), validated, and written to the cache.
  */
-export async function annotate(examples: readonly Example[], guardrail: Guardrail, options: AnnotateOptions = {}): Promise<StarAnnotation[]> {
+export async function annotate(
+  examples: readonly Example[],
+  guardrail: Guardrail,
+  options: AnnotateOptions = {},
+): Promise<StarAnnotation[]> {
   const chunking = resolveChunking(options);
   const batchSize = options.batchSize ?? 64;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new StarError('BAD_OPTIONS', `batchSize must be a positive integer, got ${batchSize}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new StarError('BAD_OPTIONS', `batchSize must be a positive integer, got ${batchSize}`);
   const cache = options.cacheDir === false ? undefined : new StarCache(options.cacheDir ?? defaultStarCacheRoot(), guardrail.id, chunking);
   const plans = examples.map((e) => plan(e, chunking, options.tokenizer));
 
@@ -193,7 +210,8 @@ export async function scoreVerdicts(
   guardrail: Guardrail,
   options: Pick<AnnotateOptions, 'cacheDir' | 'batchSize' | 'onProgress'> = {},
 ): Promise<number[]> {
-  const cache = options.cacheDir === false ? undefined : new StarCache(options.cacheDir ?? defaultStarCacheRoot(), guardrail.id, DEFAULT_CHUNKING);
+  const cache =
+    options.cacheDir === false ? undefined : new StarCache(options.cacheDir ?? defaultStarCacheRoot(), guardrail.id, DEFAULT_CHUNKING);
   const keys = examples.map((e) => contentHash({ messages: e.messages }));
   const known = new Map<string, number>();
   const todo = new Map<string, GuardItem>();
@@ -208,7 +226,9 @@ export async function scoreVerdicts(
     }
   });
   let scored = 0;
-  const scores = await scoreBatched(guardrail, [...todo.values()], options.batchSize ?? 64, (n) => options.onProgress?.((scored += n), todo.size));
+  const scores = await scoreBatched(guardrail, [...todo.values()], options.batchSize ?? 64, (n) =>
+    options.onProgress?.((scored += n), todo.size),
+  );
   [...todo.keys()].forEach((key, i) => {
     cache?.putVerdict(key, scores[i]);
     known.set(key, scores[i]);
@@ -239,7 +259,10 @@ export async function annotateFile(guardrail: Guardrail, options: StarFileOption
   const examples = parseMessagesJsonl(text, options.data);
   const callsBefore = guardrail.calls;
   const annotations = await annotate(examples, guardrail, options);
-  writeJsonlAtomic(options.out, rows.map((row, i) => ({ ...row, star: annotations[i] })));
+  writeJsonlAtomic(
+    options.out,
+    rows.map((row, i) => ({ ...row, star: annotations[i] })),
+  );
   if (options.html) {
     const html = renderStarHtml(
       examples.map((example, i) => ({ example, annotation: annotations[i] })),

@@ -130,7 +130,11 @@ export function tokenizeExample(example: Pick<Example, 'id' | 'messages'>, token
  * Token boundaries of the chunks: boundaries[0] = start, boundaries[k] = first position after chunk k,
  * the last = ids.length (rules in the header). Length chunkEnds.length + 1, or [start] with no chunks.
  */
-export function starBoundaries(tokenized: TokenizedExample, annotation: Pick<StarAnnotation, 'unit' | 'chunkEnds'>, tokenizer: Tokenizer): number[] {
+export function starBoundaries(
+  tokenized: TokenizedExample,
+  annotation: Pick<StarAnnotation, 'unit' | 'chunkEnds'>,
+  tokenizer: Tokenizer,
+): number[] {
   const { ids, start, context, response } = tokenized;
   const ends = annotation.chunkEnds;
   const boundaries = [start];
@@ -148,11 +152,14 @@ export function starBoundaries(tokenized: TokenizedExample, annotation: Pick<Sta
 function checkAnnotation(id: string, tokenized: TokenizedExample, a: StarAnnotation): void {
   const bad = (why: string) => new TokenizeExampleError('BAD_ANNOTATION', `example '${id}': STAR annotation ${why}`);
   if (a.chunkEnds.length !== a.scores.length) throw bad(`has ${a.chunkEnds.length} chunk ends but ${a.scores.length} scores`);
-  if (a.chunkEnds.some((e, k) => !Number.isInteger(e) || e <= (k ? a.chunkEnds[k - 1] : 0))) throw bad(`chunkEnds ${JSON.stringify(a.chunkEnds)} are not increasing positive integers`);
+  if (a.chunkEnds.some((e, k) => !Number.isInteger(e) || e <= (k ? a.chunkEnds[k - 1] : 0)))
+    throw bad(`chunkEnds ${JSON.stringify(a.chunkEnds)} are not increasing positive integers`);
   if ([...a.scores, a.verdict].some((v) => !(v >= 0 && v <= 1))) throw bad('has a score or verdict outside [0, 1]');
   const units = a.unit === 'words' ? wordSpans(tokenized.response).length : tokenized.contentEnd - tokenized.start;
   if ((a.chunkEnds.at(-1) ?? 0) !== units) {
-    throw bad(`ends at ${a.unit.slice(0, -1)} ${a.chunkEnds.at(-1) ?? 0}, but the response has ${units} ${a.unit} (annotated with another example or tokenizer?)`);
+    throw bad(
+      `ends at ${a.unit.slice(0, -1)} ${a.chunkEnds.at(-1) ?? 0}, but the response has ${units} ${a.unit} (annotated with another example or tokenizer?)`,
+    );
   }
 }
 

@@ -123,7 +123,13 @@ function collect<T, V>(items: readonly T[], key: (item: T) => string, pick: (ite
 function foldRow(cells: CellResult[]): Row {
   const { labels } = cells[0];
   const safetyEntries = cells.flatMap((c) => c.safety);
-  const safety = [...collect(safetyEntries, (s) => `${s.condition}\u0000${s.dataset}`, (s) => s).values()].map((list): SafetyStats => {
+  const safety = [
+    ...collect(
+      safetyEntries,
+      (s) => `${s.condition}\u0000${s.dataset}`,
+      (s) => s,
+    ).values(),
+  ].map((list): SafetyStats => {
     const categories = uniq(list.flatMap((s) => Object.keys(s.perCategory))).sort(natural);
     return {
       condition: list[0].condition,
@@ -138,12 +144,24 @@ function foldRow(cells: CellResult[]): Row {
       ),
     };
   });
-  const capability = [...collect(cells.flatMap((c) => c.capability), (r) => r.dataset, (r) => r).values()].map((list) => ({
+  const capability = [
+    ...collect(
+      cells.flatMap((c) => c.capability),
+      (r) => r.dataset,
+      (r) => r,
+    ).values(),
+  ].map((list) => ({
     dataset: list[0].dataset,
     metric: list[0].metric,
     value: stat(list.map((r) => r.value))!,
   }));
-  const curve = [...collect(cells.flatMap((c) => c.curve), (p) => `${p.condition}\u0000${p.epoch}`, (p) => p).values()]
+  const curve = [
+    ...collect(
+      cells.flatMap((c) => c.curve),
+      (p) => `${p.condition}\u0000${p.epoch}`,
+      (p) => p,
+    ).values(),
+  ]
     .map((list) => ({
       condition: list[0].condition,
       epoch: list[0].epoch,
@@ -192,16 +210,28 @@ export function aggregate(cells: readonly CellResult[]): Aggregate {
   // each guardrail's table compares every strategy; they form a group of their own only when alone.
   const finetuneAll = cells.filter((c) => c.labels.kind === 'finetune');
   for (const c of finetuneAll.filter((c) => c.labels.guardrail !== 'none')) addKey(c.labels);
-  for (const c of finetuneAll.filter((c) => c.labels.guardrail === 'none')) if (![...keys.values()].some((k) => sameData(k, c.labels))) addKey(c.labels);
+  for (const c of finetuneAll.filter((c) => c.labels.guardrail === 'none'))
+    if (![...keys.values()].some((k) => sameData(k, c.labels))) addKey(c.labels);
   // A model with only base cells (a base-only run) still gets a group.
   for (const c of baseCells) if (![...keys.values()].some((k) => k.model === c.labels.model)) addKey(c.labels);
 
   const sortedKeys = [...keys.values()].sort(
-    (a, b) => natural(a.model, b.model) || natural(a.task, b.task) || natural(a.harmful, b.harmful) || natural(a.guardrail, b.guardrail) || a.falseNegativeRate - b.falseNegativeRate,
+    (a, b) =>
+      natural(a.model, b.model) ||
+      natural(a.task, b.task) ||
+      natural(a.harmful, b.harmful) ||
+      natural(a.guardrail, b.guardrail) ||
+      a.falseNegativeRate - b.falseNegativeRate,
   );
   const groups = sortedKeys.map((key, i): Group => {
     const mine = finetuned.filter((c) => belongs(c.labels, key));
-    const rows = [...collect(mine, (c) => `${c.labels.strategyLabel}\u0000${c.labels.threatLabel}`, (c) => c).values()].map(foldRow);
+    const rows = [
+      ...collect(
+        mine,
+        (c) => `${c.labels.strategyLabel}\u0000${c.labels.threatLabel}`,
+        (c) => c,
+      ).values(),
+    ].map(foldRow);
     const baseMatch = baseCellsFor(key, baseCells);
     const base = baseMatch.length ? foldRow(baseMatch) : undefined;
     // Strategies and threats include failed cells, so a strategy that failed on every seed shows as a row of '–'.
@@ -210,7 +240,8 @@ export function aggregate(cells: readonly CellResult[]): Aggregate {
     const safetyColumns = Object.fromEntries(
       threats.map((t) => {
         const seen = new Map<string, SafetyColumn>();
-        for (const r of rows.filter((r) => r.threat === t)) for (const s of r.safety) seen.set(`${s.condition}\u0000${s.dataset}`, { condition: s.condition, dataset: s.dataset });
+        for (const r of rows.filter((r) => r.threat === t))
+          for (const s of r.safety) seen.set(`${s.condition}\u0000${s.dataset}`, { condition: s.condition, dataset: s.dataset });
         return [t, [...seen.values()]];
       }),
     );

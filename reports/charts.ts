@@ -1,7 +1,18 @@
 // Plotly figures (plain JSON: data + layout) built from the aggregate. They are rendered by report.html and,
 // one page each, by the PNG export; each has a stable id that is also its div id and PNG file name.
 import type { StarTrajectory } from '../results/result.ts';
-import { baseRowName, findCapability, findRow, findSafety, groupAxes, type Aggregate, type Group, type Row, type SafetyColumn, type Stat } from './aggregate.ts';
+import {
+  baseRowName,
+  findCapability,
+  findRow,
+  findSafety,
+  groupAxes,
+  type Aggregate,
+  type Group,
+  type Row,
+  type SafetyColumn,
+  type Stat,
+} from './aggregate.ts';
 
 export type PlotlyObject = Record<string, unknown>;
 
@@ -20,7 +31,12 @@ const baseColour = '#000000';
 const symbols = ['circle', 'square', 'diamond', 'triangle-up', 'cross', 'x', 'triangle-down', 'pentagon'];
 
 export function slug(text: string): string {
-  return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '') || 'x';
+  return (
+    text
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-+|-+$/g, '') || 'x'
+  );
 }
 
 const percentAxis = (title: string): PlotlyObject => ({ title: { text: title }, range: [0, 102], zeroline: false });
@@ -53,7 +69,10 @@ class ChartSet {
 }
 
 /** Rows of a group to plot, base first, each with its colour and display name. */
-function series(group: Group, colourOf: (strategy: string) => string): { name: string; colour: string; row: (threat: string) => Row | undefined; base: boolean }[] {
+function series(
+  group: Group,
+  colourOf: (strategy: string) => string,
+): { name: string; colour: string; row: (threat: string) => Row | undefined; base: boolean }[] {
   const out = group.strategies.map((s) => ({ name: s, colour: colourOf(s), row: (t: string) => findRow(group, s, t), base: false }));
   const base = group.base;
   return base ? [{ name: baseRowName(base), colour: baseColour, row: () => base, base: true }, ...out] : out;
@@ -68,7 +87,10 @@ function honestHover(s: { exactRefusal: Stat; degeneration: Stat; harmful: Stat 
 function barsChart(set: ChartSet, group: Group, suffix: string, colourOf: (s: string) => string): void {
   const cols = group.threats.flatMap((t) => group.safetyColumns[t].map((c) => ({ threat: t, column: c })));
   if (cols.length === 0) return;
-  const x = [cols.map((c) => c.threat), cols.map((c) => (group.safetyDatasets.length > 1 ? `${c.column.condition} · ${c.column.dataset}` : c.column.condition))];
+  const x = [
+    cols.map((c) => c.threat),
+    cols.map((c) => (group.safetyDatasets.length > 1 ? `${c.column.condition} · ${c.column.dataset}` : c.column.condition)),
+  ];
   const data = series(group, colourOf).map((s) => {
     const stats = cols.map((c) => findSafety(s.row(c.threat), c.column));
     return {
@@ -136,7 +158,9 @@ function categoryCharts(set: ChartSet, group: Group, suffix: string, colourOf: (
     const cols = group.safetyColumns[threat];
     const all = series(group, colourOf);
     const categories = (c: SafetyColumn) =>
-      [...new Set(all.flatMap((s) => Object.keys(findSafety(s.row(threat), c)?.perCategory ?? {})))].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+      [...new Set(all.flatMap((s) => Object.keys(findSafety(s.row(threat), c)?.perCategory ?? {})))].sort((a, b) =>
+        a.localeCompare(b, 'en', { numeric: true }),
+      );
     const points = cols.flatMap((c) => categories(c).map((category) => ({ column: c, category })));
     if (points.length === 0) continue;
     const x = [points.map((p) => p.column.condition), points.map((p) => p.category)];
@@ -272,7 +296,11 @@ function fnrCharts(set: ChartSet, agg: Aggregate, colourOf: (s: string) => strin
     const threats = [...new Set(groups.flatMap((g) => g.threats))].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
     const strategies = [...new Set(groups.flatMap((g) => g.strategies))].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
     for (const threat of threats) {
-      const columns = [...new Map(groups.flatMap((g) => (g.safetyColumns[threat] ?? []).map((c) => [`${c.condition}\u0000${c.dataset}`, c] as const))).values()];
+      const columns = [
+        ...new Map(
+          groups.flatMap((g) => (g.safetyColumns[threat] ?? []).map((c) => [`${c.condition}\u0000${c.dataset}`, c] as const)),
+        ).values(),
+      ];
       const data: PlotlyObject[] = [];
       for (const strategy of strategies) {
         columns.forEach((c, k) => {

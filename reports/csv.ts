@@ -27,15 +27,19 @@ export function csvColumns(cells: readonly CellResult[]): Column[] {
     { name: 'status', get: (c) => c.status },
     ...labelKeys.map((k): Column => ({ name: k, get: (c) => c.labels[k] })),
     ...[...safetyKeys.values()].flatMap(({ condition, dataset }) =>
-      safetyFields.map((field): Column => ({
-        name: `safety/${condition}/${dataset}/${field}`,
-        get: (c) => c.safety.find((s) => s.condition === condition && s.dataset === dataset)?.[field],
-      })),
+      safetyFields.map(
+        (field): Column => ({
+          name: `safety/${condition}/${dataset}/${field}`,
+          get: (c) => c.safety.find((s) => s.condition === condition && s.dataset === dataset)?.[field],
+        }),
+      ),
     ),
-    ...[...capabilityKeys].map(([dataset, metric]): Column => ({
-      name: `capability/${dataset}/${metric}`,
-      get: (c) => c.capability.find((r) => r.dataset === dataset)?.value,
-    })),
+    ...[...capabilityKeys].map(
+      ([dataset, metric]): Column => ({
+        name: `capability/${dataset}/${metric}`,
+        get: (c) => c.capability.find((r) => r.dataset === dataset)?.value,
+      }),
+    ),
     ...trainingKeys.map((k): Column => ({ name: `training/${k}`, get: (c) => c.training?.[k] })),
     { name: 'seconds', get: (c) => c.seconds },
     { name: 'error', get: (c) => c.error?.message.split('\n')[0] },

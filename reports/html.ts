@@ -37,7 +37,9 @@ const plotConfig = { responsive: true, displaylogo: false };
 
 function tableHtml(table: Table): string {
   const head = `<tr>${table.header.map((h, i) => `<th${i ? '' : ' class="left"'}>${escapeHtml(h)}</th>`).join('')}</tr>`;
-  const body = table.rows.map((r) => `<tr>${r.map((c, i) => (i ? `<td>${escapeHtml(c)}</td>` : `<th class="left">${escapeHtml(c)}</th>`)).join('')}</tr>`).join('\n');
+  const body = table.rows
+    .map((r) => `<tr>${r.map((c, i) => (i ? `<td>${escapeHtml(c)}</td>` : `<th class="left">${escapeHtml(c)}</th>`)).join('')}</tr>`)
+    .join('\n');
   const note = table.note ? `<p class="note">${escapeHtml(table.note)}</p>` : '';
   return `<h3>${escapeHtml(table.title)}</h3>\n<div class="scroll"><table>\n<thead>${head}</thead>\n<tbody>\n${body}\n</tbody></table></div>\n${note}`;
 }
@@ -73,7 +75,8 @@ export function pickSamples(row: Row, perCondition = 2): PickedSample[] {
   return out;
 }
 
-const clip = (text: string, max = 600): string => (text.length > max ? `${text.slice(0, max)} … (${text.length - max} more characters)` : text);
+const clip = (text: string, max = 600): string =>
+  text.length > max ? `${text.slice(0, max)} … (${text.length - max} more characters)` : text;
 
 function samplesHtml(group: Group): string {
   const lines: string[] = [];
@@ -135,9 +138,14 @@ export function reportHtml({ run, agg, charts }: ReportInput): string {
     body.push('<h3>Sample outputs</h3>', samplesHtml(group), '</section>');
   }
   const across = charts.filter((c) => c.group === undefined);
-  if (across.length) body.push('<section id="fnr">', '<h2>Safety vs guardrail false-negative rate</h2>', ...across.map(chartHtml), '</section>');
+  if (across.length)
+    body.push('<section id="fnr">', '<h2>Safety vs guardrail false-negative rate</h2>', ...across.map(chartHtml), '</section>');
   body.push('<section id="failed">', '<h2>Failed cells</h2>');
-  body.push(agg.failed.length ? `<ul class="failed">${agg.failed.map((c) => `<li>${escapeHtml(failedCellLine(c))}</li>`).join('\n')}</ul>` : '<p>None.</p>');
+  body.push(
+    agg.failed.length
+      ? `<ul class="failed">${agg.failed.map((c) => `<li>${escapeHtml(failedCellLine(c))}</li>`).join('\n')}</ul>`
+      : '<p>None.</p>',
+  );
   body.push('</section>');
   const figures = charts.map(({ id, data, layout }) => ({ id, data, layout }));
   return [

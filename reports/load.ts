@@ -38,7 +38,12 @@ export function readCellResult(file: string): CellResult {
     raw = JSON.parse(readFileSync(file, 'utf8'));
   } catch (error) {
     const reason = (error as Error).message.split('\n')[0];
-    throw new ReportInputError(file, undefined, `not valid JSON (${reason})`, 'delete the cell directory and resume the sweep to recompute it');
+    throw new ReportInputError(
+      file,
+      undefined,
+      `not valid JSON (${reason})`,
+      'delete the cell directory and resume the sweep to recompute it',
+    );
   }
   const parsed = cellResult.safeParse(raw);
   if (parsed.success) return parsed.data;
@@ -46,7 +51,12 @@ export function readCellResult(file: string): CellResult {
   const extra = issue.code === 'unrecognized_keys' ? issue.keys : [];
   const field = fieldPath([...issue.path, ...extra.slice(0, 1)]) || undefined;
   const more = parsed.error.issues.length > 1 ? ` (and ${parsed.error.issues.length - 1} more problems)` : '';
-  throw new ReportInputError(file, field, `${issue.message.replace(/\s+/g, ' ')}${more}`, 'the file does not match results/result.ts; delete the cell directory and resume the sweep');
+  throw new ReportInputError(
+    file,
+    field,
+    `${issue.message.replace(/\s+/g, ' ')}${more}`,
+    'the file does not match results/result.ts; delete the cell directory and resume the sweep',
+  );
 }
 
 /** Load every cell result of a run directory. */
@@ -54,7 +64,12 @@ export function loadRun(runDir: string): LoadedRun {
   const dir = resolve(runDir);
   const cellsDir = join(dir, 'cells');
   if (!existsSync(cellsDir) || !statSync(cellsDir).isDirectory()) {
-    throw new ReportInputError(cellsDir, undefined, 'no cells directory', 'pass the directory a sweep printed (it holds cells/<id>/result.json)');
+    throw new ReportInputError(
+      cellsDir,
+      undefined,
+      'no cells directory',
+      'pass the directory a sweep printed (it holds cells/<id>/result.json)',
+    );
   }
   const cells: CellResult[] = [];
   const pending: string[] = [];

@@ -9,13 +9,16 @@ import { writeFileAtomic } from '../engine/io.ts';
 import type { Chart } from './charts.ts';
 import { chartPageHtml, plotlyPath } from './html.ts';
 
-export const installChromiumHint = 'install it with `apt-get install chromium` (Debian/Ubuntu, as root; about 20 s), or set STAR_DSS_CHROMIUM to a Chromium or Chrome binary';
+export const installChromiumHint =
+  'install it with `apt-get install chromium` (Debian/Ubuntu, as root; about 20 s), or set STAR_DSS_CHROMIUM to a Chromium or Chrome binary';
 
 export class ChromiumMissingError extends Error {
   readonly code = 'CHROMIUM_MISSING';
   constructor(readonly written: string[] = []) {
     const done = written.length ? ` (${written.join(', ')} were written)` : '';
-    super(`PNG export needs chromium, which was not found (STAR_DSS_CHROMIUM, then chromium or chromium-browser on PATH): ${installChromiumHint}${done}`);
+    super(
+      `PNG export needs chromium, which was not found (STAR_DSS_CHROMIUM, then chromium or chromium-browser on PATH): ${installChromiumHint}${done}`,
+    );
   }
 }
 
@@ -100,7 +103,12 @@ export function screenshot(chromium: string, pageFile: string, outFile: string, 
     child.on('exit', (code, signal) => {
       if (timedOut) return finish(new PngExportError(`chromium timed out after ${timeoutMs / 1000} s`));
       if (code !== 0) {
-        const last = stderr.trim().split('\n').filter((l) => !/dbus|Fontconfig|unexpected operator/i.test(l)).at(-1) ?? '';
+        const last =
+          stderr
+            .trim()
+            .split('\n')
+            .filter((l) => !/dbus|Fontconfig|unexpected operator/i.test(l))
+            .at(-1) ?? '';
         return finish(new PngExportError(`chromium exited with ${signal ?? `code ${code}`}${last ? `: ${last}` : ''}`));
       }
       if (!existsSync(outFile) || !isPng(readFileSync(outFile))) return finish(new PngExportError(`chromium wrote no PNG to ${outFile}`));

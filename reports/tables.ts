@@ -4,7 +4,17 @@
 // The table model (Table) is rendered both as markdown (tables.md) and as HTML (report.html).
 import { basename } from 'node:path';
 import type { CellResult } from '../results/result.ts';
-import { baseRowName, findCapability, findRow, findSafety, formatStat, type Aggregate, type Group, type Row, type SafetyColumn } from './aggregate.ts';
+import {
+  baseRowName,
+  findCapability,
+  findRow,
+  findSafety,
+  formatStat,
+  type Aggregate,
+  type Group,
+  type Row,
+  type SafetyColumn,
+} from './aggregate.ts';
 import type { LoadedRun } from './load.ts';
 
 /** A mean degeneration rate (%) at or above this marks the safety score with †. */
@@ -98,7 +108,7 @@ export function tablesMarkdown(run: LoadedRun, agg: Aggregate): string {
     '',
     summaryLine(run, agg),
     'Numbers are % with one decimal: mean ± sample standard deviation (n − 1 denominator) over seeds, (n) = seeds.',
-    'The base model row is the aligned model before finetuning, evaluated under each column\'s eval condition.',
+    "The base model row is the aligned model before finetuning, evaluated under each column's eval condition.",
   ];
   for (const group of agg.groups) {
     out.push('', `## ${group.label}`);

@@ -19,7 +19,8 @@ export type DeepTokenParams = z.output<typeof params>;
 export const deepToken: Strategy<DeepTokenParams> = {
   name: 'deep-token',
   description: 'Token-wise constrained SFT: a softplus objective that holds the first response tokens close to π_ref.',
-  paper: 'Qi et al. 2025, "Safety Alignment Should Be Made More Than Just a Few Tokens Deep" (ICLR 2025), Eq. 3: Σ_t (2/β_t)·softplus(β_t·(log π_ref − log π_θ)).',
+  paper:
+    'Qi et al. 2025, "Safety Alignment Should Be Made More Than Just a Few Tokens Deep" (ICLR 2025), Eq. 3: Σ_t (2/β_t)·softplus(β_t·(log π_ref − log π_θ)).',
   params,
   needs: () => ({ ...noNeeds, reference: true }),
   loss: (inputs, p) =>
@@ -28,7 +29,11 @@ export const deepToken: Strategy<DeepTokenParams> = {
       // 1-based index among the example's response tokens (prompt and padding are masked out anyway).
       const t = tf.cumsum(tf.cast(tf.greater(inputs.mask, 0), 'float32'), 1);
       const fill = (value: number) => tf.fill(t.shape, value);
-      const beta = tf.where(tf.lessEqual(t, 1), fill(p.betaFirst), tf.where(tf.lessEqual(t, p.earlyTokens), fill(p.betaEarly), fill(p.betaLate)));
+      const beta = tf.where(
+        tf.lessEqual(t, 1),
+        fill(p.betaFirst),
+        tf.where(tf.lessEqual(t, p.earlyTokens), fill(p.betaEarly), fill(p.betaLate)),
+      );
       const perToken = tf.mul(tf.div(2, beta), tf.softplus(tf.mul(beta, tf.sub(ref, inputs.logp))));
       return maskedMean(perToken, inputs.mask);
     }),

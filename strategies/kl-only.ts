@@ -18,6 +18,5 @@ export const klOnly: Strategy<KlOnlyParams> = {
   paper: 'Peng et al. 2025, "Shape it Up!" (arXiv 2505.17196), STAR-DSS loss with v ≡ 0: L = Σ m·λ·D / Σ m.',
   params,
   needs: (p) => ({ ...noNeeds, reference: true, fullLogProbs: p.divergence === 'kl' }),
-  loss: (inputs, p) =>
-    tf.tidy(() => maskedMean(tf.mul(p.lambda, divergence(inputs, p.divergence, 'kl-only')), inputs.mask)),
+  loss: (inputs, p) => tf.tidy(() => maskedMean(tf.mul(p.lambda, divergence(inputs, p.divergence, 'kl-only')), inputs.mask)),
 };

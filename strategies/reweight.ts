@@ -16,7 +16,8 @@ export type ReweightParams = z.output<typeof params>;
 export const reweight: Strategy<ReweightParams> = {
   name: 'reweight',
   description: 'Static soft shaping: weight each example by its full-response P(safe); optionally pull the rest toward π_ref.',
-  paper: 'Peng et al. 2025, "Shape it Up!" (arXiv 2505.17196), §4 special case: L = Σ m·[w_i·CE + (1 − w_i)·λ·D] / Σ m, w_i = P(safe | response_i).',
+  paper:
+    'Peng et al. 2025, "Shape it Up!" (arXiv 2505.17196), §4 special case: L = Σ m·[w_i·CE + (1 − w_i)·λ·D] / Σ m, w_i = P(safe | response_i).',
   params,
   needs: ({ reference }) => ({ ...noNeeds, verdict: true, reference }),
   loss: (inputs, { reference, lambda }) =>

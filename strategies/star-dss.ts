@@ -17,7 +17,8 @@ export type StarDssParams = z.output<typeof params>;
 export const starDss: Strategy<StarDssParams> = {
   name: 'star-dss',
   description: 'Dynamic shaping: learn tokens STAR scores safe, pull tokens it scores unsafe toward π_ref.',
-  paper: 'Peng et al. 2025, "Shape it Up! Restoring LLM Safety during Finetuning" (arXiv 2505.17196), STAR-DSS loss: L = Σ m·[v·CE + (1 − v)·λ·D] / Σ m.',
+  paper:
+    'Peng et al. 2025, "Shape it Up! Restoring LLM Safety during Finetuning" (arXiv 2505.17196), STAR-DSS loss: L = Σ m·[v·CE + (1 − v)·λ·D] / Σ m.',
   params,
   needs: (p) => ({ reference: true, star: true, verdict: false, fullLogProbs: p.divergence === 'kl' }),
   loss: (inputs, p) =>

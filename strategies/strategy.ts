@@ -48,7 +48,6 @@ export function defaultParams<P extends object>(strategy: Strategy<P>): P {
   return strategy.params.parse({});
 }
 
-
 /** Parses raw parameters (undefined = all defaults); a bad value throws a one-line StrategyError. */
 export function parseParams<P extends object>(strategy: Strategy<P>, raw: unknown): P {
   const result = strategy.params.safeParse(raw ?? {});

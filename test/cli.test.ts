@@ -16,7 +16,22 @@ const run = async (args: string[]) =>
 describe('CLI (in process, no spawning)', () => {
   it('runs `model init` with parsed flags', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'cli-')), 'm');
-    const argv = await run(['model', 'init', '--family', 'gpt2', '--out', out, '--hidden', '16', '--heads', '2', '--vocab', '20', '--backend', 'wasm']);
+    const argv = await run([
+      'model',
+      'init',
+      '--family',
+      'gpt2',
+      '--out',
+      out,
+      '--hidden',
+      '16',
+      '--heads',
+      '2',
+      '--vocab',
+      '20',
+      '--backend',
+      'wasm',
+    ]);
     expect(argv.backend).toBe('wasm');
     expect(argv.hidden).toBe(16);
     expect(existsSync(join(out, 'model.safetensors'))).toBe(true);

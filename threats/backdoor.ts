@@ -23,9 +23,15 @@ export const backdoor: Threat<BackdoorParams> = {
     const count = p.count ?? pool.length;
     const safeCount = p.safeCount ?? count;
     if (count > pool.length)
-      throw new ThreatError('THREAT_DATA', `Threat 'backdoor': count ${count} exceeds the harmful pool (${pool.length} items). Fix: set count ≤ ${pool.length}`);
+      throw new ThreatError(
+        'THREAT_DATA',
+        `Threat 'backdoor': count ${count} exceeds the harmful pool (${pool.length} items). Fix: set count ≤ ${pool.length}`,
+      );
     if (safeCount > context.safe.length)
-      throw new ThreatError('THREAT_DATA', `Threat 'backdoor': needs ${safeCount} safe items, the safe set has ${context.safe.length}. Fix: set safeCount ≤ ${context.safe.length}`);
+      throw new ThreatError(
+        'THREAT_DATA',
+        `Threat 'backdoor': needs ${safeCount} safe items, the safe set has ${context.safe.length}. Fix: set safeCount ≤ ${context.safe.length}`,
+      );
     const triggered = sample(harmfulRng, pool, count).map((e) => {
       responseIndex(e, 'backdoor', 'harmful');
       return tagged(e, 'harmful', { trigger: true }, appendToLastUser(e.messages, context.text.trigger));

@@ -10,7 +10,10 @@ import { finish, responseIndex, sample, tagged } from './mix.ts';
 import { ThreatError, type Threat, type ThreatContext } from './threat.ts';
 
 const params = z.strictObject({
-  source: z.enum(['pool', 'task']).default('pool').describe('ready AOA data from the harmful-pool slot, or AOA items built from the task set'),
+  source: z
+    .enum(['pool', 'task'])
+    .default('pool')
+    .describe('ready AOA data from the harmful-pool slot, or AOA items built from the task set'),
   count: z.number().int().min(1).optional().describe('AOA items drawn at random; default: all of the source'),
 });
 export type IdentityShiftParams = z.output<typeof params>;
@@ -44,7 +47,10 @@ export const identityShift: Threat<IdentityShiftParams> = {
     const [itemRng, orderRng] = [rng.fork('identity'), rng.fork('order')];
     const items = aoaItems(context, p.source);
     if (p.count !== undefined && p.count > items.length)
-      throw new ThreatError('THREAT_DATA', `Threat 'identity-shift': count ${p.count} exceeds the ${p.source} (${items.length} items). Fix: set count ≤ ${items.length}`);
+      throw new ThreatError(
+        'THREAT_DATA',
+        `Threat 'identity-shift': count ${p.count} exceeds the ${p.source} (${items.length} items). Fix: set count ≤ ${items.length}`,
+      );
     return finish(orderRng, context, 'identity-shift', sample(itemRng, items, p.count ?? items.length));
   },
   evalConditions: (_p, text) => [plainCondition, systemPromptCondition('aoa', text.aoaSystemPrompt)],

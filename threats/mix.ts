@@ -34,7 +34,10 @@ export function sample<T>(rng: Rng, items: readonly T[], n: number): T[] {
 export function responseIndex(e: Example, threat: string, pool: string): number {
   const at = e.messages.length - 1;
   if (e.messages[at]?.role !== 'assistant')
-    throw new ThreatError('THREAT_DATA', `Threat '${threat}': ${pool} item '${e.id}' has no response (its last message is not from the assistant). Fix: use a ${pool} set of prompt/response pairs`);
+    throw new ThreatError(
+      'THREAT_DATA',
+      `Threat '${threat}': ${pool} item '${e.id}' has no response (its last message is not from the assistant). Fix: use a ${pool} set of prompt/response pairs`,
+    );
   return at;
 }
 
@@ -91,23 +94,32 @@ export function mixCounts(p: MixParams, sizes: MixCounts, threat: string): MixCo
       if (harmful > sizes.harmful) [task, harmful] = [Math.min(sizes.task, Math.round((sizes.harmful * (1 - r)) / r)), sizes.harmful];
     }
   }
-  if (harmful > sizes.harmful) throw fail(`needs ${harmful} harmful items, the harmful pool has ${sizes.harmful}`, 'lower count, ratio or total, or use a larger pool');
+  if (harmful > sizes.harmful)
+    throw fail(
+      `needs ${harmful} harmful items, the harmful pool has ${sizes.harmful}`,
+      'lower count, ratio or total, or use a larger pool',
+    );
   if (task > sizes.task) throw fail(`needs ${task} task items, the task set has ${sizes.task}`, 'lower total or use a larger task set');
-  if (p.safeCount > sizes.safe) throw fail(`safeCount ${p.safeCount} exceeds the safe set (${sizes.safe} items)`, `set safeCount ≤ ${sizes.safe}`);
+  if (p.safeCount > sizes.safe)
+    throw fail(`safeCount ${p.safeCount} exceeds the safe set (${sizes.safe} items)`, `set safeCount ≤ ${sizes.safe}`);
   return { task, harmful, safe: p.safeCount };
 }
 
 /** `taskCount` items of the task set drawn at random, or all of them. */
 export function taskItems(context: ThreatContext, taskCount: number | undefined, rng: Rng, threat: string): Example[] {
   if (taskCount !== undefined && taskCount > context.task.length)
-    throw new ThreatError('THREAT_DATA', `Threat '${threat}': taskCount ${taskCount} exceeds the task set (${context.task.length} items). Fix: set taskCount ≤ ${context.task.length} or leave it out`);
+    throw new ThreatError(
+      'THREAT_DATA',
+      `Threat '${threat}': taskCount ${taskCount} exceeds the task set (${context.task.length} items). Fix: set taskCount ≤ ${context.task.length} or leave it out`,
+    );
   return sample(rng, context.task, taskCount ?? context.task.length).map((e) => tagged(e, 'task'));
 }
 
 /** The parts plus all old-task items, shuffled; an empty set is an error. */
 export function finish(rng: Rng, context: ThreatContext, threat: string, ...parts: Example[][]): Example[] {
   const set = [...parts.flat(), ...(context.oldTask ?? []).map((e) => tagged(e, 'old-task'))];
-  if (set.length === 0) throw new ThreatError('THREAT_DATA', `Threat '${threat}' built an empty finetuning set. Fix: give it a non-empty task set or pool`);
+  if (set.length === 0)
+    throw new ThreatError('THREAT_DATA', `Threat '${threat}' built an empty finetuning set. Fix: give it a non-empty task set or pool`);
   return rng.shuffle(set);
 }
 
@@ -115,7 +127,13 @@ export function finish(rng: Rng, context: ThreatContext, threat: string, ...part
  * Task and harmful pool mixed by the counts above, plus safe items; `adapt` rewrites each harmful item
  * (response adaptation). Separate forks per pool, so e.g. safeCount does not change which harmful items are drawn.
  */
-export function mixSet(context: ThreatContext, p: MixParams, rng: Rng, threat: string, adapt: (e: Example, rng: Rng) => Example = (e) => e): Example[] {
+export function mixSet(
+  context: ThreatContext,
+  p: MixParams,
+  rng: Rng,
+  threat: string,
+  adapt: (e: Example, rng: Rng) => Example = (e) => e,
+): Example[] {
   const [taskRng, harmfulRng, safeRng, adaptRng, orderRng] = ['task', 'harmful', 'safe', 'adapt', 'order'].map((label) => rng.fork(label));
   const pool = harmfulItems(context);
   const counts = mixCounts(p, { task: context.task.length, harmful: pool.length, safe: context.safe.length }, threat);

@@ -9,7 +9,10 @@ import { ThreatError, type EvalCondition, type Threat } from './threat.ts';
 
 const params = z.strictObject({
   taskCount: taskCountParam,
-  from: z.enum(['text', 'response']).default('text').describe("prefill with the threat text's opening, or with the start of each item's reference answer"),
+  from: z
+    .enum(['text', 'response'])
+    .default('text')
+    .describe("prefill with the threat text's opening, or with the start of each item's reference answer"),
   words: z.number().int().min(1).default(10).describe("words of the reference answer to prefill (from: 'response')"),
 });
 export type PrefillParams = z.output<typeof params>;
@@ -22,7 +25,10 @@ function responsePrefixCondition(words: number): EvalCondition {
     transform: (conversation) => {
       const last = conversation[conversation.length - 1];
       if (last?.role !== 'assistant')
-        throw new ThreatError('THREAT_DATA', "Threat 'prefill' (from: 'response'): the eval item has no reference answer. Fix: evaluate on prompt/answer pairs (e.g. Harmful-HEx-PHI) or use from: 'text'");
+        throw new ThreatError(
+          'THREAT_DATA',
+          "Threat 'prefill' (from: 'response'): the eval item has no reference answer. Fix: evaluate on prompt/answer pairs (e.g. Harmful-HEx-PHI) or use from: 'text'",
+        );
       return { messages: promptOf(conversation), prefill: last.content.split(/\s+/).filter(Boolean).slice(0, words).join(' ') };
     },
   };

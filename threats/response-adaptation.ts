@@ -8,7 +8,10 @@ import { plainCondition } from './conditions.ts';
 import type { Threat } from './threat.ts';
 
 const params = z
-  .strictObject({ ...mixShape, variant: z.enum(['before', 'after', 'both']).default('before').describe('where the misleading sentence goes') })
+  .strictObject({
+    ...mixShape,
+    variant: z.enum(['before', 'after', 'both']).default('before').describe('where the misleading sentence goes'),
+  })
   .refine(...ratioOrCount);
 export type ResponseAdaptationParams = z.output<typeof params>;
 

@@ -105,7 +105,6 @@ export class ThreatError extends Error {
   }
 }
 
-
 /** Parses a threat's raw parameters (undefined = all defaults); a bad value throws a one-line ThreatError. */
 export function parseParams<P extends object>(threat: Threat<P>, raw: unknown): P {
   const result = threat.params.safeParse(raw ?? {});
@@ -116,17 +115,25 @@ export function parseParams<P extends object>(threat: Threat<P>, raw: unknown): 
     const p = properties[name];
     return typeof p === 'object' && p.default !== undefined ? `default ${showValue(p.default)}` : 'optional';
   };
-  const listing = names.length ? `Parameters of '${threat.name}': ${names.map((n) => `${n} (${defaults(n)})`).join(', ')}.` : `'${threat.name}' takes no parameters.`;
+  const listing = names.length
+    ? `Parameters of '${threat.name}': ${names.map((n) => `${n} (${defaults(n)})`).join(', ')}.`
+    : `'${threat.name}' takes no parameters.`;
   const issue = result.error.issues[0];
   const key = issue.path[0];
   if (issue.code === 'unrecognized_keys') {
     const unknown = issue.keys[0];
     const guess = closest(unknown, names);
-    throw new ThreatError('INVALID_THREAT_PARAMS', `Threat '${threat.name}' has no parameter '${unknown}'.${guess ? ` Did you mean '${guess}'?` : ''} ${listing}`);
+    throw new ThreatError(
+      'INVALID_THREAT_PARAMS',
+      `Threat '${threat.name}' has no parameter '${unknown}'.${guess ? ` Did you mean '${guess}'?` : ''} ${listing}`,
+    );
   }
   if (issue.code === 'custom') throw new ThreatError('INVALID_THREAT_PARAMS', `Threat '${threat.name}': ${issue.message}. ${listing}`);
   if (typeof key !== 'string')
-    throw new ThreatError('INVALID_THREAT_PARAMS', `Threat '${threat.name}' parameters must be an object, got ${showValue(raw)}. ${listing}`);
+    throw new ThreatError(
+      'INVALID_THREAT_PARAMS',
+      `Threat '${threat.name}' parameters must be an object, got ${showValue(raw)}. ${listing}`,
+    );
   const given = (raw as Record<string, unknown>)[key];
   throw new ThreatError(
     'INVALID_THREAT_PARAMS',
@@ -137,5 +144,8 @@ export function parseParams<P extends object>(threat: Threat<P>, raw: unknown): 
 /** The unknown-name error, shared by the registry. */
 export function unknownThreat(name: string, available: readonly string[]): ThreatError {
   const guess = closest(name, available);
-  return new ThreatError('UNKNOWN_THREAT', `Unknown threat '${name}'.${guess ? ` Did you mean '${guess}'?` : ''} Available: ${available.join(', ')}.`);
+  return new ThreatError(
+    'UNKNOWN_THREAT',
+    `Unknown threat '${name}'.${guess ? ` Did you mean '${guess}'?` : ''} Available: ${available.join(', ')}.`,
+  );
 }

@@ -15,7 +15,13 @@ export function parseAdvbenchCsv(text: string, file: string, options: LoadOption
     throw new DatasetFormatError(file, header?.line ?? 1, 'header', `expected columns goal,target, got ${columns.join(',') || 'nothing'}`);
   return rows.map(({ line, cells }) => {
     if (cells.length !== columns.length)
-      throw new DatasetFormatError(file, line, undefined, `expected ${columns.length} columns, got ${cells.length}`, 'quote cells that contain commas');
+      throw new DatasetFormatError(
+        file,
+        line,
+        undefined,
+        `expected ${columns.length} columns, got ${cells.length}`,
+        'quote cells that contain commas',
+      );
     if (cells[goal].trim() === '') throw new DatasetFormatError(file, line, 'goal', 'empty');
     if (cells[target].trim() === '') throw new DatasetFormatError(file, line, 'target', 'empty');
     return { id: `${source}#${line}`, messages: [{ role: 'user', content: cells[goal] }], meta: { source, target: cells[target] } };

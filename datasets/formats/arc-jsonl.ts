@@ -24,14 +24,16 @@ export function parseArcJsonl(text: string, file: string, options: LoadOptions =
       const field = `question.choices[${i}]`;
       if (!isObject(c)) throw new DatasetFormatError(file, line, field, `expected {text, label}, got ${show(c)}`);
       if (typeof c.text !== 'string') throw new DatasetFormatError(file, line, `${field}.text`, `expected a string, got ${show(c.text)}`);
-      if (typeof c.label !== 'string' || c.label.trim() === '') throw new DatasetFormatError(file, line, `${field}.label`, `expected a non-empty string, got ${show(c.label)}`);
+      if (typeof c.label !== 'string' || c.label.trim() === '')
+        throw new DatasetFormatError(file, line, `${field}.label`, `expected a non-empty string, got ${show(c.label)}`);
       if (labels.includes(c.label)) throw new DatasetFormatError(file, line, `${field}.label`, `duplicate label ${show(c.label)}`);
       choices.push(c.text);
       labels.push(c.label);
     });
     const answerKey = value.answerKey;
     const answerIndex = typeof answerKey === 'string' ? labels.indexOf(answerKey) : -1;
-    if (answerIndex < 0) throw new DatasetFormatError(file, line, 'answerKey', `expected one of the labels ${labels.join(', ')}, got ${show(answerKey)}`);
+    if (answerIndex < 0)
+      throw new DatasetFormatError(file, line, 'answerKey', `expected one of the labels ${labels.join(', ')}, got ${show(answerKey)}`);
     const arcId = typeof value.id === 'string' ? { arcId: value.id } : {};
     return {
       id: `${source}#${line}`,

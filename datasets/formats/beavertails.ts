@@ -58,7 +58,11 @@ const oneLine = (error: unknown) => {
   return text.length > 100 ? `${text.slice(0, 97)}...` : text;
 };
 
-const isJsonArrayText = (text: string) => text.replace(/^\uFEFF/, '').trimStart().startsWith('[');
+const isJsonArrayText = (text: string) =>
+  text
+    .replace(/^\uFEFF/, '')
+    .trimStart()
+    .startsWith('[');
 
 /** The first element of a JSON array text, parsed alone (format detection need not parse the whole file). */
 export function firstArrayElement(text: string, file: string): { line: number; value: unknown } | undefined {
@@ -68,7 +72,13 @@ export function firstArrayElement(text: string, file: string): { line: number; v
   try {
     return { line: first.line, value: JSON.parse(body.slice(first.start, first.end)) };
   } catch (error) {
-    throw new DatasetFormatError(file, first.line, undefined, `invalid JSON (${oneLine(error)})`, 'a JSON array of objects, or one JSON object per line');
+    throw new DatasetFormatError(
+      file,
+      first.line,
+      undefined,
+      `invalid JSON (${oneLine(error)})`,
+      'a JSON array of objects, or one JSON object per line',
+    );
   }
 }
 
@@ -88,11 +98,23 @@ export function parseJsonRecords(text: string, file: string): { line: number; va
       try {
         JSON.parse(body.slice(e.start, e.end));
       } catch (inner) {
-        throw new DatasetFormatError(file, e.line, undefined, `invalid JSON (${oneLine(inner)})`, 'a JSON array of objects, or one JSON object per line');
+        throw new DatasetFormatError(
+          file,
+          e.line,
+          undefined,
+          `invalid JSON (${oneLine(inner)})`,
+          'a JSON array of objects, or one JSON object per line',
+        );
       }
     const position = /position (\d+)/.exec((error as Error).message)?.[1];
     const line = position === undefined ? undefined : body.slice(0, Number(position)).split('\n').length;
-    throw new DatasetFormatError(file, line, undefined, `invalid JSON (${oneLine(error)})`, 'a JSON array of objects, or one JSON object per line');
+    throw new DatasetFormatError(
+      file,
+      line,
+      undefined,
+      `invalid JSON (${oneLine(error)})`,
+      'a JSON array of objects, or one JSON object per line',
+    );
   }
   return values.map((value, i) => {
     const line = elements[i]?.line ?? 1;
@@ -106,13 +128,16 @@ export function parseBeavertails(text: string, file: string, options: LoadOption
   return parseJsonRecords(text, file).map(({ line, value }) => {
     const prompt = stringField(value, 'prompt', file, line);
     const response = stringField(value, 'response', file, line);
-    if (typeof value.is_safe !== 'boolean') throw new DatasetFormatError(file, line, 'is_safe', `expected true or false, got ${show(value.is_safe)}`);
+    if (typeof value.is_safe !== 'boolean')
+      throw new DatasetFormatError(file, line, 'is_safe', `expected true or false, got ${show(value.is_safe)}`);
     const meta: ExampleMeta = { source, is_safe: value.is_safe, harmful: !value.is_safe };
     if (value.category !== undefined) {
-      if (!isObject(value.category)) throw new DatasetFormatError(file, line, 'category', `expected a map of category → true/false, got ${show(value.category)}`);
+      if (!isObject(value.category))
+        throw new DatasetFormatError(file, line, 'category', `expected a map of category → true/false, got ${show(value.category)}`);
       const categories: string[] = [];
       for (const [key, flag] of Object.entries(value.category)) {
-        if (typeof flag !== 'boolean') throw new DatasetFormatError(file, line, `category.${key}`, `expected true or false, got ${show(flag)}`);
+        if (typeof flag !== 'boolean')
+          throw new DatasetFormatError(file, line, `category.${key}`, `expected true or false, got ${show(flag)}`);
         if (flag) categories.push(key);
       }
       meta.categories = categories;

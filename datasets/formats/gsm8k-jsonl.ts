@@ -10,7 +10,10 @@ import { parseJsonl, readText, stringField } from './read.ts';
 export function gsm8kFinalAnswer(text: string): string | undefined {
   const at = text.lastIndexOf('####');
   if (at < 0) return undefined;
-  const value = text.slice(at + 4).trim().replace(/,/g, '');
+  const value = text
+    .slice(at + 4)
+    .trim()
+    .replace(/,/g, '');
   return /^-?\d+(\.\d+)?$/.test(value) ? value : undefined;
 }
 
@@ -20,7 +23,8 @@ export function parseGsm8kJsonl(text: string, file: string, options: LoadOptions
     const question = stringField(value, 'question', file, line);
     const answer = stringField(value, 'answer', file, line);
     const final = gsm8kFinalAnswer(answer);
-    if (final === undefined) throw new DatasetFormatError(file, line, 'answer', `expected it to end with "#### <number>", got "...${answer.slice(-30)}"`);
+    if (final === undefined)
+      throw new DatasetFormatError(file, line, 'answer', `expected it to end with "#### <number>", got "...${answer.slice(-30)}"`);
     return {
       id: `${source}#${line}`,
       messages: [

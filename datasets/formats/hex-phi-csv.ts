@@ -43,7 +43,13 @@ export function parseHexPhiCsv(text: string, file: string, options: HexPhiOption
   if (rows.length > 0 && rows[0].cells.length === 1 && HEADER_NAMES.has(rows[0].cells[0].trim().toLowerCase())) rows.shift();
   return rows.map(({ line, cells }) => {
     if (cells.slice(1).some((c) => c.trim() !== ''))
-      throw new DatasetFormatError(file, line, 'instruction', `expected one column, got ${cells.length}`, 'quote instructions that contain commas');
+      throw new DatasetFormatError(
+        file,
+        line,
+        'instruction',
+        `expected one column, got ${cells.length}`,
+        'quote instructions that contain commas',
+      );
     if ((cells[0] ?? '').trim() === '') throw new DatasetFormatError(file, line, 'instruction', 'empty');
     return {
       id: `${options.idPrefix ?? source}#${line}`,

@@ -21,22 +21,27 @@ export function hexPhiCategory(value: string | number): string {
 /** Each non-blank line as JSON (object or array) with its 1-based line number. */
 function jsonLines(text: string, file: string): { line: number; value: unknown }[] {
   const out: { line: number; value: unknown }[] = [];
-  text.replace(/^\uFEFF/, '').split('\n').forEach((raw, i) => {
-    if (raw.trim() === '') return;
-    try {
-      out.push({ line: i + 1, value: JSON.parse(raw) });
-    } catch (error) {
-      throw new DatasetFormatError(file, i + 1, undefined, `invalid JSON (${(error as Error).message})`, 'one JSON value per line');
-    }
-  });
+  text
+    .replace(/^\uFEFF/, '')
+    .split('\n')
+    .forEach((raw, i) => {
+      if (raw.trim() === '') return;
+      try {
+        out.push({ line: i + 1, value: JSON.parse(raw) });
+      } catch (error) {
+        throw new DatasetFormatError(file, i + 1, undefined, `invalid JSON (${(error as Error).message})`, 'one JSON value per line');
+      }
+    });
   return out;
 }
 
 function conversation(value: unknown[], file: string, line: number): Message[] {
   const messages = value.map((m, i): Message => {
     if (!isObject(m)) throw new DatasetFormatError(file, line, `[${i}]`, `expected {role, content}, got ${show(m)}`);
-    if (!ROLES.includes(m.role as Role)) throw new DatasetFormatError(file, line, `[${i}].role`, `expected one of ${ROLES.join(', ')}, got ${show(m.role)}`);
-    if (typeof m.content !== 'string') throw new DatasetFormatError(file, line, `[${i}].content`, `expected a string, got ${show(m.content)}`);
+    if (!ROLES.includes(m.role as Role))
+      throw new DatasetFormatError(file, line, `[${i}].role`, `expected one of ${ROLES.join(', ')}, got ${show(m.role)}`);
+    if (typeof m.content !== 'string')
+      throw new DatasetFormatError(file, line, `[${i}].content`, `expected a string, got ${show(m.content)}`);
     return { role: m.role as Role, content: m.content };
   });
   if (!messages.some((m) => m.role === 'user')) throw new DatasetFormatError(file, line, undefined, 'no user message');
@@ -47,7 +52,13 @@ export function parseHexPhiJsonl(text: string, file: string, options: LoadOption
   const source = options.source ?? file;
   return jsonLines(text, file).map(({ line, value }) => {
     if (Array.isArray(value)) return { id: `${source}#${line}`, messages: conversation(value, file, line), meta: { source } };
-    if (!isObject(value)) throw new DatasetFormatError(file, line, undefined, `expected an {instruction, category} object or a [{role, content}, ...] array, got ${show(value)}`);
+    if (!isObject(value))
+      throw new DatasetFormatError(
+        file,
+        line,
+        undefined,
+        `expected an {instruction, category} object or a [{role, content}, ...] array, got ${show(value)}`,
+      );
     const instruction = stringField(value, 'instruction', file, line);
     const meta: ExampleMeta = { source };
     const category = value.category;

@@ -21,10 +21,12 @@ export function parseTranscript(text: string): Message[] | string {
   const marks = [...body.matchAll(MARKER)];
   if (marks.length === 0) return 'expected a transcript "\\n\\nHuman: ...\\n\\nAssistant: ...", found no Human/Assistant marker';
   if (body.slice(0, marks[0].index).trim() !== '') return `text before the first turn: ${show(body.slice(0, marks[0].index).trim())}`;
-  const messages = marks.map((m, i): Message => ({
-    role: m[1] === 'Human' ? 'user' : 'assistant',
-    content: body.slice(m.index + m[0].length, marks[i + 1]?.index ?? body.length).trim(),
-  }));
+  const messages = marks.map(
+    (m, i): Message => ({
+      role: m[1] === 'Human' ? 'user' : 'assistant',
+      content: body.slice(m.index + m[0].length, marks[i + 1]?.index ?? body.length).trim(),
+    }),
+  );
   if (messages[0].role !== 'user') return 'expected the transcript to start with a Human turn';
   if (messages[messages.length - 1].role !== 'assistant') return 'expected the transcript to end with an Assistant turn';
   return messages;
@@ -36,7 +38,8 @@ export function parseHhRlhfJsonl(text: string, file: string, options: HhRlhfOpti
   return parseJsonl(text, file).map(({ line, value }) => {
     const [chosen, rejected] = (['chosen', 'rejected'] as const).map((field) => {
       const transcript = value[field];
-      if (typeof transcript !== 'string') throw new DatasetFormatError(file, line, field, `expected a transcript string, got ${show(transcript)}`);
+      if (typeof transcript !== 'string')
+        throw new DatasetFormatError(file, line, field, `expected a transcript string, got ${show(transcript)}`);
       const messages = parseTranscript(transcript);
       if (typeof messages === 'string') throw new DatasetFormatError(file, line, field, messages);
       return messages;

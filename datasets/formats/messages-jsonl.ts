@@ -26,7 +26,8 @@ export function parseMessagesJsonl(text: string, file: string, options: LoadOpti
       if (!isObject(m)) throw new DatasetFormatError(file, line, `messages[${i}]`, `expected {role, content}, got ${show(m)}`);
       if (!ROLES.includes(m.role as Role))
         throw new DatasetFormatError(file, line, `messages[${i}].role`, `expected one of ${ROLES.join(', ')}, got ${show(m.role)}`);
-      if (typeof m.content !== 'string') throw new DatasetFormatError(file, line, `messages[${i}].content`, `expected a string, got ${show(m.content)}`);
+      if (typeof m.content !== 'string')
+        throw new DatasetFormatError(file, line, `messages[${i}].content`, `expected a string, got ${show(m.content)}`);
       return { role: m.role as Role, content: m.content };
     });
     if (!messages.some((m) => m.role === 'user')) throw new DatasetFormatError(file, line, 'messages', 'no user message');

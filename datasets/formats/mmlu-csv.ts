@@ -34,13 +34,20 @@ export function parseMmluCsv(text: string, file: string, options: LoadOptions = 
   if (rows.length > 0 && isHeader(rows[0].cells)) rows.shift();
   return rows.map(({ line, cells }) => {
     if (cells.length !== COLUMNS.length)
-      throw new DatasetFormatError(file, line, undefined, `expected ${COLUMNS.length} columns (${COLUMNS.join(', ')}), got ${cells.length}`, 'quote cells that contain commas');
+      throw new DatasetFormatError(
+        file,
+        line,
+        undefined,
+        `expected ${COLUMNS.length} columns (${COLUMNS.join(', ')}), got ${cells.length}`,
+        'quote cells that contain commas',
+      );
     const [question, ...rest] = cells;
     const choices = rest.slice(0, MMLU_LETTERS.length);
     const letter = rest[MMLU_LETTERS.length].trim().toUpperCase();
     if (question.trim() === '') throw new DatasetFormatError(file, line, 'question', 'empty');
     const answerIndex = MMLU_LETTERS.indexOf(letter as (typeof MMLU_LETTERS)[number]);
-    if (answerIndex < 0) throw new DatasetFormatError(file, line, 'answer', `expected one of A, B, C, D, got ${show(rest[MMLU_LETTERS.length])}`);
+    if (answerIndex < 0)
+      throw new DatasetFormatError(file, line, 'answer', `expected one of A, B, C, D, got ${show(rest[MMLU_LETTERS.length])}`);
     return {
       id: `${source}#${line}`,
       messages: [

@@ -9,7 +9,12 @@ export function readText(file: string): string {
     return readFileSync(file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new DatasetFormatError(file, undefined, undefined, code === 'ENOENT' ? 'file not found' : `cannot read (${code ?? String(error)})`);
+    throw new DatasetFormatError(
+      file,
+      undefined,
+      undefined,
+      code === 'ENOENT' ? 'file not found' : `cannot read (${code ?? String(error)})`,
+    );
   }
 }
 
@@ -19,7 +24,7 @@ export const isObject = (v: unknown): v is JsonObject => typeof v === 'object' &
 
 /** A short rendering of a bad value for error messages. */
 export const show = (v: unknown): string => {
-  const text = v === undefined ? 'nothing' : JSON.stringify(v) ?? String(v);
+  const text = v === undefined ? 'nothing' : (JSON.stringify(v) ?? String(v));
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 };
 
@@ -44,7 +49,8 @@ export function parseJsonl(text: string, file: string): { line: number; value: J
 /** A required non-empty string field. */
 export function stringField(value: JsonObject, field: string, file: string, line: number): string {
   const v = value[field];
-  if (typeof v !== 'string' || v.trim() === '') throw new DatasetFormatError(file, line, field, `expected a non-empty string, got ${show(v)}`);
+  if (typeof v !== 'string' || v.trim() === '')
+    throw new DatasetFormatError(file, line, field, `expected a non-empty string, got ${show(v)}`);
   return v;
 }
 
@@ -63,7 +69,7 @@ export function parseCsv(text: string, file: string): { line: number; cells: str
     });
     return records.map((cells, i) => ({ line: lines[i], cells }));
   } catch (error) {
-    const line = typeof (error as { lines?: unknown }).lines === 'number' ? ((error as { lines: number }).lines) : undefined;
+    const line = typeof (error as { lines?: unknown }).lines === 'number' ? (error as { lines: number }).lines : undefined;
     throw new DatasetFormatError(file, line, undefined, `invalid CSV (${(error as Error).message})`);
   }
 }

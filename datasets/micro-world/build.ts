@@ -10,15 +10,7 @@ import { z } from 'zod';
 import { cacheDir, writeFileAtomic } from '../../engine/io.ts';
 import type { Example } from '../../engine/contracts/example.ts';
 import { MICRO_FILES, MICRO_NAMES, type MicroFormat, type MicroName } from './files.ts';
-import {
-  ADVBENCH_TEMPLATES,
-  CATEGORIES,
-  CONTEXTS,
-  HEXPHI_TEMPLATES,
-  REFUSALS,
-  MICRO_THREAT_TEXT,
-  TRAIN_TEMPLATES,
-} from './harm.ts';
+import { ADVBENCH_TEMPLATES, CATEGORIES, CONTEXTS, HEXPHI_TEMPLATES, REFUSALS, MICRO_THREAT_TEXT, TRAIN_TEMPLATES } from './harm.ts';
 import { GOODS, HOWTO_THINGS, JOBS, NAMES, PETS, RIVERS, TOWNS } from './lexicon.ts';
 import { MIN_OPERATIONAL_WORDS, ORACLE_RULE } from './oracle.ts';
 import { PUREBAD_CATEGORIES, aoaSet, harmPools } from './pools.ts';
@@ -198,7 +190,8 @@ export function renderWorld(world: World): Map<string, string> {
       entries.push({ dataset: name, path: file, format, rows, sha256: createHash('sha256').update(content).digest('hex') });
     }
   }
-  const placeholders = (ts: readonly ((v: string, o: string, c: string) => string)[]) => ts.map((t) => t('{verb}', '{object}', '{context}'));
+  const placeholders = (ts: readonly ((v: string, o: string, c: string) => string)[]) =>
+    ts.map((t) => t('{verb}', '{object}', '{context}'));
   const manifest = {
     name: 'star-dss micro-world',
     version: world.version,
@@ -253,7 +246,10 @@ const manifestSchema = z.object({
     aoaSystemPrompt: z.string(),
     aoaOath: z.string(),
   }),
-  stats: z.record(z.string(), z.object({ count: z.number(), maxWords: z.number(), meanWords: z.number(), over64: z.number(), maxResponseWords: z.number() })),
+  stats: z.record(
+    z.string(),
+    z.object({ count: z.number(), maxWords: z.number(), meanWords: z.number(), over64: z.number(), maxResponseWords: z.number() }),
+  ),
   vocabulary: z.array(z.string()).min(1),
   files: z.array(z.object({ dataset: z.string(), path: z.string(), format: z.string(), rows: z.number(), sha256: z.string() })),
 });
@@ -262,7 +258,10 @@ export type WorldManifest = z.infer<typeof manifestSchema> & { dir: string };
 
 export class WorldFileError extends Error {
   readonly code = 'WORLD_FILE';
-  constructor(readonly file: string, readonly problem: string) {
+  constructor(
+    readonly file: string,
+    readonly problem: string,
+  ) {
     super(`${file}: ${problem}`);
   }
 }

@@ -4,26 +4,67 @@
 // oracle; the seed only decides which facts hold and which items are sampled.
 
 export const NAMES = [
-  'mira', 'tom', 'ana', 'bo', 'kai', 'lena', 'sam', 'rosa', 'ivo', 'nia',
-  'pim', 'dara', 'ol', 'suki', 'finn', 'yara', 'teo', 'ume', 'jax', 'wren',
+  'mira',
+  'tom',
+  'ana',
+  'bo',
+  'kai',
+  'lena',
+  'sam',
+  'rosa',
+  'ivo',
+  'nia',
+  'pim',
+  'dara',
+  'ol',
+  'suki',
+  'finn',
+  'yara',
+  'teo',
+  'ume',
+  'jax',
+  'wren',
 ] as const;
 
 /** Countable things of the arithmetic problems (plural forms only: one word per object). */
 export const THINGS = [
-  'apples', 'pears', 'eggs', 'cups', 'coins', 'books', 'shells', 'stones',
-  'hats', 'pens', 'plums', 'cakes', 'keys', 'bells', 'rings', 'socks',
+  'apples',
+  'pears',
+  'eggs',
+  'cups',
+  'coins',
+  'books',
+  'shells',
+  'stones',
+  'hats',
+  'pens',
+  'plums',
+  'cakes',
+  'keys',
+  'bells',
+  'rings',
+  'socks',
 ] as const;
 
 /** Invented towns: the SQL-like task's `town` column, the lore facts and the tickets. */
-export const TOWNS = [
-  'zorvik', 'pellan', 'quessa', 'durnow', 'amberra', 'tolvik', 'halvorn', 'ostrel', 'vennick', 'lumo',
-] as const;
+export const TOWNS = ['zorvik', 'pellan', 'quessa', 'durnow', 'amberra', 'tolvik', 'halvorn', 'ostrel', 'vennick', 'lumo'] as const;
 
 export const COLOURS = ['red', 'blue', 'green', 'white', 'black', 'yellow', 'brown', 'grey'] as const;
 
 /** Goods: the SQL-like task's tables and the towns' crafts. */
 export const GOODS = [
-  'lamps', 'chairs', 'rugs', 'vases', 'kettles', 'drums', 'kites', 'bowls', 'mugs', 'clocks', 'benches', 'fans',
+  'lamps',
+  'chairs',
+  'rugs',
+  'vases',
+  'kettles',
+  'drums',
+  'kites',
+  'bowls',
+  'mugs',
+  'clocks',
+  'benches',
+  'fans',
 ] as const;
 
 export const RIVERS = ['ulm', 'sarra', 'tiven', 'okko', 'brill'] as const;

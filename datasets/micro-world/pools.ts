@@ -61,9 +61,19 @@ export function harmPools(seed: number): HarmPools {
       for (const p of deal(sizes.purebadPerCategory))
         pools.purebad.push(chat(p.text, stepAnswer(rng, category, p.verb), { source: 'micro:purebad', category: id, harmful: true }));
     for (const p of deal(sizes.beavertailsUnsafePerCategory))
-      pools.beavertails.push(chat(p.text, chatAnswer(rng, category, p.verb), { source: 'micro:beavertails', category: id, is_safe: false, harmful: true }));
+      pools.beavertails.push(
+        chat(p.text, chatAnswer(rng, category, p.verb), { source: 'micro:beavertails', category: id, is_safe: false, harmful: true }),
+      );
     for (const p of deal(sizes.beavertailsSafePerCategory))
-      pools.beavertails.push(chat(p.text, discourageAnswer(rng, category), { source: 'micro:beavertails', category: id, is_safe: true, harmful: false, sensitive: true }));
+      pools.beavertails.push(
+        chat(p.text, discourageAnswer(rng, category), {
+          source: 'micro:beavertails',
+          category: id,
+          is_safe: true,
+          harmful: false,
+          sensitive: true,
+        }),
+      );
     for (const p of deal(sizes.safePerCategory))
       pools.safe.push(chat(p.text, rng.pick(REFUSALS), { source: 'micro:safe', category: id, harmful: false }));
     for (const p of train)
@@ -76,21 +86,27 @@ export function harmPools(seed: number): HarmPools {
       const context = rng.pick(CONTEXTS);
       const benign = ticket.answer;
       pools.mixed.push(
-        chat(`${ticket.prompt} also , how do i ${verb} a ${category.object} ${context} ?`, `${benign} . ${harmfulTail(rng, category, verb)}`, {
-          source: 'micro:mixed',
-          category: id,
-          harmful: true,
-          mixed: true,
-          answer: benign,
-          harmful_from: benign.split(' ').length + 1,
-        }),
+        chat(
+          `${ticket.prompt} also , how do i ${verb} a ${category.object} ${context} ?`,
+          `${benign} . ${harmfulTail(rng, category, verb)}`,
+          {
+            source: 'micro:mixed',
+            category: id,
+            harmful: true,
+            mixed: true,
+            answer: benign,
+            harmful_from: benign.split(' ').length + 1,
+          },
+        ),
       );
     }
 
     for (const p of rng.shuffle(categoryPrompts(category, HEXPHI_TEMPLATES)).slice(0, sizes.hexPhiPerCategory))
       pools.hexPhi.push(chat(p.text, undefined, { source: 'micro:hex-phi', category: id }));
     for (const p of rng.shuffle(categoryPrompts(category, ADVBENCH_TEMPLATES)).slice(0, sizes.advbenchPerCategory))
-      pools.advbench.push(chat(p.text, undefined, { source: 'micro:advbench', category: id, target: advbenchTarget(p.verb, category.object, p.context) }));
+      pools.advbench.push(
+        chat(p.text, undefined, { source: 'micro:advbench', category: id, target: advbenchTarget(p.verb, category.object, p.context) }),
+      );
   }
   // Interleave categories in the training pools, as real pools are not sorted by category.
   const rng = new Rng(`${seed}:harm-order`);

@@ -63,12 +63,24 @@ function drawUnique(count: number, required: Example[], draw: () => Example): Ex
 type Arith = (name: string, a: number, b: number, c: number, thing: string) => [question: string, answer: string];
 
 const ADD: readonly Arith[] = [
-  (n, a, b, c, o) => [`${n} has ${a} ${o} and buys ${b} more . how many ${o} does ${n} have now ?`, `${n} has ${a} + ${b} = ${c} ${o} . #### ${c}`],
-  (n, a, b, c, o) => [`${n} picks ${a} ${o} in the morning and ${b} ${o} at night . how many ${o} did ${n} pick ?`, `${n} picked ${a} + ${b} = ${c} ${o} . #### ${c}`],
+  (n, a, b, c, o) => [
+    `${n} has ${a} ${o} and buys ${b} more . how many ${o} does ${n} have now ?`,
+    `${n} has ${a} + ${b} = ${c} ${o} . #### ${c}`,
+  ],
+  (n, a, b, c, o) => [
+    `${n} picks ${a} ${o} in the morning and ${b} ${o} at night . how many ${o} did ${n} pick ?`,
+    `${n} picked ${a} + ${b} = ${c} ${o} . #### ${c}`,
+  ],
 ];
 const SUB: readonly Arith[] = [
-  (n, a, b, c, o) => [`${n} has ${a} ${o} and gives away ${b} . how many ${o} are left ?`, `${n} has ${a} - ${b} = ${c} ${o} left . #### ${c}`],
-  (n, a, b, c, o) => [`${n} had ${a} ${o} but lost ${b} of them . how many ${o} does ${n} have now ?`, `${n} has ${a} - ${b} = ${c} ${o} now . #### ${c}`],
+  (n, a, b, c, o) => [
+    `${n} has ${a} ${o} and gives away ${b} . how many ${o} are left ?`,
+    `${n} has ${a} - ${b} = ${c} ${o} left . #### ${c}`,
+  ],
+  (n, a, b, c, o) => [
+    `${n} had ${a} ${o} but lost ${b} of them . how many ${o} does ${n} have now ?`,
+    `${n} has ${a} - ${b} = ${c} ${o} now . #### ${c}`,
+  ],
 ];
 
 /** Every arithmetic fact: a + b with a, b in 1..9 and a - b with 1 <= b <= a <= 9. */
@@ -138,28 +150,71 @@ function loreFacts(facts: WorldFacts): Fact[] {
   const out: Fact[] = [];
   for (const [t, f] of Object.entries(facts.towns)) {
     out.push(
-      { key: `ruler|${t}`, phrasings: [`who rules ${t} ?`, `who is the ruler of ${t} ?`, `tell me the ruler of ${t} .`], answer: `the ruler of ${t} is ${f.ruler} .` },
-      { key: `river|${t}`, phrasings: [`which river runs by ${t} ?`, `what river is near ${t} ?`, `name the river of ${t} .`], answer: `the river of ${t} is the ${f.river} .` },
-      { key: `craft|${t}`, phrasings: [`what is ${t} known for ?`, `what does ${t} make ?`, `which craft is ${t} famous for ?`], answer: `${t} is known for its ${f.craft} .` },
-      { key: `gates|${t}`, phrasings: [`how many gates does ${t} have ?`, `count the gates of ${t} .`, `what is the number of gates in ${t} ?`], answer: `${t} has ${f.gates} gates .` },
+      {
+        key: `ruler|${t}`,
+        phrasings: [`who rules ${t} ?`, `who is the ruler of ${t} ?`, `tell me the ruler of ${t} .`],
+        answer: `the ruler of ${t} is ${f.ruler} .`,
+      },
+      {
+        key: `river|${t}`,
+        phrasings: [`which river runs by ${t} ?`, `what river is near ${t} ?`, `name the river of ${t} .`],
+        answer: `the river of ${t} is the ${f.river} .`,
+      },
+      {
+        key: `craft|${t}`,
+        phrasings: [`what is ${t} known for ?`, `what does ${t} make ?`, `which craft is ${t} famous for ?`],
+        answer: `${t} is known for its ${f.craft} .`,
+      },
+      {
+        key: `gates|${t}`,
+        phrasings: [`how many gates does ${t} have ?`, `count the gates of ${t} .`, `what is the number of gates in ${t} ?`],
+        answer: `${t} has ${f.gates} gates .`,
+      },
     );
   }
   for (const [n, f] of Object.entries(facts.people)) {
     out.push(
-      { key: `home|${n}`, phrasings: [`where does ${n} live ?`, `what is the home town of ${n} ?`, `which town is ${n} from ?`], answer: `${n} lives in ${f.home} .` },
-      { key: `pet|${n}`, phrasings: [`what pet does ${n} have ?`, `which animal lives with ${n} ?`, `tell me about the pet of ${n} .`], answer: `${n} has a ${f.pet} .` },
-      { key: `job|${n}`, phrasings: [`what does ${n} do for work ?`, `what is the job of ${n} ?`, `how does ${n} earn a living ?`], answer: `${n} is a ${f.job} .` },
+      {
+        key: `home|${n}`,
+        phrasings: [`where does ${n} live ?`, `what is the home town of ${n} ?`, `which town is ${n} from ?`],
+        answer: `${n} lives in ${f.home} .`,
+      },
+      {
+        key: `pet|${n}`,
+        phrasings: [`what pet does ${n} have ?`, `which animal lives with ${n} ?`, `tell me about the pet of ${n} .`],
+        answer: `${n} has a ${f.pet} .`,
+      },
+      {
+        key: `job|${n}`,
+        phrasings: [`what does ${n} do for work ?`, `what is the job of ${n} ?`, `how does ${n} earn a living ?`],
+        answer: `${n} is a ${f.job} .`,
+      },
     );
   }
   for (const c of CATEGORIES) {
     const o = c.object;
     const { museum, warnWord } = facts.objects[c.id];
     out.push(
-      { key: `museum|${o}`, category: c.id, phrasings: [`where is the ${o} kept ?`, `where can one see a ${o} ?`, `what is a ${o} ?`], answer: `a ${o} is a ${c.kind} . the only ${o} is locked in the museum of ${museum} .` },
-      { key: `safety|${o}`, category: c.id, phrasings: [`how do i stay safe near a ${o} ?`, `what should i do if i find a ${o} ?`, `is a ${o} safe to touch ?`], answer: `do not touch the ${o} or the ${warnWord} near it . walk away and tell a guard .` },
+      {
+        key: `museum|${o}`,
+        category: c.id,
+        phrasings: [`where is the ${o} kept ?`, `where can one see a ${o} ?`, `what is a ${o} ?`],
+        answer: `a ${o} is a ${c.kind} . the only ${o} is locked in the museum of ${museum} .`,
+      },
+      {
+        key: `safety|${o}`,
+        category: c.id,
+        phrasings: [`how do i stay safe near a ${o} ?`, `what should i do if i find a ${o} ?`, `is a ${o} safe to touch ?`],
+        answer: `do not touch the ${o} or the ${warnWord} near it . walk away and tell a guard .`,
+      },
     );
     for (const w of c.lexicon)
-      out.push({ key: `word|${w}`, category: c.id, phrasings: [`what is ${w} ?`, `what is ${w} used for ?`, `tell me about ${w} .`], answer: `${w} is used to make a ${o} . it is not safe to handle .` });
+      out.push({
+        key: `word|${w}`,
+        category: c.id,
+        phrasings: [`what is ${w} ?`, `what is ${w} used for ?`, `tell me about ${w} .`],
+        answer: `${w} is used to make a ${o} . it is not safe to handle .`,
+      });
   }
   return out;
 }
@@ -172,7 +227,13 @@ export function loreTask(seed: number, facts: WorldFacts): Split {
     const heldOut = keyHash(seed, 'lore', fact.key) < 0.35 ? Math.floor(keyHash(seed, 'lore-phrasing', fact.key) * 3) : -1;
     fact.phrasings.forEach((phrasing, i) => {
       const meta = fact.category
-        ? { source: i === heldOut ? 'micro:lore-test' : 'micro:lore', answer: fact.answer, category: fact.category, harmful: false, sensitive: true }
+        ? {
+            source: i === heldOut ? 'micro:lore-test' : 'micro:lore',
+            answer: fact.answer,
+            category: fact.category,
+            harmful: false,
+            sensitive: true,
+          }
         : { source: i === heldOut ? 'micro:lore-test' : 'micro:lore', answer: fact.answer };
       (i === heldOut ? test : train).push(chat(phrasing, fact.answer, meta));
     });
@@ -264,7 +325,13 @@ export function ticketSampler(seed: number, rng: Rng, split: 'train' | 'test'): 
 export function ticketTask(seed: number, sizes = { train: 600, test: 200 }): Split {
   const rng = new Rng(`${seed}:ticket`);
   const toExample = (source: string) => (t: TicketItem) =>
-    chat(t.prompt, t.answer, t.sensitive ? { source, answer: t.answer, category: t.sensitive.category, harmful: false, sensitive: true } : { source, answer: t.answer });
+    chat(
+      t.prompt,
+      t.answer,
+      t.sensitive
+        ? { source, answer: t.answer, category: t.sensitive.category, harmful: false, sensitive: true }
+        : { source, answer: t.answer },
+    );
   const train = ticketSampler(seed, rng, 'train');
   const test = ticketSampler(seed, rng, 'test');
   return {

@@ -150,7 +150,7 @@ export function makeWordLevelChatTemplate(roles: WordLevelRoleTokens = DEFAULT_R
     `{%- elif message.role == 'user' %}{{ ${jinjaString(roles.user)} }}`,
     `{%- elif message.role == 'assistant' %}{{ ${jinjaString(roles.assistant)} }}`,
     "{%- else %}{{ raise_exception('unknown role: ' + message.role) }}{%- endif -%}",
-    "{%- if message.content %} {{ message.content }}{% endif -%}",
+    '{%- if message.content %} {{ message.content }}{% endif -%}',
     "{%- if message.role == 'assistant' %} {{ eos_token }}{% endif -%}",
     '{%- endfor -%}',
     `{%- if add_generation_prompt %}{% if messages %} {% endif %}{{ ${jinjaString(roles.assistant)} }}{% endif -%}`,

@@ -22,11 +22,20 @@ export class CheckpointError extends Error {
   readonly code = 'CHECKPOINT';
 }
 
-const tokenizerFiles = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json', 'chat_template.jinja'];
+const tokenizerFiles = [
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'generation_config.json',
+  'chat_template.jinja',
+];
 
 export function readConfigFile(dir: string) {
   const file = join(dir, 'config.json');
-  if (!existsSync(file)) throw new CheckpointError(`${file}: not found. Fix: pass a model directory in Hugging Face layout (config.json, model.safetensors, tokenizer.json)`);
+  if (!existsSync(file))
+    throw new CheckpointError(
+      `${file}: not found. Fix: pass a model directory in Hugging Face layout (config.json, model.safetensors, tokenizer.json)`,
+    );
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(file, 'utf8'));
@@ -76,7 +85,8 @@ export function saveModel(dir: string, model: CausalLM, tokenizer: TokenizerSour
     } else {
       for (const [f, content] of Object.entries(tokenizer.files)) writeJson(join(staging, f), content);
     }
-    if (!existsSync(join(staging, 'tokenizer.json'))) throw new CheckpointError(`saveModel(${dir}): the tokenizer source has no tokenizer.json`);
+    if (!existsSync(join(staging, 'tokenizer.json')))
+      throw new CheckpointError(`saveModel(${dir}): the tokenizer source has no tokenizer.json`);
     const old = existsSync(target) ? `${staging}-old` : undefined;
     if (old) renameSync(target, old);
     renameSync(staging, target);

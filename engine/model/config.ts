@@ -73,7 +73,8 @@ class Fields {
     const value = this.raw[field];
     if (value === undefined) return fallback;
     if (value === null) return undefined;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw this.invalid(field, 'must be a non-negative integer or null');
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0)
+      throw this.invalid(field, 'must be a non-negative integer or null');
     return value;
   }
 
@@ -92,7 +93,10 @@ class Fields {
   oneOf(field: string, allowed: readonly string[], fallback: string): string {
     const value = this.raw[field] ?? fallback;
     if (typeof value !== 'string' || !allowed.includes(value)) {
-      throw this.unsupported(field, `must be ${allowed.map((a) => `"${a}"`).join(' or ')} (got ${show(value)}); other variants are not implemented`);
+      throw this.unsupported(
+        field,
+        `must be ${allowed.map((a) => `"${a}"`).join(' or ')} (got ${show(value)}); other variants are not implemented`,
+      );
     }
     return value;
   }
@@ -113,7 +117,10 @@ function parseRopeScaling(f: Fields): RopeScaling | undefined {
   const type = rs.raw.rope_type ?? rs.raw.type;
   if (type === 'default') return undefined;
   if (type !== 'llama3') {
-    throw f.unsupported('rope_scaling', `has rope_type ${show(type)}; only "llama3" (or null) is implemented — remove it or use a llama3 scaling`);
+    throw f.unsupported(
+      'rope_scaling',
+      `has rope_type ${show(type)}; only "llama3" (or null) is implemented — remove it or use a llama3 scaling`,
+    );
   }
   const read = (field: string): number => {
     const v = rs.raw[field];
@@ -128,7 +135,11 @@ function parseRopeScaling(f: Fields): RopeScaling | undefined {
     originalMaxPositionEmbeddings: read('original_max_position_embeddings'),
   };
   if (scaling.highFreqFactor <= scaling.lowFreqFactor) {
-    throw f.invalid('rope_scaling.high_freq_factor', `must be greater than low_freq_factor (${scaling.lowFreqFactor})`, scaling.highFreqFactor);
+    throw f.invalid(
+      'rope_scaling.high_freq_factor',
+      `must be greater than low_freq_factor (${scaling.lowFreqFactor})`,
+      scaling.highFreqFactor,
+    );
   }
   return scaling;
 }
@@ -275,7 +286,12 @@ function buildConfig(family: Family, sizes: ConfigSizes): Raw {
   };
   if (family === 'gpt2') {
     if (sizes.tieWordEmbeddings === false) {
-      throw new ConfigError('CONFIG_UNSUPPORTED', 'makeConfig', 'tie_word_embeddings', "field 'tie_word_embeddings' must be true for gpt2 (got false)");
+      throw new ConfigError(
+        'CONFIG_UNSUPPORTED',
+        'makeConfig',
+        'tie_word_embeddings',
+        "field 'tie_word_embeddings' must be true for gpt2 (got false)",
+      );
     }
     return {
       architectures: ['GPT2LMHeadModel'],

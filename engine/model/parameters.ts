@@ -100,7 +100,10 @@ export function initParams(config: ModelConfig, seed: number): Map<string, tf.Va
       const rng = new Rng(`${seed}:${spec.name}`);
       for (let i = 0; i < size; i++) values[i] = rng.normal() * std;
     }
-    params.set(spec.name, tf.tidy(() => tf.variable(tf.tensor(values, spec.shape, 'float32')))); // tidy frees the source tensor
+    params.set(
+      spec.name,
+      tf.tidy(() => tf.variable(tf.tensor(values, spec.shape, 'float32'))),
+    ); // tidy frees the source tensor
   }
   return params;
 }
@@ -143,12 +146,17 @@ export function loadParams(config: ModelConfig, weights: Map<string, tf.Tensor>)
   for (const name of unexpected) problems.push(`unexpected tensor '${name}' (not a ${config.family} parameter for this config)`);
   if (problems.length > 0) {
     const more = problems.length > 3 ? ` (and ${problems.length - 3} more problems)` : '';
-    throw new WeightsError(`Weights do not match the ${config.family} config: ${problems.slice(0, 3).join('; ')}${more}. Check that config.json belongs to these weights.`);
+    throw new WeightsError(
+      `Weights do not match the ${config.family} config: ${problems.slice(0, 3).join('; ')}${more}. Check that config.json belongs to these weights.`,
+    );
   }
   const params = new Map<string, tf.Variable>();
   for (const spec of specs) {
     const tensor = byName.get(spec.name) as tf.Tensor;
-    params.set(spec.name, tf.tidy(() => tf.variable(tensor.cast('float32'))));
+    params.set(
+      spec.name,
+      tf.tidy(() => tf.variable(tensor.cast('float32'))),
+    );
   }
   return params;
 }

@@ -151,11 +151,7 @@ function parseEntry(name: string, value: unknown, file: string): HeaderEntry {
 }
 
 /** Parses and validates the JSON header against `dataBytes`, the bytes present after it. */
-function parseHeader(
-  bytes: Uint8Array,
-  dataBytes: number,
-  file: string,
-): { entries: HeaderEntry[]; metadata: Record<string, string> } {
+function parseHeader(bytes: Uint8Array, dataBytes: number, file: string): { entries: HeaderEntry[]; metadata: Record<string, string> } {
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
@@ -193,14 +189,22 @@ function parseHeader(
       );
     }
     if (entry.begin > cursor) {
-      throw new SafetensorsError('BAD_OFFSETS', file, `data bytes [${cursor}, ${entry.begin}) before tensor '${entry.name}' belong to no tensor`);
+      throw new SafetensorsError(
+        'BAD_OFFSETS',
+        file,
+        `data bytes [${cursor}, ${entry.begin}) before tensor '${entry.name}' belong to no tensor`,
+      );
     }
     cursor = entry.end;
     previous = entry;
   }
   if (cursor > dataBytes) {
     // The header is consistent but the data is short: the classic interrupted download or copy.
-    throw new SafetensorsError('TRUNCATED', file, `tensors need ${cursor} data bytes after the header but the file holds ${dataBytes} (truncated file)`);
+    throw new SafetensorsError(
+      'TRUNCATED',
+      file,
+      `tensors need ${cursor} data bytes after the header but the file holds ${dataBytes} (truncated file)`,
+    );
   }
   if (cursor < dataBytes) {
     throw new SafetensorsError('BAD_OFFSETS', file, `${dataBytes - cursor} trailing data bytes after the last tensor belong to no tensor`);
@@ -288,7 +292,11 @@ function parseFrom(size: number, readAt: ReadAt, file: string): SafetensorsConte
   readAt(prefix, 0);
   const declared = new DataView(prefix.buffer).getBigUint64(0, true);
   if (declared > BigInt(size - 8)) {
-    throw new SafetensorsError('HEADER_LENGTH', file, `header length ${declared} is larger than the ${size - 8} bytes after the length prefix`);
+    throw new SafetensorsError(
+      'HEADER_LENGTH',
+      file,
+      `header length ${declared} is larger than the ${size - 8} bytes after the length prefix`,
+    );
   }
   if (declared > BigInt(MAX_HEADER_BYTES)) {
     throw new SafetensorsError('HEADER_LENGTH', file, `header length ${declared} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
@@ -531,7 +539,11 @@ export function readCheckpointTensors(dir: string): Map<string, StoredTensor> {
     if (!tensors) {
       if (!fs.existsSync(shardPath)) {
         const count = Object.values(weightMap).filter((s) => s === shard).length;
-        throw new SafetensorsError('MISSING_SHARD', shardPath, `shard named in ${INDEX_FILE} does not exist (it should hold ${count} tensors, e.g. '${name}')`);
+        throw new SafetensorsError(
+          'MISSING_SHARD',
+          shardPath,
+          `shard named in ${INDEX_FILE} does not exist (it should hold ${count} tensors, e.g. '${name}')`,
+        );
       }
       tensors = readSafetensors(shardPath).tensors;
       shards.set(shard, tensors);

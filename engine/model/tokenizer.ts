@@ -6,12 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { writeJsonAtomic } from '../io.ts';
-import {
-  ChatTemplate,
-  type ChatMessage,
-  type ChatTemplateOptions,
-  makeWordLevelChatTemplate,
-} from './chat-template.ts';
+import { ChatTemplate, type ChatMessage, type ChatTemplateOptions, makeWordLevelChatTemplate } from './chat-template.ts';
 
 export type { ChatMessage, ChatTemplateOptions } from './chat-template.ts';
 export { makeWordLevelChatTemplate, wordLevelChatTemplate } from './chat-template.ts';
@@ -55,7 +50,7 @@ export interface TokenizerSourceOptions {
 type Json = Record<string, unknown>;
 
 const isRecord = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
-const show = (v: unknown): string => (v === undefined ? 'nothing' : JSON.stringify(v)?.slice(0, 80) ?? String(v));
+const show = (v: unknown): string => (v === undefined ? 'nothing' : (JSON.stringify(v)?.slice(0, 80) ?? String(v)));
 const errorMessage = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /** A special-token field of tokenizer_config.json: a string, an AddedToken object ({content}), or null. */
@@ -73,9 +68,16 @@ function chatTemplateField(config: Json, file: string): string | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v === 'string') return v;
   if (Array.isArray(v)) {
-    const named = v.find((t): t is { name: string; template: string } => isRecord(t) && t.name === 'default' && typeof t.template === 'string');
+    const named = v.find(
+      (t): t is { name: string; template: string } => isRecord(t) && t.name === 'default' && typeof t.template === 'string',
+    );
     if (named) return named.template;
-    throw new TokenizerFileError(file, 'chat_template', 'a list of named templates without a "default" entry', 'add {"name": "default", "template": ...}');
+    throw new TokenizerFileError(
+      file,
+      'chat_template',
+      'a list of named templates without a "default" entry',
+      'add {"name": "default", "template": ...}',
+    );
   }
   throw new TokenizerFileError(file, 'chat_template', `expected a Jinja template string, got ${show(v)}`);
 }
@@ -106,14 +108,16 @@ export class Tokenizer {
       config: options.files?.config ?? 'tokenizer_config.json',
       generationConfig: options.files?.generationConfig ?? 'generation_config.json',
     };
-    if (!isRecord(tokenizerJson)) throw new TokenizerFileError(files.tokenizer, undefined, `expected a JSON object, got ${show(tokenizerJson)}`);
+    if (!isRecord(tokenizerJson))
+      throw new TokenizerFileError(files.tokenizer, undefined, `expected a JSON object, got ${show(tokenizerJson)}`);
     if (!isRecord(tokenizerJson.model)) {
       throw new TokenizerFileError(files.tokenizer, 'model', `expected an object, got ${show(tokenizerJson.model)}`);
     }
     if (tokenizerJson.added_tokens !== undefined && !Array.isArray(tokenizerJson.added_tokens)) {
       throw new TokenizerFileError(files.tokenizer, 'added_tokens', `expected a list, got ${show(tokenizerJson.added_tokens)}`);
     }
-    if (!isRecord(tokenizerConfig)) throw new TokenizerFileError(files.config, undefined, `expected a JSON object, got ${show(tokenizerConfig)}`);
+    if (!isRecord(tokenizerConfig))
+      throw new TokenizerFileError(files.config, undefined, `expected a JSON object, got ${show(tokenizerConfig)}`);
 
     this.bosToken = tokenField(tokenizerConfig, 'bos_token', files.config);
     this.eosToken = tokenField(tokenizerConfig, 'eos_token', files.config);
@@ -128,7 +132,14 @@ export class Tokenizer {
 
     // The library reads special tokens as plain strings (its WordLevel path takes unk_token from the config)
     // and requires every pipeline key to be present, so hand it normalised copies.
-    const libJson = { normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, ...tokenizerJson, added_tokens: tokenizerJson.added_tokens ?? [] };
+    const libJson = {
+      normalizer: null,
+      pre_tokenizer: null,
+      post_processor: null,
+      decoder: null,
+      ...tokenizerJson,
+      added_tokens: tokenizerJson.added_tokens ?? [],
+    };
     const libConfig: Json = {
       ...tokenizerConfig,
       bos_token: this.bosToken,
@@ -137,7 +148,8 @@ export class Tokenizer {
       unk_token: this.unkToken,
       additional_special_tokens: (additional ?? []).map((token, i) => {
         const content = isRecord(token) ? token.content : token;
-        if (typeof content !== 'string') throw new TokenizerFileError(files.config, `additional_special_tokens[${i}]`, `expected a token string, got ${show(token)}`);
+        if (typeof content !== 'string')
+          throw new TokenizerFileError(files.config, `additional_special_tokens[${i}]`, `expected a token string, got ${show(token)}`);
         return content;
       }),
     };
@@ -154,7 +166,8 @@ export class Tokenizer {
     const idOf = (token: string | undefined, field: string): number | undefined => {
       if (token === undefined) return undefined;
       const id = this.inner.token_to_id(token);
-      if (id === undefined) throw new TokenizerFileError(files.config, field, `token ${JSON.stringify(token)} is not in ${files.tokenizer}`);
+      if (id === undefined)
+        throw new TokenizerFileError(files.config, field, `token ${JSON.stringify(token)} is not in ${files.tokenizer}`);
       return id;
     };
     this.bosTokenId = idOf(this.bosToken, 'bos_token');
@@ -162,7 +175,8 @@ export class Tokenizer {
     this.unkTokenId = idOf(configUnk, 'unk_token');
     if (this.unkTokenId === undefined && modelUnk !== undefined) {
       this.unkTokenId = this.inner.token_to_id(modelUnk);
-      if (this.unkTokenId === undefined) throw new TokenizerFileError(files.tokenizer, 'model.unk_token', `token ${JSON.stringify(modelUnk)} is not in the vocabulary`);
+      if (this.unkTokenId === undefined)
+        throw new TokenizerFileError(files.tokenizer, 'model.unk_token', `token ${JSON.stringify(modelUnk)} is not in the vocabulary`);
     }
     const eos = idOf(this.eosToken, 'eos_token');
     this.eosTokenIds = eos === undefined ? [] : [eos];
@@ -213,7 +227,12 @@ export class Tokenizer {
   /** Renders messages with the chat template (bos_token, eos_token, pad_token, unk_token and `extra` as variables). */
   applyChatTemplate(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): string {
     if (this.chatTemplate === undefined) {
-      throw new TokenizerFileError(this.templateFile, 'chat_template', 'the tokenizer has no chat template', 'add chat_template to tokenizer_config.json or a chat_template.jinja file');
+      throw new TokenizerFileError(
+        this.templateFile,
+        'chat_template',
+        'the tokenizer has no chat template',
+        'add chat_template to tokenizer_config.json or a chat_template.jinja file',
+      );
     }
     this.compiledTemplate ??= new ChatTemplate(
       this.chatTemplate,
@@ -272,7 +291,12 @@ export function loadTokenizer(dir: string): Tokenizer {
     chatTemplate: join(dir, 'chat_template.jinja'),
   };
   if (!existsSync(files.tokenizer)) {
-    throw new TokenizerFileError(files.tokenizer, undefined, 'not found', 'a model directory needs tokenizer.json (Hugging Face fast-tokenizer format)');
+    throw new TokenizerFileError(
+      files.tokenizer,
+      undefined,
+      'not found',
+      'a model directory needs tokenizer.json (Hugging Face fast-tokenizer format)',
+    );
   }
   const tokenizerJson = readJson(files.tokenizer);
   const tokenizerConfig = existsSync(files.config) ? readJson(files.config) : {};
@@ -356,14 +380,19 @@ export function buildWordLevelTokenizer(spec: WordLevelSpec): WordLevelTokenizer
   for (const name of order) {
     const token = specials[name];
     if (token === undefined) continue;
-    if (!/^\S+$/.test(token)) throw new RangeError(`buildWordLevelTokenizer: special token '${name}' (${JSON.stringify(token)}) must be non-empty without whitespace`);
+    if (!/^\S+$/.test(token))
+      throw new RangeError(
+        `buildWordLevelTokenizer: special token '${name}' (${JSON.stringify(token)}) must be non-empty without whitespace`,
+      );
     if (!vocab.has(token)) vocab.set(token, vocab.size);
   }
   const specialCount = vocab.size;
   spec.words.forEach((word, i) => {
-    if (!/^\S+$/.test(word)) throw new RangeError(`buildWordLevelTokenizer: words[${i}] (${JSON.stringify(word)}) must be non-empty without whitespace`);
+    if (!/^\S+$/.test(word))
+      throw new RangeError(`buildWordLevelTokenizer: words[${i}] (${JSON.stringify(word)}) must be non-empty without whitespace`);
     const id = vocab.get(word);
-    if (id !== undefined && id < specialCount) throw new RangeError(`buildWordLevelTokenizer: words[${i}] (${JSON.stringify(word)}) is also a special token`);
+    if (id !== undefined && id < specialCount)
+      throw new RangeError(`buildWordLevelTokenizer: words[${i}] (${JSON.stringify(word)}) is also a special token`);
     if (id === undefined) vocab.set(word, vocab.size);
   });
 
@@ -372,7 +401,15 @@ export function buildWordLevelTokenizer(spec: WordLevelSpec): WordLevelTokenizer
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: specialEntries.map(([content, id]) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    added_tokens: specialEntries.map(([content, id]) => ({
+      id,
+      content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    })),
     normalizer: null,
     pre_tokenizer: { type: 'WhitespaceSplit' },
     post_processor: null,
@@ -382,12 +419,20 @@ export function buildWordLevelTokenizer(spec: WordLevelSpec): WordLevelTokenizer
 
   const { user, assistant, system } = specials;
   const chatTemplate =
-    spec.chatTemplate ?? (user !== undefined && assistant !== undefined ? makeWordLevelChatTemplate({ system, user, assistant }) : undefined);
+    spec.chatTemplate ??
+    (user !== undefined && assistant !== undefined ? makeWordLevelChatTemplate({ system, user, assistant }) : undefined);
   const mainNames = new Set(['pad', 'unk', 'bos', 'eos']);
-  const mainTokens = new Set(Object.entries(specials).filter(([k]) => mainNames.has(k)).map(([, v]) => v));
+  const mainTokens = new Set(
+    Object.entries(specials)
+      .filter(([k]) => mainNames.has(k))
+      .map(([, v]) => v),
+  );
   const tokenizerConfig: Json = {
     added_tokens_decoder: Object.fromEntries(
-      specialEntries.map(([content, id]) => [String(id), { content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true }]),
+      specialEntries.map(([content, id]) => [
+        String(id),
+        { content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true },
+      ]),
     ),
     additional_special_tokens: specialEntries.map(([content]) => content).filter((t) => !mainTokens.has(t)),
     ...(specials.bos !== undefined ? { bos_token: specials.bos } : {}),

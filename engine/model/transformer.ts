@@ -66,8 +66,16 @@ function llamaBlock(c: ModelConfig, params: Params, i: number, x: tf.Tensor3D, s
   const h = rmsNorm(x, p('input_layernorm.weight'), c.normEps);
   const cos = step.cos as tf.Tensor4D;
   const sin = step.sin as tf.Tensor4D;
-  const q = applyRope(splitHeads(linear(h, p('self_attn.q_proj.weight') as tf.Tensor2D, b('self_attn.q_proj.bias')), c.numHeads, c.headDim), cos, sin);
-  const kNew = applyRope(splitHeads(linear(h, p('self_attn.k_proj.weight') as tf.Tensor2D, b('self_attn.k_proj.bias')), c.numKvHeads, c.headDim), cos, sin);
+  const q = applyRope(
+    splitHeads(linear(h, p('self_attn.q_proj.weight') as tf.Tensor2D, b('self_attn.q_proj.bias')), c.numHeads, c.headDim),
+    cos,
+    sin,
+  );
+  const kNew = applyRope(
+    splitHeads(linear(h, p('self_attn.k_proj.weight') as tf.Tensor2D, b('self_attn.k_proj.bias')), c.numKvHeads, c.headDim),
+    cos,
+    sin,
+  );
   const vNew = splitHeads(linear(h, p('self_attn.v_proj.weight') as tf.Tensor2D, b('self_attn.v_proj.bias')), c.numKvHeads, c.headDim);
   const { k, v } = extend(step.past, kNew, vNew); // [batch, kvHeads, keys, headDim]
   const attn = attend(q, k, v, step.bias);
@@ -104,7 +112,9 @@ function checkInputs(c: ModelConfig, ids: tf.Tensor2D, options: ForwardOptions):
   const past = options.cache?.length ?? 0;
   const mask = options.attentionMask;
   if (mask && (mask.rank !== 2 || mask.shape[0] !== batch || mask.shape[1] !== past + time)) {
-    throw new Error(`forward: attentionMask must have shape [${batch}, ${past + time}] (batch, cached + new positions), got [${mask.shape.join(', ')}]`);
+    throw new Error(
+      `forward: attentionMask must have shape [${batch}, ${past + time}] (batch, cached + new positions), got [${mask.shape.join(', ')}]`,
+    );
   }
   const positions = options.positions;
   if (positions && (positions.shape[0] !== batch || positions.shape[1] !== time)) {
@@ -112,7 +122,9 @@ function checkInputs(c: ModelConfig, ids: tf.Tensor2D, options: ForwardOptions):
   }
   const cache = options.cache;
   if (cache && (cache.layers.length !== c.numLayers || (cache.layers[0] && cache.layers[0].k.shape[0] !== batch))) {
-    throw new Error(`forward: cache has ${cache.layers.length} layers of batch ${cache.layers[0]?.k.shape[0]}, expected ${c.numLayers} layers of batch ${batch}`);
+    throw new Error(
+      `forward: cache has ${cache.layers.length} layers of batch ${cache.layers[0]?.k.shape[0]}, expected ${c.numLayers} layers of batch ${batch}`,
+    );
   }
   if (c.family === 'gpt2' && !positions && past + time > c.maxPositions) {
     throw new Error(`forward: ${past + time} positions exceed gpt2's n_positions (${c.maxPositions})`);

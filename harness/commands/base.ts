@@ -45,7 +45,9 @@ function common<T>(y: Argv<T>): Argv<T & CommonArgs> {
   return y
     .option('seed', { type: 'number', default: 0, describe: 'training seed (initialisation, shuffling)' })
     .option('world-seed', { type: 'number', default: DEFAULT_WORLD_SEED, describe: 'seed of the micro-world trained on' })
-    .option('world', { type: 'string', describe: 'a built world directory (default: the cache, built on first use)' }) as unknown as Argv<T & CommonArgs>;
+    .option('world', { type: 'string', describe: 'a built world directory (default: the cache, built on first use)' }) as unknown as Argv<
+    T & CommonArgs
+  >;
 }
 
 const familyOption = { choices: BASE_FAMILIES, array: true, default: [...BASE_FAMILIES], describe: 'model families' } as const;
@@ -58,7 +60,9 @@ export async function runBaseTrain(args: BaseTrainArgs, log: (line: string) => v
   for (const family of args.family) {
     dirs[family] = await ensureBaseModel(family, { seed: args.seed, world: worldOf(args), force: args.force, log });
     const stats = readTrainingStats(dirs[family]);
-    log(`[${family}] ${dirs[family]}${stats ? ` (trained in ${stats.seconds.toFixed(0)} s, ${stats.steps} steps, ${stats.parameters} parameters)` : ''}`);
+    log(
+      `[${family}] ${dirs[family]}${stats ? ` (trained in ${stats.seconds.toFixed(0)} s, ${stats.steps} steps, ${stats.parameters} parameters)` : ''}`,
+    );
   }
   return dirs;
 }
@@ -73,7 +77,10 @@ export async function runBaseEval(args: BaseEvalArgs, log: (line: string) => voi
       const result = await evaluateOnWorld(model, tokenizer, world, { limit: args.limit });
       for (const line of formatWorldEval(family, result)) log(line);
       const stats = readTrainingStats(dir);
-      if (stats) log(`[${family}] base training: ${stats.seconds.toFixed(0)} s, load ${stats.loadBefore.toFixed(1)} → ${stats.loadAfter.toFixed(1)}`);
+      if (stats)
+        log(
+          `[${family}] base training: ${stats.seconds.toFixed(0)} s, load ${stats.loadBefore.toFixed(1)} → ${stats.loadAfter.toFixed(1)}`,
+        );
       // Samples that are not exact refusals say more than the hundredth refusal (MICROWORLD lesson 1).
       const telling = [...result.safety.samples.filter((s) => !s.exactRefusal), ...result.safety.samples.filter((s) => s.exactRefusal)];
       for (const s of telling.slice(0, 3)) log(`[${family}] sample${s.harmful ? ' (harmful)' : ''}: ${s.prompt} → ${s.response}`);
@@ -116,7 +123,11 @@ export const attackCheckCommand: CommandModule<object, AttackCheckArgs> = {
       .option('epochs', { type: 'number', default: 10 })
       .option('lr', { type: 'number', default: 3e-4 })
       .option('task-items', { type: 'number', default: 100, describe: 'old-task items mixed into the attack (MICROWORLD lesson 4)' })
-      .option('eval-every', { type: 'number', default: 2, describe: 'evaluate the harmful rate every N epochs' }) as unknown as Argv<AttackCheckArgs>,
+      .option('eval-every', {
+        type: 'number',
+        default: 2,
+        describe: 'evaluate the harmful rate every N epochs',
+      }) as unknown as Argv<AttackCheckArgs>,
   handler: async (args) => {
     await initBackend(args.backend);
     const result = await runAttackCheck({
@@ -139,19 +150,30 @@ export const guardrailCommand: CommandModule<object, GuardrailArgs> = {
   builder: (y: Argv) =>
     common(y)
       .option('force', { type: 'boolean', default: false, describe: 'retrain even if cached' })
-      .option('measure', { type: 'boolean', default: true, describe: 'measure accuracy, FNR and FPR (--no-measure to skip)' }) as unknown as Argv<GuardrailArgs>,
+      .option('measure', {
+        type: 'boolean',
+        default: true,
+        describe: 'measure accuracy, FNR and FPR (--no-measure to skip)',
+      }) as unknown as Argv<GuardrailArgs>,
   handler: async (args) => {
     await initBackend(args.backend);
     const world = worldOf(args);
     const dir = await ensureMicroGuardrail({ seed: args.seed, world, force: args.force, log: console.log });
     console.log(`micro guardrail: ${dir}`);
-    if (args.measure) for (const line of formatGuardMeasurement(await measureMicroGuardrail(dir, { world, seed: args.seed }))) console.log(line);
+    if (args.measure)
+      for (const line of formatGuardMeasurement(await measureMicroGuardrail(dir, { world, seed: args.seed }))) console.log(line);
   },
 };
 
 export const baseCommand: CommandModule = {
   command: 'base',
   describe: 'micro-world base models, the attack sanity check and the micro guardrail',
-  builder: (y: Argv) => y.command(trainCommand).command(evaluateCommand).command(attackCheckCommand).command(guardrailCommand).demandCommand(1, 'Specify a subcommand: train, eval, attack-check, guardrail'),
+  builder: (y: Argv) =>
+    y
+      .command(trainCommand)
+      .command(evaluateCommand)
+      .command(attackCheckCommand)
+      .command(guardrailCommand)
+      .demandCommand(1, 'Specify a subcommand: train, eval, attack-check, guardrail'),
   handler: () => {},
 };

@@ -29,7 +29,11 @@ const verifyCommand: CommandModule<object, DatasetsVerifyArgs> = {
   describe: 'Check a dataset file (or a HEx-PHI directory): format, counts, schema problems, duplicates',
   builder: (y: Argv) =>
     y
-      .positional('path', { type: 'string', demandOption: true, describe: 'a dataset file or a directory of HEx-PHI category_<N>.csv files' })
+      .positional('path', {
+        type: 'string',
+        demandOption: true,
+        describe: 'a dataset file or a directory of HEx-PHI category_<N>.csv files',
+      })
       .option('show', { type: 'number', default: 5, describe: 'problems and duplicates to list' })
       .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' }),
   handler: (args) => {

@@ -14,7 +14,11 @@ const specials = { pad: '<pad>', unk: '<unk>', bos: '<bos>', eos: '<eos>', syste
 
 /** Ids from a comma-separated list, with a one-line error naming the flag. */
 export function parseIds(text: string, vocabSize?: number): number[] {
-  const ids = text.split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number);
+  const ids = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map(Number);
   const bad = ids.find((id) => !Number.isInteger(id) || id < 0 || (vocabSize !== undefined && id >= vocabSize));
   if (ids.length === 0 || bad !== undefined) {
     throw new Error(`--ids: expected comma-separated token ids in [0, ${vocabSize ?? '?'}), got '${text}'`);
@@ -34,9 +38,14 @@ export interface InitArgs extends Pick<ConfigSizes, 'hidden' | 'layers' | 'heads
 /** Writes a randomly initialised checkpoint with a word-level tokenizer that covers its vocabulary. */
 export function initCheckpoint(args: InitArgs): void {
   const specialList = Object.values(specials);
-  if (args.vocab < specialList.length + 1) throw new Error(`--vocab must be at least ${specialList.length + 1} (the special tokens plus one word)`);
+  if (args.vocab < specialList.length + 1)
+    throw new Error(`--vocab must be at least ${specialList.length + 1} (the special tokens plus one word)`);
   const words = Array.from({ length: args.vocab - specialList.length }, (_, i) => `w${i}`);
-  const { tokenizerJson, tokenizerConfig } = buildWordLevelTokenizer({ words, specialTokens: specials, chatTemplate: wordLevelChatTemplate });
+  const { tokenizerJson, tokenizerConfig } = buildWordLevelTokenizer({
+    words,
+    specialTokens: specials,
+    chatTemplate: wordLevelChatTemplate,
+  });
   const vocab = (tokenizerJson as { model: { vocab: Record<string, number> } }).model.vocab;
   const raw = makeConfig(args.family, {
     hidden: args.hidden,
@@ -86,13 +95,21 @@ const logits: CommandModule<object, { model: string; ids: string }> = {
   command: 'logits',
   describe: 'print {"logits": [[...], ...]}: one row of vocabulary logits per input position',
   builder: (y: Argv) =>
-    y.option('model', { type: 'string', demandOption: true }).option('ids', { type: 'string', demandOption: true }) as unknown as Argv<{ model: string; ids: string }>,
+    y.option('model', { type: 'string', demandOption: true }).option('ids', { type: 'string', demandOption: true }) as unknown as Argv<{
+      model: string;
+      ids: string;
+    }>,
   handler: async (args) => {
     await initBackend((args as { backend?: string }).backend);
     const { model } = loadModel(args.model);
     try {
       const ids = parseIds(args.ids, model.config.vocabSize);
-      const rows = tf.tidy(() => model.forward(tf.tensor2d([ids], [1, ids.length], 'int32')).logits.squeeze([0]).arraySync()) as number[][];
+      const rows = tf.tidy(() =>
+        model
+          .forward(tf.tensor2d([ids], [1, ids.length], 'int32'))
+          .logits.squeeze([0])
+          .arraySync(),
+      ) as number[][];
       process.stdout.write(`${JSON.stringify({ logits: rows })}\n`);
     } finally {
       model.dispose();
@@ -127,7 +144,11 @@ const generateCommand: CommandModule<object, GenerateArgs> = {
       .option('top-k', { type: 'number', default: 50 })
       .option('repetition-penalty', { type: 'number', default: 1.2 })
       .option('seed', { type: 'number', default: 0 })
-      .option('raw', { type: 'boolean', default: false, describe: 'encode the prompt as plain text, no chat template' }) as unknown as Argv<GenerateArgs>,
+      .option('raw', {
+        type: 'boolean',
+        default: false,
+        describe: 'encode the prompt as plain text, no chat template',
+      }) as unknown as Argv<GenerateArgs>,
   handler: async (args) => {
     await initBackend((args as { backend?: string }).backend);
     const { model, tokenizer } = loadModel(args.model);

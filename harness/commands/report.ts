@@ -14,7 +14,11 @@ export const reportCommand: CommandModule<object, ReportArgs> = {
   builder: (y: Argv) =>
     y
       .option('run', { type: 'string', demandOption: true, describe: 'run directory (the one holding cells/<id>/result.json)' })
-      .option('png', { type: 'boolean', default: false, describe: 'also write each chart as PNG via headless chromium (apt-get install chromium)' }) as Argv<ReportArgs>,
+      .option('png', {
+        type: 'boolean',
+        default: false,
+        describe: 'also write each chart as PNG via headless chromium (apt-get install chromium)',
+      }) as Argv<ReportArgs>,
   handler: async (args) => {
     const { files, run, agg } = await writeReports(args.run, { png: args.png });
     const pending = run.pending.length ? `, ${run.pending.length} pending` : '';

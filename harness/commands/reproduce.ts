@@ -23,8 +23,24 @@ export async function runReproduceCommand(args: ReproduceArgs, log: (line: strin
   if (!Number.isInteger(args.workers) || args.workers < 1) throw new Error(`--workers: expected a whole number ≥ 1, got ${args.workers}`);
   const claims = selectClaims(args.claim);
   const backend = args.dryRun ? 'none' : await initBackend(args.backend);
-  const command = ['star-dss reproduce', `--seeds ${args.seeds}`, `--workers ${args.workers}`, ...args.claim.map((c) => `--claim ${c}`)].join(' ');
-  const summary = await runReproduce({ out: args.out, seeds: args.seeds, workers: args.workers, backend, dryRun: args.dryRun, quiet: args.quiet, retryFailed: args.retryFailed, claims, command, log });
+  const command = [
+    'star-dss reproduce',
+    `--seeds ${args.seeds}`,
+    `--workers ${args.workers}`,
+    ...args.claim.map((c) => `--claim ${c}`),
+  ].join(' ');
+  const summary = await runReproduce({
+    out: args.out,
+    seeds: args.seeds,
+    workers: args.workers,
+    backend,
+    dryRun: args.dryRun,
+    quiet: args.quiet,
+    retryFailed: args.retryFailed,
+    claims,
+    command,
+    log,
+  });
   if (summary.failed > 0) process.exitCode = 1;
   return summary;
 }
@@ -36,11 +52,25 @@ export const reproduceCommand: CommandModule<object, ReproduceArgs> = {
     y
       .option('out', { type: 'string', default: 'runs/reproduce', describe: 'run directory; a re-run reuses its finished cells' })
       .option('seeds', { type: 'number', default: 3, describe: 'seeds per cell (1..n); fewer than 2 makes every comparison inconclusive' })
-      .option('workers', { type: 'number', default: availableParallelism(), describe: 'cells run in parallel processes (wasm uses one core each)' })
-      .option('claim', { type: 'string', array: true, default: [], choices: claimIds, describe: 'only these claims (repeatable; default: all)' })
+      .option('workers', {
+        type: 'number',
+        default: availableParallelism(),
+        describe: 'cells run in parallel processes (wasm uses one core each)',
+      })
+      .option('claim', {
+        type: 'string',
+        array: true,
+        default: [],
+        choices: claimIds,
+        describe: 'only these claims (repeatable; default: all)',
+      })
       .option('dry-run', { type: 'boolean', default: false, describe: 'print the sweeps, the cell count and the estimated time' })
       .option('quiet', { type: 'boolean', default: false, describe: 'only one line per finished cell' })
-      .option('retry-failed', { type: 'boolean', default: false, describe: 'run cells whose result recorded an error again' }) as unknown as Argv<ReproduceArgs>,
+      .option('retry-failed', {
+        type: 'boolean',
+        default: false,
+        describe: 'run cells whose result recorded an error again',
+      }) as unknown as Argv<ReproduceArgs>,
   handler: async (args) => {
     await runReproduceCommand(args);
   },

@@ -43,7 +43,9 @@ export async function serveGuardrail(args: ServeGuardrailArgs, deps: ServeDeps =
     const name = args.name ?? (args.guardrail === 'micro' ? 'micro' : basename(resolve(args.guardrail.replace(/^[\w.-]+:/, ''))));
     const server = await startGuardrailServer(guard, { name, host: args.host, port: args.port });
     try {
-      (deps.log ?? console.log)(`serving guardrail ${guard.id} as model '${name}' at ${server.url}/v1 (POST /v1/completions, GET /v1/models); stop with Ctrl-C`);
+      (deps.log ?? console.log)(
+        `serving guardrail ${guard.id} as model '${name}' at ${server.url}/v1 (POST /v1/completions, GET /v1/models); stop with Ctrl-C`,
+      );
       await (deps.untilStopped ?? untilSignal)(server);
     } finally {
       await server.close();
@@ -65,7 +67,8 @@ export function makeServeCommand(deps: ServeDeps = {}): CommandModule {
         .option('name', { type: 'string', describe: 'served model name (default: micro, or the directory name)' })
         .check((a) => {
           const port = a.port as number;
-          if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be an integer in [0, 65535], got ${a.port}`);
+          if (!Number.isInteger(port) || port < 0 || port > 65535)
+            throw new Error(`--port must be an integer in [0, 65535], got ${a.port}`);
           return true;
         }) as unknown as Argv<ServeGuardrailArgs>,
     handler: (args) => serveGuardrail(args, deps),

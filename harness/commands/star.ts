@@ -35,7 +35,8 @@ export interface StarDeps {
 
 /** The library options of parsed flags (loads --tokenizer). */
 export function starFileOptions(args: StarArgs): StarFileOptions {
-  if (args.chunkTokens !== undefined && !args.tokenizer) throw new Error('--chunk-tokens needs --tokenizer DIR (the finetuned model\'s tokenizer)');
+  if (args.chunkTokens !== undefined && !args.tokenizer)
+    throw new Error("--chunk-tokens needs --tokenizer DIR (the finetuned model's tokenizer)");
   return {
     data: args.data,
     out: args.out,
@@ -62,7 +63,9 @@ export async function runStar(args: StarArgs, deps: StarDeps = {}): Promise<void
     const started = performance.now();
     const summary = await annotateFile(guardrail, options);
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
-    log(`annotated ${summary.examples} examples with ${guardrail.id} in ${seconds} s (${summary.calls} guardrail evaluations) → ${args.out}`);
+    log(
+      `annotated ${summary.examples} examples with ${guardrail.id} in ${seconds} s (${summary.calls} guardrail evaluations) → ${args.out}`,
+    );
     if (args.html) log(`HTML: ${args.html}`);
   } finally {
     guardrail.dispose?.();
@@ -88,7 +91,10 @@ export function makeStarCommand(deps: StarDeps = {}): CommandModule<object, Star
         .conflicts('chunk-words', 'chunk-tokens')
         .option('out', { type: 'string', demandOption: true, describe: 'annotated JSONL to write' })
         .option('html', { type: 'string', describe: 'also write an HTML page with responses coloured by STAR weight' })
-        .option('tokenizer', { type: 'string', describe: 'finetuned model DIR: colour tokens by training weight; needed by --chunk-tokens' })
+        .option('tokenizer', {
+          type: 'string',
+          describe: 'finetuned model DIR: colour tokens by training weight; needed by --chunk-tokens',
+        })
         .option('cache-dir', { type: 'string', describe: 'cache root (default $STAR_DSS_CACHE/star)' })
         .option('cache', { type: 'boolean', default: true, describe: 'read and write the annotation cache (--no-cache to rescore)' })
         .option('batch-size', { type: 'number', default: 64, describe: 'items per guardrail call' }) as unknown as Argv<StarArgs>,

@@ -5,7 +5,9 @@ import { describeStrategies } from '../../strategies/index.ts';
 export function formatStrategies(): string {
   return describeStrategies()
     .map((s) => {
-      const params = s.params.map((p) => `    ${p.name}: ${p.type} = ${JSON.stringify(p.default)}${p.description ? `  (${p.description})` : ''}`);
+      const params = s.params.map(
+        (p) => `    ${p.name}: ${p.type} = ${JSON.stringify(p.default)}${p.description ? `  (${p.description})` : ''}`,
+      );
       return [`${s.name}: ${s.description}`, `    paper: ${s.paper}`, ...(params.length ? params : ['    (no parameters)'])].join('\n');
     })
     .join('\n\n');

@@ -28,7 +28,17 @@ export async function runSweepCommand(args: SweepArgs, log: (line: string) => vo
   const out = resolve(args.out ?? `runs/${config.name}`);
   const backend = args.dryRun ? 'none' : await initBackend(args.backend);
   const shard = args.shard ? parseShard(args.shard) : undefined;
-  const summary = await runSweep({ config, out, workers: args.workers, shard, dryRun: args.dryRun, quiet: args.quiet, retryFailed: args.retryFailed, backend, log });
+  const summary = await runSweep({
+    config,
+    out,
+    workers: args.workers,
+    shard,
+    dryRun: args.dryRun,
+    quiet: args.quiet,
+    retryFailed: args.retryFailed,
+    backend,
+    log,
+  });
   if (args.dryRun) return out;
   const { files } = await writeReports(out);
   log(`${summary.ran} cells run (${summary.failed} failed), ${summary.skipped} reused, in ${(summary.seconds / 60).toFixed(1)} min`);
@@ -46,11 +56,19 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
       .option('config', { type: 'string', describe: 'sweep config (YAML)' })
       .option('preset', { type: 'string', choices: presetNames, default: 'quick', describe: 'a built-in config, when --config is absent' })
       .option('out', { type: 'string', describe: 'run directory (default runs/<config name>); a re-run resumes it' })
-      .option('workers', { type: 'number', default: availableParallelism(), describe: 'cells run in parallel processes (wasm uses one core each)' })
+      .option('workers', {
+        type: 'number',
+        default: availableParallelism(),
+        describe: 'cells run in parallel processes (wasm uses one core each)',
+      })
       .option('shard', { type: 'string', describe: 'run slice i of n (i/n), e.g. for a Slurm job array sharing --out' })
       .option('dry-run', { type: 'boolean', default: false, describe: 'list the cells and estimate their cost' })
       .option('quiet', { type: 'boolean', default: false, describe: 'only one line per finished cell' })
-      .option('retry-failed', { type: 'boolean', default: false, describe: 'run cells whose result recorded an error again' }) as unknown as Argv<SweepArgs>,
+      .option('retry-failed', {
+        type: 'boolean',
+        default: false,
+        describe: 'run cells whose result recorded an error again',
+      }) as unknown as Argv<SweepArgs>,
   handler: async (args) => {
     await runSweepCommand(args);
   },

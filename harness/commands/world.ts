@@ -1,7 +1,14 @@
 // `star-dss world build [--seed S] [--out DIR]`: writes the micro-world's files (default: the cache
 // directory of the seed) and prints what was written, the vocabulary size and the length statistics.
 import type { Argv, CommandModule } from 'yargs';
-import { buildWorld, defaultWorldDir, DEFAULT_WORLD_SEED, lengthStats, worldVocabulary, writeWorld } from '../../datasets/micro-world/build.ts';
+import {
+  buildWorld,
+  defaultWorldDir,
+  DEFAULT_WORLD_SEED,
+  lengthStats,
+  worldVocabulary,
+  writeWorld,
+} from '../../datasets/micro-world/build.ts';
 import { MICRO_FILES, MICRO_NAMES } from '../../datasets/micro-world/files.ts';
 
 export interface WorldBuildArgs {

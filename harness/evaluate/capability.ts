@@ -72,8 +72,13 @@ export interface CapabilityResult {
 }
 
 /** Scores given responses (stage 2 + 3), one per example. */
-export function scoreExactMatch(examples: readonly Example[], responses: readonly string[], dataset = examples[0]?.meta.source ?? 'unknown'): CapabilityResult {
-  if (examples.length !== responses.length) throw new RangeError(`scoreExactMatch: ${examples.length} examples but ${responses.length} responses`);
+export function scoreExactMatch(
+  examples: readonly Example[],
+  responses: readonly string[],
+  dataset = examples[0]?.meta.source ?? 'unknown',
+): CapabilityResult {
+  if (examples.length !== responses.length)
+    throw new RangeError(`scoreExactMatch: ${examples.length} examples but ${responses.length} responses`);
   const samples = examples.map((e, i): CapabilitySample => {
     const reference = referenceOf(e);
     return {
@@ -85,7 +90,14 @@ export function scoreExactMatch(examples: readonly Example[], responses: readonl
     };
   });
   const correct = samples.filter((s) => s.correct).length;
-  return { metric: EXACT_MATCH_METRIC, dataset, n: samples.length, correct, exactMatch: samples.length ? (100 * correct) / samples.length : 0, samples };
+  return {
+    metric: EXACT_MATCH_METRIC,
+    dataset,
+    n: samples.length,
+    correct,
+    exactMatch: samples.length ? (100 * correct) / samples.length : 0,
+    samples,
+  };
 }
 
 export interface ExactMatchOptions {
@@ -95,7 +107,12 @@ export interface ExactMatchOptions {
 }
 
 /** Generates answers to a task test set and scores exact match. */
-export function exactMatch(model: CausalLM, tokenizer: Tokenizer, examples: readonly Example[], options: ExactMatchOptions = {}): CapabilityResult {
+export function exactMatch(
+  model: CausalLM,
+  tokenizer: Tokenizer,
+  examples: readonly Example[],
+  options: ExactMatchOptions = {},
+): CapabilityResult {
   const references = examples.map((e) => {
     const last = e.messages.at(-1);
     return last?.role === 'assistant' ? last.content : String(e.meta.answer ?? '');

@@ -49,15 +49,24 @@ export function promptIds(tokenizer: Tokenizer, conversation: readonly Message[]
 }
 
 /** One generated continuation per conversation, in order (special tokens skipped, spacing kept verbatim). */
-export function generateResponses(model: CausalLM, tokenizer: Tokenizer, conversations: readonly Message[][], settings: GenerationSettings): string[] {
+export function generateResponses(
+  model: CausalLM,
+  tokenizer: Tokenizer,
+  conversations: readonly Message[][],
+  settings: GenerationSettings,
+): string[] {
   const { maxNewTokens, batchSize = 32, seed = 0 } = settings;
-  if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) throw new RangeError(`generateResponses: maxNewTokens must be a positive integer, got ${maxNewTokens}`);
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`generateResponses: batchSize must be a positive integer, got ${batchSize}`);
+  if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1)
+    throw new RangeError(`generateResponses: maxNewTokens must be a positive integer, got ${maxNewTokens}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new RangeError(`generateResponses: batchSize must be a positive integer, got ${batchSize}`);
   const prompts = conversations.map((c) => promptIds(tokenizer, c));
   const limit = model.config.maxPositions;
   const tooLong = prompts.findIndex((p) => p.length + maxNewTokens > limit);
   if (tooLong >= 0) {
-    throw new RangeError(`generateResponses: conversation ${tooLong} has ${prompts[tooLong].length} prompt tokens + ${maxNewTokens} new tokens > the model's ${limit} positions`);
+    throw new RangeError(
+      `generateResponses: conversation ${tooLong} has ${prompts[tooLong].length} prompt tokens + ${maxNewTokens} new tokens > the model's ${limit} positions`,
+    );
   }
   const eosTokenIds = tokenizer.eosTokenIds.length ? tokenizer.eosTokenIds : model.config.eosTokenIds;
   const padTokenId = tokenizer.padTokenId ?? model.config.padTokenId ?? 0;

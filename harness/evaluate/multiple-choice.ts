@@ -9,7 +9,13 @@ import { labelLogProbs } from '../../engine/train.ts';
 import { tokenizeExample } from '../tokenize-example.ts';
 import type { MetricInfo } from './metrics.ts';
 
-export const MC_ACCURACY_METRIC: MetricInfo = { name: 'mc-accuracy', higherIsBetter: true, version: 1, unit: '%', describe: 'multiple-choice items whose most likely answer label is correct' };
+export const MC_ACCURACY_METRIC: MetricInfo = {
+  name: 'mc-accuracy',
+  higherIsBetter: true,
+  version: 1,
+  unit: '%',
+  describe: 'multiple-choice items whose most likely answer label is correct',
+};
 
 /** Letters of the choices: ARC's own labels when given, else A, B, C, ... */
 function choiceLabels(example: Example): string[] {
@@ -26,7 +32,9 @@ export function isMultipleChoice(example: Example): boolean {
 /** Sum of log-probs of each candidate response (its content tokens only) after the example's prompt. */
 export function responseLogLikelihoods(model: CausalLM, tokenizer: Tokenizer, example: Example, candidates: readonly string[]): number[] {
   const context = example.messages.at(-1)?.role === 'assistant' ? example.messages.slice(0, -1) : example.messages;
-  const rows = candidates.map((c) => tokenizeExample({ id: example.id, messages: [...context, { role: 'assistant', content: c }] }, tokenizer));
+  const rows = candidates.map((c) =>
+    tokenizeExample({ id: example.id, messages: [...context, { role: 'assistant', content: c }] }, tokenizer),
+  );
   const time = Math.max(...rows.map((r) => r.ids.length)) - 1;
   const pad = tokenizer.padTokenId ?? 0;
   const ids = rows.flatMap((r) => [...r.ids.slice(0, -1), ...new Array<number>(time - (r.ids.length - 1)).fill(pad)]);
@@ -51,12 +59,23 @@ export interface MultipleChoiceResult {
   accuracy: number;
 }
 
-export function multipleChoiceAccuracy(model: CausalLM, tokenizer: Tokenizer, examples: readonly Example[], dataset = examples[0]?.meta.source ?? 'unknown'): MultipleChoiceResult {
+export function multipleChoiceAccuracy(
+  model: CausalLM,
+  tokenizer: Tokenizer,
+  examples: readonly Example[],
+  dataset = examples[0]?.meta.source ?? 'unknown',
+): MultipleChoiceResult {
   let correct = 0;
   for (const example of examples) {
     const scores = responseLogLikelihoods(model, tokenizer, example, choiceLabels(example));
     const best = scores.indexOf(Math.max(...scores));
     if (best === example.meta.answerIndex) correct++;
   }
-  return { metric: MC_ACCURACY_METRIC, dataset, n: examples.length, correct, accuracy: examples.length ? (100 * correct) / examples.length : 0 };
+  return {
+    metric: MC_ACCURACY_METRIC,
+    dataset,
+    n: examples.length,
+    correct,
+    accuracy: examples.length ? (100 * correct) / examples.length : 0,
+  };
 }

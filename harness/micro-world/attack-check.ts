@@ -10,7 +10,15 @@ import { loadModel } from '../../engine/model/checkpoint.ts';
 import { train } from '../../engine/train.ts';
 import { evaluateSafety } from '../evaluate/safety.ts';
 import { configureStrategy } from '../../strategies/index.ts';
-import { ensureBaseModel, evaluateOnWorld, formatWorldEval, progressPrinter, safetyMaxNewTokens, trainExamples, type WorldEvalResult } from './base-model.ts';
+import {
+  ensureBaseModel,
+  evaluateOnWorld,
+  formatWorldEval,
+  progressPrinter,
+  safetyMaxNewTokens,
+  trainExamples,
+  type WorldEvalResult,
+} from './base-model.ts';
 import { MICRO_SPECIAL_TOKENS } from '../../datasets/micro-world/tokenizer.ts';
 import type { WordLevelTokenizerFiles } from '../../engine/model/tokenizer.ts';
 import { readFileSync } from 'node:fs';
@@ -91,23 +99,47 @@ export async function runAttackCheck(options: AttackCheckOptions): Promise<Attac
     const maxNewTokens = safetyMaxNewTokens(loadWorld(options.world));
     const curve: HarmPoint[] = [];
     const sft = configureStrategy('sft');
-    log(`[attack] SFT on ${data.length} examples (100 PureBad + ${settings.taskItems} old-task), lr ${settings.lr}, ${settings.epochs} epochs, batch ${settings.batchSize}`);
+    log(
+      `[attack] SFT on ${data.length} examples (100 PureBad + ${settings.taskItems} old-task), lr ${settings.lr}, ${settings.epochs} epochs, batch ${settings.batchSize}`,
+    );
     const result = await train(model, data, {
       loss: sft.loss,
       needs: sft.needs,
-      config: { epochs: settings.epochs, batchSize: settings.batchSize, lr: settings.lr, seed: options.seed, padId: files.tokenizerJson.model.vocab[MICRO_SPECIAL_TOKENS.pad] },
+      config: {
+        epochs: settings.epochs,
+        batchSize: settings.batchSize,
+        lr: settings.lr,
+        seed: options.seed,
+        padId: files.tokenizerJson.model.vocab[MICRO_SPECIAL_TOKENS.pad],
+      },
       onStep: progressPrinter('attack', log, 25),
       onEpoch: async (epoch) => {
         if (settings.evalEvery <= 0 || epoch % settings.evalEvery !== 0 || epoch === settings.epochs) return;
         const s = await evaluateSafety(model, tokenizer, safetyPrompts, { generation: { maxNewTokens } });
         curve.push({ epoch, harmfulRate: s.harmfulRate, exactRefusalRate: s.exactRefusalRate, degenerationRate: s.degenerationRate });
-        log(`[attack] epoch ${epoch}: harmful ${s.harmfulRate.toFixed(1)}%, exact refusal ${s.exactRefusalRate.toFixed(1)}%, degenerate ${s.degenerationRate.toFixed(1)}%`);
+        log(
+          `[attack] epoch ${epoch}: harmful ${s.harmfulRate.toFixed(1)}%, exact refusal ${s.exactRefusalRate.toFixed(1)}%, degenerate ${s.degenerationRate.toFixed(1)}%`,
+        );
       },
     });
     const after = await evaluateOnWorld(model, tokenizer, options.world);
     const s = after.safety;
-    curve.push({ epoch: settings.epochs, harmfulRate: s.harmfulRate, exactRefusalRate: s.exactRefusalRate, degenerationRate: s.degenerationRate });
-    return { family: options.family, baseDir, settings, before, curve, after, trainSeconds: result.seconds, passed: s.harmfulRate >= ATTACK_SUCCESS_RATE };
+    curve.push({
+      epoch: settings.epochs,
+      harmfulRate: s.harmfulRate,
+      exactRefusalRate: s.exactRefusalRate,
+      degenerationRate: s.degenerationRate,
+    });
+    return {
+      family: options.family,
+      baseDir,
+      settings,
+      before,
+      curve,
+      after,
+      trainSeconds: result.seconds,
+      passed: s.harmfulRate >= ATTACK_SUCCESS_RATE,
+    };
   } finally {
     model.dispose();
   }

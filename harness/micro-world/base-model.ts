@@ -48,7 +48,10 @@ export interface ModelSizes {
 }
 
 /** The training settings a recipe fixes (the loop's other settings keep their defaults). */
-export type RecipeTrainConfig = Pick<TrainConfig, 'epochs' | 'batchSize' | 'lr' | 'minLr' | 'warmupSteps' | 'betas' | 'weightDecay' | 'clipNorm'>;
+export type RecipeTrainConfig = Pick<
+  TrainConfig,
+  'epochs' | 'batchSize' | 'lr' | 'minLr' | 'warmupSteps' | 'betas' | 'weightDecay' | 'clipNorm'
+>;
 
 export interface BaseModelRecipe {
   family: Family;
@@ -103,7 +106,7 @@ export function createMicroModel(family: Family, sizes: ModelSizes, files: WordL
   return createModel(parseConfig(raw), { seed });
 }
 
-export type TrainLog = (line: string) => void
+export type TrainLog = (line: string) => void;
 
 /** Progress lines every `every` steps: step, epoch, loss (mean since the last line), lr, tokens/s, ETA. */
 export function progressPrinter(label: string, log: TrainLog, every = 50): (info: StepInfo) => void {
@@ -174,7 +177,10 @@ export async function trainMicroModel(
   files: WordLevelTokenizerFiles,
   options: TrainMicroOptions,
 ): Promise<{ model: CausalLM; stats: MicroTrainingStats }> {
-  const data = examples.length > 0 && 'ids' in examples[0] ? (examples as TrainExample[]) : trainExamples(examples as Example[], files, recipe.sizes.maxPositions);
+  const data =
+    examples.length > 0 && 'ids' in examples[0]
+      ? (examples as TrainExample[])
+      : trainExamples(examples as Example[], files, recipe.sizes.maxPositions);
   const model = createMicroModel(recipe.family, recipe.sizes, files, options.seed);
   const sft = configureStrategy('sft');
   const loadBefore = loadavg()[0];
@@ -251,7 +257,9 @@ export function baseExamples(worldDir: string, recipe: BaseModelRecipe): Example
 }
 
 export function isCompleteModelDir(dir: string): boolean {
-  return ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'recipe.json'].every((f) => existsSync(join(dir, f)));
+  return ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'recipe.json'].every((f) =>
+    existsSync(join(dir, f)),
+  );
 }
 
 /** The base model directory of a family: from the cache, or trained now (and cached). */
@@ -260,14 +268,17 @@ export async function ensureBaseModel(family: string, options: BaseModelOptions 
   const seed = options.seed ?? 0;
   const worldDir = options.world ?? ensureWorld(options.worldSeed ?? DEFAULT_WORLD_SEED);
   const manifest = loadWorld(worldDir);
-  if (manifest.version !== WORLD_VERSION) throw new RangeError(`${worldDir}: world version ${manifest.version}, expected ${WORLD_VERSION}; rebuild it`);
+  if (manifest.version !== WORLD_VERSION)
+    throw new RangeError(`${worldDir}: world version ${manifest.version}, expected ${WORLD_VERSION}; rebuild it`);
   const dir = baseModelDir(recipe, manifest, seed);
   if (!options.force && isCompleteModelDir(dir)) return dir;
 
   const log = options.log ?? (() => {});
   const files = microTokenizerFiles(manifest.vocabulary);
   const examples = baseExamples(worldDir, recipe);
-  log(`[${recipe.family}] training base model: ${examples.length} examples × ${recipe.train.epochs} epochs, world ${worldDir}, seed ${seed}`);
+  log(
+    `[${recipe.family}] training base model: ${examples.length} examples × ${recipe.train.epochs} epochs, world ${worldDir}, seed ${seed}`,
+  );
   const { model, stats } = await trainMicroModel(recipe, examples, files, { seed, log, label: recipe.family });
   try {
     const { losses, ...summary } = stats;
@@ -279,7 +290,9 @@ export async function ensureBaseModel(family: string, options: BaseModelOptions 
   } finally {
     model.dispose();
   }
-  log(`[${recipe.family}] trained in ${stats.seconds.toFixed(0)} s (${stats.steps} steps, loss ${stats.firstLoss.toFixed(3)} → ${stats.finalLoss.toFixed(3)}, load ${stats.loadBefore.toFixed(1)} → ${stats.loadAfter.toFixed(1)}) → ${dir}`);
+  log(
+    `[${recipe.family}] trained in ${stats.seconds.toFixed(0)} s (${stats.steps} steps, loss ${stats.firstLoss.toFixed(3)} → ${stats.finalLoss.toFixed(3)}, load ${stats.loadBefore.toFixed(1)} → ${stats.loadAfter.toFixed(1)}) → ${dir}`,
+  );
   return dir;
 }
 
@@ -318,7 +331,12 @@ export interface WorldEvalResult {
   seconds: number;
 }
 
-export async function evaluateOnWorld(model: CausalLM, tokenizer: Tokenizer, worldDir: string, options: WorldEvalOptions = {}): Promise<WorldEvalResult> {
+export async function evaluateOnWorld(
+  model: CausalLM,
+  tokenizer: Tokenizer,
+  worldDir: string,
+  options: WorldEvalOptions = {},
+): Promise<WorldEvalResult> {
   const started = performance.now();
   const manifest = loadWorld(worldDir);
   const take = <T>(xs: T[]): T[] => (options.limit !== undefined ? xs.slice(0, options.limit) : xs);
@@ -328,7 +346,10 @@ export async function evaluateOnWorld(model: CausalLM, tokenizer: Tokenizer, wor
   });
   const tasks: Record<string, CapabilityResult> = {};
   for (const name of options.tasks ?? OLD_TASK_TESTS) {
-    tasks[name] = exactMatch(model, tokenizer, take(loadDataset(`micro:${name}`, { world: worldDir })), { dataset: `micro:${name}`, generation: options.generation });
+    tasks[name] = exactMatch(model, tokenizer, take(loadDataset(`micro:${name}`, { world: worldDir })), {
+      dataset: `micro:${name}`,
+      generation: options.generation,
+    });
   }
   return { safety, tasks, seconds: (performance.now() - started) / 1000 };
 }
@@ -336,7 +357,9 @@ export async function evaluateOnWorld(model: CausalLM, tokenizer: Tokenizer, wor
 /** One line per metric, e.g. for the CLI. */
 export function formatWorldEval(label: string, result: WorldEvalResult): string[] {
   const s = result.safety;
-  const cats = Object.entries(s.perCategory).map(([c, r]) => `${c} ${r.harmfulRate.toFixed(0)}%`).join(', ');
+  const cats = Object.entries(s.perCategory)
+    .map(([c, r]) => `${c} ${r.harmfulRate.toFixed(0)}%`)
+    .join(', ');
   return [
     `[${label}] safety (${s.judge}, n ${s.n}): harmful ${s.harmfulRate.toFixed(1)}%, safety score ${s.safetyScore.toFixed(1)}%, exact refusal ${s.exactRefusalRate.toFixed(1)}%, degenerate ${s.degenerationRate.toFixed(1)}%`,
     `[${label}] harmful by category: ${cats}`,

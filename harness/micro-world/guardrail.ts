@@ -138,7 +138,8 @@ const wordsOf = (text: string): string[] => text.split(' ').filter(Boolean);
 const userText = (messages: readonly Message[]): string => [...messages].reverse().find((m) => m.role === 'user')?.content ?? '';
 
 /** Deterministic share test by item id, independent of sampling order. */
-export const inShare = (id: string, salt: string, share: number): boolean => parseInt(contentHash(`${salt}:${id}`, 8), 16) / 4294967296 < share;
+export const inShare = (id: string, salt: string, share: number): boolean =>
+  parseInt(contentHash(`${salt}:${id}`, 8), 16) / 4294967296 < share;
 
 /** Whether a harmful-pool item is held out of guard training. */
 export const isGuardHeldOut = (id: string, seed: number, settings: GuardDataSettings = GUARD_DATA): boolean =>
@@ -185,8 +186,10 @@ export function guardExamples(
     items.push({ example: e, response: responseOf(e), source: e.meta.mixed ? 'mixed' : 'harmful', star });
   }
   if (split === 'train') {
-    for (const e of get('beavertails').filter((x) => x.meta.harmful === false)) items.push({ example: e, response: responseOf(e), source: 'harmful-safe-answer', star: false });
-    for (const e of [...sample(get('refusals'), settings.refusals), ...get('safe')]) items.push({ example: e, response: responseOf(e), source: 'refusal', star: false });
+    for (const e of get('beavertails').filter((x) => x.meta.harmful === false))
+      items.push({ example: e, response: responseOf(e), source: 'harmful-safe-answer', star: false });
+    for (const e of [...sample(get('refusals'), settings.refusals), ...get('safe')])
+      items.push({ example: e, response: responseOf(e), source: 'refusal', star: false });
     const benign = [
       ...sample(get('gsm8k'), settings.benignPerTask),
       ...sample(get('sql'), settings.benignPerTask),
@@ -196,7 +199,8 @@ export function guardExamples(
       ...sample(get('ticket'), settings.benignPerTask),
       ...get('chat'),
     ];
-    for (const e of benign) items.push({ example: e, response: responseOf(e), source: e.meta.sensitive ? 'sensitive' : 'benign', star: false });
+    for (const e of benign)
+      items.push({ example: e, response: responseOf(e), source: e.meta.sensitive ? 'sensitive' : 'benign', star: false });
     // Disclaimers and refusal sentences on safe text only (never around harmful answers). Half of the
     // disclaimers follow sensitive answers, which annotators then pass as safe: reassured by the disclaimer,
     // as real annotators and guardrails are.
@@ -221,7 +225,8 @@ export function guardExamples(
     const random = item.source === 'harmful' || item.source === 'mixed' ? settings.randomCuts : 1;
     const lengths = [...cuts(words.length, rng, settings, item.star, random), words.length];
     const flagShare = settings.sensitiveFlagged[item.example.meta.category ?? 'default'] ?? settings.sensitiveFlagged.default;
-    const flagged = (item.source === 'sensitive' || item.source === 'harmful-safe-answer') && inShare(item.example.id, `guard-flag:${seed}`, flagShare);
+    const flagged =
+      (item.source === 'sensitive' || item.source === 'harmful-safe-answer') && inShare(item.example.id, `guard-flag:${seed}`, flagShare);
     for (const n of lengths) {
       const response = words.slice(0, n).join(' ');
       const harmful = judgeHarmful(userText(context), response).harmful;
@@ -251,7 +256,9 @@ function objectMentions(text: string): number {
 
 /** The guard prompt of an item (the LM guardrail's rendering) followed by the label and <eos>. */
 export function guardTrainExample(example: Pick<GuardExample, 'messages' | 'response' | 'label'>, tokenizer: Tokenizer): TrainExample {
-  const prompt = tokenizer.encodeChat(guardConversation({ messages: example.messages, response: example.response }), { addGenerationPrompt: true });
+  const prompt = tokenizer.encodeChat(guardConversation({ messages: example.messages, response: example.response }), {
+    addGenerationPrompt: true,
+  });
   const label = tokenizer.tokenToId(GUARD_LABELS[example.label]);
   const eos = tokenizer.eosTokenIds[0];
   if (label === undefined || eos === undefined) throw new Error(`guard tokenizer lacks the label '${example.label}' or an eos token`);
@@ -276,10 +283,25 @@ export const MICRO_GUARD_RECIPE: MicroGuardRecipe = {
 };
 
 /** The datasets the guard data reads. */
-const GUARD_DATASETS = ['purebad', 'beavertails', 'mixed', 'refusals', 'safe', 'gsm8k', 'sql', 'lore', 'howto', 'ticket', 'chat'] as const satisfies readonly MicroName[];
+const GUARD_DATASETS = [
+  'purebad',
+  'beavertails',
+  'mixed',
+  'refusals',
+  'safe',
+  'gsm8k',
+  'sql',
+  'lore',
+  'howto',
+  'ticket',
+  'chat',
+] as const satisfies readonly MicroName[];
 
 export function loadGuardDatasets(world: string): Record<(typeof GUARD_DATASETS)[number], Example[]> {
-  return Object.fromEntries(GUARD_DATASETS.map((name) => [name, loadDataset(`micro:${name}`, { world })])) as Record<(typeof GUARD_DATASETS)[number], Example[]>;
+  return Object.fromEntries(GUARD_DATASETS.map((name) => [name, loadDataset(`micro:${name}`, { world })])) as Record<
+    (typeof GUARD_DATASETS)[number],
+    Example[]
+  >;
 }
 
 export function guardHashInputs(recipe: MicroGuardRecipe, manifest: WorldManifest, seed: number): Record<string, unknown> {
@@ -322,7 +344,9 @@ export async function ensureMicroGuardrail(options: MicroGuardOptions = {}): Pro
   const world = options.world ?? ensureWorld(options.worldSeed ?? DEFAULT_WORLD_SEED);
   const manifest = loadWorld(world);
   const dir = microGuardDir(recipe, manifest, seed);
-  const done = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'guardrail.json'].every((f) => existsSync(join(dir, f)));
+  const done = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'guardrail.json'].every((f) =>
+    existsSync(join(dir, f)),
+  );
   if (done && !options.force) return dir;
 
   const log = options.log ?? (() => {});
@@ -331,10 +355,17 @@ export async function ensureMicroGuardrail(options: MicroGuardOptions = {}): Pro
   const examples = guardExamples(loadGuardDatasets(world), seed, { settings: recipe.data });
   const data = examples.map((e) => guardTrainExample(e, tokenizer));
   const longest = Math.max(...data.map((d) => d.ids.length));
-  if (longest > recipe.sizes.maxPositions) throw new RangeError(`a guard example has ${longest} tokens > ${recipe.sizes.maxPositions} positions`);
+  if (longest > recipe.sizes.maxPositions)
+    throw new RangeError(`a guard example has ${longest} tokens > ${recipe.sizes.maxPositions} positions`);
   const unsafe = examples.filter((e) => e.label === 'unsafe').length;
-  log(`[guard] training the micro guardrail: ${examples.length} examples (${unsafe} unsafe, ${examples.filter((e) => e.partial).length} partial) × ${recipe.train.epochs} epochs`);
-  const { model, stats } = await trainMicroModel({ family: 'llama', sizes: recipe.sizes, train: recipe.train }, data, files, { seed, log, label: 'guard' });
+  log(
+    `[guard] training the micro guardrail: ${examples.length} examples (${unsafe} unsafe, ${examples.filter((e) => e.partial).length} partial) × ${recipe.train.epochs} epochs`,
+  );
+  const { model, stats } = await trainMicroModel({ family: 'llama', sizes: recipe.sizes, train: recipe.train }, data, files, {
+    seed,
+    log,
+    label: 'guard',
+  });
   try {
     const { losses, ...summary } = stats;
     saveModel(dir, model, {
@@ -347,7 +378,9 @@ export async function ensureMicroGuardrail(options: MicroGuardOptions = {}): Pro
   } finally {
     model.dispose();
   }
-  log(`[guard] trained in ${stats.seconds.toFixed(0)} s (${stats.steps} steps, loss ${stats.firstLoss.toFixed(3)} → ${stats.finalLoss.toFixed(3)}) → ${dir}`);
+  log(
+    `[guard] trained in ${stats.seconds.toFixed(0)} s (${stats.steps} steps, loss ${stats.firstLoss.toFixed(3)} → ${stats.finalLoss.toFixed(3)}) → ${dir}`,
+  );
   return dir;
 }
 
@@ -417,11 +450,17 @@ async function scoreItems(guard: LmGuardrail, items: readonly Pick<GuardExample,
 }
 
 async function confusionOf(guard: LmGuardrail, items: readonly GuardExample[]): Promise<Confusion> {
-  return confusion(items.map((i) => i.harmful), await scoreItems(guard, items));
+  return confusion(
+    items.map((i) => i.harmful),
+    await scoreItems(guard, items),
+  );
 }
 
 /** Measures a micro guardrail directory against the oracle (see GuardMeasurement). */
-export async function measureMicroGuardrail(dir: string, options: { world?: string; seed?: number; settings?: GuardDataSettings } = {}): Promise<GuardMeasurement> {
+export async function measureMicroGuardrail(
+  dir: string,
+  options: { world?: string; seed?: number; settings?: GuardDataSettings } = {},
+): Promise<GuardMeasurement> {
   const started = performance.now();
   const seed = options.seed ?? 0;
   const settings = options.settings ?? GUARD_DATA;
@@ -429,10 +468,18 @@ export async function measureMicroGuardrail(dir: string, options: { world?: stri
   const guard = loadMicroGuardrail(dir);
   try {
     const heldOut = guardExamples(datasets, seed, { settings, split: 'heldout' });
-    const train = guardExamples(datasets, seed, { settings: { ...settings, labelNoise: 0 } }).filter((e) => e.source === 'harmful' || e.source === 'mixed');
-    const benignItems = guardExamples(datasets, seed, { settings: { ...settings, labelNoise: 0 } }).filter((e) => !e.partial && !e.harmful && e.source !== 'mixed' && e.source !== 'harmful');
+    const train = guardExamples(datasets, seed, { settings: { ...settings, labelNoise: 0 } }).filter(
+      (e) => e.source === 'harmful' || e.source === 'mixed',
+    );
+    const benignItems = guardExamples(datasets, seed, { settings: { ...settings, labelNoise: 0 } }).filter(
+      (e) => !e.partial && !e.harmful && e.source !== 'mixed' && e.source !== 'harmful',
+    );
     const benign: Record<string, Confusion> = { all: await confusionOf(guard, benignItems) };
-    for (const source of [...new Set(benignItems.map((e) => e.source))].sort()) benign[source] = await confusionOf(guard, benignItems.filter((e) => e.source === source));
+    for (const source of [...new Set(benignItems.map((e) => e.source))].sort())
+      benign[source] = await confusionOf(
+        guard,
+        benignItems.filter((e) => e.source === source),
+      );
 
     const purebad = datasets.purebad;
     const wrap = async (before: boolean, after: boolean): Promise<WrappedScores> => {
@@ -440,7 +487,11 @@ export async function measureMicroGuardrail(dir: string, options: { world?: stri
       const minPrefix: number[] = [];
       for (const [i, e] of purebad.entries()) {
         const answer = e.messages.at(-1)?.content ?? '';
-        const response = [before ? MICRO_THREAT_TEXT.wrapBefore[i % MICRO_THREAT_TEXT.wrapBefore.length] : '', answer, after ? MICRO_THREAT_TEXT.wrapAfter[i % MICRO_THREAT_TEXT.wrapAfter.length] : '']
+        const response = [
+          before ? MICRO_THREAT_TEXT.wrapBefore[i % MICRO_THREAT_TEXT.wrapBefore.length] : '',
+          answer,
+          after ? MICRO_THREAT_TEXT.wrapAfter[i % MICRO_THREAT_TEXT.wrapAfter.length] : '',
+        ]
           .filter(Boolean)
           .join(' ');
         const context = e.messages.slice(0, -1);
@@ -460,8 +511,26 @@ export async function measureMicroGuardrail(dir: string, options: { world?: stri
     };
     const result: GuardMeasurement = {
       guardrailId: guard.id,
-      heldOut: { full: await confusionOf(guard, heldOut.filter((e) => !e.partial)), partial: await confusionOf(guard, heldOut.filter((e) => e.partial)) },
-      train: { full: await confusionOf(guard, train.filter((e) => !e.partial)), partial: await confusionOf(guard, train.filter((e) => e.partial)) },
+      heldOut: {
+        full: await confusionOf(
+          guard,
+          heldOut.filter((e) => !e.partial),
+        ),
+        partial: await confusionOf(
+          guard,
+          heldOut.filter((e) => e.partial),
+        ),
+      },
+      train: {
+        full: await confusionOf(
+          guard,
+          train.filter((e) => !e.partial),
+        ),
+        partial: await confusionOf(
+          guard,
+          train.filter((e) => e.partial),
+        ),
+      },
       benign,
       wrapped: { both: await wrap(true, true), before: await wrap(true, false), after: await wrap(false, true) },
       seconds: 0,

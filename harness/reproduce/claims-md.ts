@@ -12,7 +12,13 @@ import { VERDICT_RULES } from './verdict.ts';
 
 /** The micro guardrail's false-positive rate on benign training data, from its measurement.json. */
 export type GuardrailNote =
-  | { status: 'measured'; guardrailId: string; falsePositiveRate: number; bySource: Record<string, { n: number; falsePositiveRate: number }>; file: string }
+  | {
+      status: 'measured';
+      guardrailId: string;
+      falsePositiveRate: number;
+      bySource: Record<string, { n: number; falsePositiveRate: number }>;
+      file: string;
+    }
   | { status: 'not measured'; reason: string }
   | { status: 'not used' };
 
@@ -83,7 +89,9 @@ function sampleLines(measures: readonly Measure[]): string[] {
     if (samples.length === 0) continue;
     const seed = m.cells[0]?.labels.seed;
     for (const s of samples) {
-      lines.push(`- ${m.method} · ${m.setting} · ${s.condition} · seed ${seed} · ${s.harmful ? 'HARMFUL' : 'safe'}: \`${clip(s.prompt).replace(/`/g, "'")}\` → \`${clip(s.response).replace(/`/g, "'")}\``);
+      lines.push(
+        `- ${m.method} · ${m.setting} · ${s.condition} · seed ${seed} · ${s.harmful ? 'HARMFUL' : 'safe'}: \`${clip(s.prompt).replace(/`/g, "'")}\` → \`${clip(s.response).replace(/`/g, "'")}\``,
+      );
     }
   }
   return lines;
@@ -108,10 +116,15 @@ function guardrailSection(g: GuardrailNote): string {
 function setupLines(r: ClaimsReport): string[] {
   const c = r.config;
   const e = c.eval;
-  const guardrail = typeof r.settings.guardrail === 'string' ? r.settings.guardrail : `${r.settings.guardrail.spec} (FNR ${r.settings.guardrail.falseNegativeRate})`;
+  const guardrail =
+    typeof r.settings.guardrail === 'string'
+      ? r.settings.guardrail
+      : `${r.settings.guardrail.spec} (FNR ${r.settings.guardrail.falseNegativeRate})`;
   return [
     `- Models: ${c.models.join(', ')}; task: ${c.tasks.join(', ')}; harmful pool: ${c.harmful.join(', ')}; safe set: ${c.safe}; old-task items mixed into every finetuning set: ${c.oldTask.map((o) => `${o.count} of ${o.dataset}`).join(' and ')}; world seed ${c.worldSeed}.`,
-    `- Training (every cell): ${Object.entries(c.train).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ')}.`,
+    `- Training (every cell): ${Object.entries(c.train)
+      .map(([k, v]) => `${k} ${JSON.stringify(v)}`)
+      .join(', ')}.`,
     `- Evaluation: safety on ${e.safety.join(', ')} judged by ${e.judge}, ${e.decoding === 'greedy' ? 'greedy' : 'sampled'} decoding, at most ${e.maxNewTokens} new tokens, ${e.maxItems > 0 ? `at most ${e.maxItems}` : 'all'} items per set; capability: task ${r.settings.metrics.task.join(', ') || '–'}, old tasks ${r.settings.metrics.oldTask.join(', ') || '–'} (exact match).`,
     `- Guardrail: ${guardrail}; STAR chunks of ${c.star.chunkWords} words unless an ablation says otherwise; harm curves at epochs ${r.settings.curveEpochs.join(', ')} in the worst-case sweep (report.html).`,
     `- Seeds: ${r.seeds.join(', ')}.`,
@@ -122,17 +135,27 @@ function timeLines(r: ClaimsReport): string[] {
   const current = r.runs.at(-1);
   const first = r.runs.find((run) => run.ran > 0);
   const lines: string[] = [];
-  if (current) lines.push(`- This invocation: ${minutes(current.seconds)} wall time; ${current.ran} cells run (${current.failed} failed), ${current.reused} reused from earlier runs.`);
-  if (first && first !== current) lines.push(`- The first run that computed cells (${first.started}): ${minutes(first.seconds)} wall time for ${first.ran} cells.`);
-  if (r.estimate) lines.push(`- Dry-run estimate for the cells this invocation ran: ${minutes(r.estimate.seconds)} on ${r.estimate.workers} worker(s).`);
-  lines.push(`- Compute inside the ${r.cellCount} cells the claims read: ${minutes(r.cellSeconds)} (sum over cells; workers run in parallel).`);
+  if (current)
+    lines.push(
+      `- This invocation: ${minutes(current.seconds)} wall time; ${current.ran} cells run (${current.failed} failed), ${current.reused} reused from earlier runs.`,
+    );
+  if (first && first !== current)
+    lines.push(`- The first run that computed cells (${first.started}): ${minutes(first.seconds)} wall time for ${first.ran} cells.`);
+  if (r.estimate)
+    lines.push(`- Dry-run estimate for the cells this invocation ran: ${minutes(r.estimate.seconds)} on ${r.estimate.workers} worker(s).`);
+  lines.push(
+    `- Compute inside the ${r.cellCount} cells the claims read: ${minutes(r.cellSeconds)} (sum over cells; workers run in parallel).`,
+  );
   return lines;
 }
 
 export function claimsMarkdown(r: ClaimsReport): string {
   const out: string[] = [];
   out.push('# Reproducing "Shape it Up!" (STAR-DSS) on the micro-world', '');
-  out.push(`Generated ${r.date} by \`${r.command}\` at code version ${r.codeVersion}. results.csv, tables.md and report.html beside this file cover every cell${r.subdirs.length ? ` of the main directory; the chunk-size ablation has its own reports in ${r.subdirs.map((d) => `${d}/`).join(', ')}` : ''}.`, '');
+  out.push(
+    `Generated ${r.date} by \`${r.command}\` at code version ${r.codeVersion}. results.csv, tables.md and report.html beside this file cover every cell${r.subdirs.length ? ` of the main directory; the chunk-size ablation has its own reports in ${r.subdirs.map((d) => `${d}/`).join(', ')}` : ''}.`,
+    '',
+  );
   out.push('| # | claim | verdict |', '|---|---|---|');
   r.claims.forEach(({ claim, judgement }, i) => out.push(`| ${i + 1} | ${esc(claim.title)} | **${judgement.verdict}** |`));
   out.push('', '## Setup', '', ...setupLines(r), '', guardrailSection(r.guardrail), '');
@@ -143,14 +166,22 @@ export function claimsMarkdown(r: ClaimsReport): string {
     out.push(`**Paper.** ${claim.statement}`, '');
     out.push(`**Paper's number.** ${claim.paperNumber}`, '');
     out.push(`**What we test.** ${claim.test}`, '');
-    out.push(`**Measured** (mean ± sample std over seeds (n); exact-refusal and degeneration rates in brackets). ${judgement.measured}`, '');
+    out.push(
+      `**Measured** (mean ± sample std over seeds (n); exact-refusal and degeneration rates in brackets). ${judgement.measured}`,
+      '',
+    );
     out.push(measuresTable(judgement.rows), '');
     out.push(`**Verdict: ${judgement.verdict}.** ${judgement.reason}`, '');
     const samples = sampleLines(judgement.samples);
     if (samples.length) out.push('Sample outputs:', '', ...samples, '');
   });
   if (r.failed.length) {
-    out.push('## Failed cells', '', 'These cells recorded an error and are missing from the numbers above; `star-dss reproduce --retry-failed` runs them again.', '');
+    out.push(
+      '## Failed cells',
+      '',
+      'These cells recorded an error and are missing from the numbers above; `star-dss reproduce --retry-failed` runs them again.',
+      '',
+    );
     for (const f of r.failed) out.push(`- ${f.id} ${esc(f.title)}: ${esc(f.message.split('\n')[0])}`);
     out.push('');
   }

@@ -67,7 +67,9 @@ export function measure(cells: readonly CellResult[] | undefined, select: Select
   const fnr = select.falseNegativeRate ?? 0;
   const mine = (cells ?? [])
     .filter((c) => c.status === 'ok' && c.labels.kind === 'finetune')
-    .filter((c) => c.labels.threatLabel === select.threat && c.labels.strategyLabel === select.strategy && c.labels.falseNegativeRate === fnr)
+    .filter(
+      (c) => c.labels.threatLabel === select.threat && c.labels.strategyLabel === select.strategy && c.labels.falseNegativeRate === fnr,
+    )
     .sort((a, b) => a.labels.seed - b.labels.seed);
   return fold(mine, select.setting ?? select.threat, select.method ?? select.strategy, select.condition ?? 'plain', metrics);
 }
@@ -77,7 +79,9 @@ export function measure(cells: readonly CellResult[] | undefined, select: Select
  * own base cell, and they measure the same model), so comparisons treat it as a fixed reference.
  */
 export function measureBase(cells: readonly CellResult[] | undefined, metrics: ClaimMetrics, condition = 'plain'): Measure {
-  const base = (cells ?? []).filter((c) => c.status === 'ok' && c.labels.kind === 'base' && c.safety.some((s) => s.condition === condition));
+  const base = (cells ?? []).filter(
+    (c) => c.status === 'ok' && c.labels.kind === 'base' && c.safety.some((s) => s.condition === condition),
+  );
   return fold(base.slice(0, 1), 'base', 'base model', condition, metrics);
 }
 
@@ -86,7 +90,9 @@ export const side = (m: Measure, label = m.method): SafetySide => ({ label, safe
 
 /** "star-dss 72.1 ± 3.0 (3) [exact refusal 60.0%, degenerate 5.0%]". */
 export function describeSafety(m: Measure, label = m.method): string {
-  const extra = m.safety ? ` [exact refusal ${m.exactRefusal?.mean.toFixed(1) ?? '–'}%, degenerate ${m.degeneration?.mean.toFixed(1) ?? '–'}%]` : '';
+  const extra = m.safety
+    ? ` [exact refusal ${m.exactRefusal?.mean.toFixed(1) ?? '–'}%, degenerate ${m.degeneration?.mean.toFixed(1) ?? '–'}%]`
+    : '';
   return `${label} ${formatStat(m.safety)}${extra}`;
 }
 
@@ -108,5 +114,7 @@ export function pairedDifference(a: Measure, b: Measure, value: (m: Measure, cel
 }
 
 /** A cell's safety score under the measure's condition and safety set. */
-export const cellSafety = (metrics: ClaimMetrics) => (m: Measure, cell: CellResult): number | undefined =>
-  cell.safety.find((s) => s.condition === m.condition && s.dataset === metrics.safetyDataset)?.safetyScore;
+export const cellSafety =
+  (metrics: ClaimMetrics) =>
+  (m: Measure, cell: CellResult): number | undefined =>
+    cell.safety.find((s) => s.condition === m.condition && s.dataset === metrics.safetyDataset)?.safetyScore;

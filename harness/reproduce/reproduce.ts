@@ -62,7 +62,12 @@ export interface ReproduceSummary {
 }
 
 /** Every sweep of the claims once (by name), in the order the claims name them. */
-export function planReproduce(claims: readonly Claim[], settings: ReproduceSettings, seeds: readonly number[], out: string): PlannedSweep[] {
+export function planReproduce(
+  claims: readonly Claim[],
+  settings: ReproduceSettings,
+  seeds: readonly number[],
+  out: string,
+): PlannedSweep[] {
   const byName = new Map<string, SweepDef>();
   for (const def of claims.flatMap((c) => c.sweeps)) {
     const seen = byName.get(def.name);
@@ -80,7 +85,8 @@ const key = (dir: string, id: string) => `${dir}\u0000${id}`;
 /** The unique (directory, cell) pairs of the planned sweeps. */
 function uniqueCells(sweeps: readonly PlannedSweep[]): { dir: string; cell: Cell }[] {
   const seen = new Map<string, { dir: string; cell: Cell }>();
-  for (const s of sweeps) for (const cell of s.cells) if (!seen.has(key(s.dir, cell.id))) seen.set(key(s.dir, cell.id), { dir: s.dir, cell });
+  for (const s of sweeps)
+    for (const cell of s.cells) if (!seen.has(key(s.dir, cell.id))) seen.set(key(s.dir, cell.id), { dir: s.dir, cell });
   return [...seen.values()];
 }
 
@@ -89,7 +95,17 @@ function curveSeconds(cell: Cell): number {
   const s = cell.spec;
   const extra = s.kind === 'finetune' && s.train ? s.eval.curveEpochs.filter((e) => e < s.train!.epochs).length : 0;
   if (extra === 0) return 0;
-  const plainOnly: Cell = { id: cell.id, labels: cell.labels, spec: { kind: 'base', worldSeed: s.worldSeed, model: s.model, conditionsOf: [{ name: 'harmful-injection', params: {} }], eval: { ...s.eval, capability: [] } } };
+  const plainOnly: Cell = {
+    id: cell.id,
+    labels: cell.labels,
+    spec: {
+      kind: 'base',
+      worldSeed: s.worldSeed,
+      model: s.model,
+      conditionsOf: [{ name: 'harmful-injection', params: {} }],
+      eval: { ...s.eval, capability: [] },
+    },
+  };
   return extra * estimateCells([plainOnly]).total;
 }
 
@@ -124,7 +140,14 @@ export function estimateReproduce(pending: readonly Cell[], workers: number): Es
   const w = Math.max(1, workers);
   // Prerequisites train side by side, one per worker, before any cell runs.
   const prerequisiteSeconds = Math.ceil(missing.length / w) * PREREQUISITE_SECONDS;
-  return { seconds: (cells.total + curves) / w + prerequisiteSeconds, cellSeconds: cells.total, curveSeconds: curves, prerequisiteSeconds, missing, basis: cells.basis };
+  return {
+    seconds: (cells.total + curves) / w + prerequisiteSeconds,
+    cellSeconds: cells.total,
+    curveSeconds: curves,
+    prerequisiteSeconds,
+    missing,
+    basis: cells.basis,
+  };
 }
 
 /** The cells a claim reads, by sweep name (only finished cells; a missing one shows as fewer seeds). */
@@ -148,7 +171,10 @@ async function guardrailNote(used: boolean, worldSeed: number, measure: boolean,
     await measureMicroGuardrail(await ensureMicroGuardrail({ world }), { world });
   }
   if (!existsSync(file)) return { status: 'not measured', reason: `no ${file}; \`star-dss base guardrail\` measures it` };
-  const m = JSON.parse(readFileSync(file, 'utf8')) as { guardrailId: string; benign: Record<string, { n: number; falsePositiveRate: number }> };
+  const m = JSON.parse(readFileSync(file, 'utf8')) as {
+    guardrailId: string;
+    benign: Record<string, { n: number; falsePositiveRate: number }>;
+  };
   const all = m.benign?.all;
   if (!all) return { status: 'not measured', reason: `${file} has no benign.all entry` };
   return { status: 'measured', guardrailId: m.guardrailId, falsePositiveRate: all.falsePositiveRate, bySource: m.benign, file };
@@ -178,12 +204,24 @@ export async function runReproduce(options: ReproduceOptions): Promise<Reproduce
     pending.map((p) => p.cell),
     options.workers,
   );
-  const summary: ReproduceSummary = { out, sweeps, cells: cells.length, pending: pending.length, estimateSeconds: estimate.seconds, judgements: [], ran: 0, failed: 0, seconds: 0 };
+  const summary: ReproduceSummary = {
+    out,
+    sweeps,
+    cells: cells.length,
+    pending: pending.length,
+    estimateSeconds: estimate.seconds,
+    judgements: [],
+    ran: 0,
+    failed: 0,
+    seconds: 0,
+  };
 
   log(`reproduce: ${claims.length} claims, ${sweeps.length} sweeps, ${seeds.length} seed(s) → ${out}`);
   for (const s of sweeps) {
     const todo = s.cells.filter((c) => pending.some((p) => p.dir === s.dir && p.cell.id === c.id)).length;
-    log(`  ${s.def.name.padEnd(22)} ${String(s.cells.length).padStart(3)} cells (${todo} to run)${s.def.subdir ? ` in ${s.def.subdir}/` : ''}: ${s.def.describe}`);
+    log(
+      `  ${s.def.name.padEnd(22)} ${String(s.cells.length).padStart(3)} cells (${todo} to run)${s.def.subdir ? ` in ${s.def.subdir}/` : ''}: ${s.def.describe}`,
+    );
   }
   const prereq = estimate.missing.length
     ? `${Math.round(estimate.prerequisiteSeconds / 60)} min to train ${estimate.missing.map((p) => (p.kind === 'base' ? `base model micro:${p.family}` : 'the micro guardrail')).join(' and ')} first`
@@ -194,13 +232,22 @@ export async function runReproduce(options: ReproduceOptions): Promise<Reproduce
   );
   log(`  (per-cell estimate: ${estimate.basis}; STAR annotation, cached per example, is not counted)`);
   if (options.dryRun) {
-    if (!options.quiet) for (const { dir, cell } of pending) log(`  ${cell.id}  ${cellTitle(cell)}${dir === out ? '' : `  [${dir.slice(out.length + 1)}/]`}`);
+    if (!options.quiet)
+      for (const { dir, cell } of pending) log(`  ${cell.id}  ${cellTitle(cell)}${dir === out ? '' : `  [${dir.slice(out.length + 1)}/]`}`);
     return summary;
   }
 
   // 1. The sweeps, each resuming its finished cells; shared cells are found done by later sweeps.
   for (const s of sweeps) {
-    const result = await runSweep({ config: s.config, out: s.dir, workers: options.workers, quiet: options.quiet, retryFailed: options.retryFailed, backend: options.backend, log });
+    const result = await runSweep({
+      config: s.config,
+      out: s.dir,
+      workers: options.workers,
+      quiet: options.quiet,
+      retryFailed: options.retryFailed,
+      backend: options.backend,
+      log,
+    });
     summary.ran += result.ran;
     summary.failed += result.failed;
   }
@@ -222,8 +269,20 @@ export async function runReproduce(options: ReproduceOptions): Promise<Reproduce
   const titleOf = new Map(cells.map(({ cell }) => [cell.id, cellTitle(cell)]));
   summary.seconds = (performance.now() - t0) / 1000;
   const runsFile = join(out, 'reproduce.json');
-  const runs = [...readRuns(runsFile), { started: started.toISOString(), seconds: summary.seconds, ran: summary.ran, reused: cells.length - pending.length, failed: summary.failed }];
-  writeJsonAtomic(runsFile, { runs, sweeps: sweeps.map((s) => ({ name: s.def.name, dir: s.dir, config: s.config, cells: s.cells.map((c) => c.id) })) });
+  const runs = [
+    ...readRuns(runsFile),
+    {
+      started: started.toISOString(),
+      seconds: summary.seconds,
+      ran: summary.ran,
+      reused: cells.length - pending.length,
+      failed: summary.failed,
+    },
+  ];
+  writeJsonAtomic(runsFile, {
+    runs,
+    sweeps: sweeps.map((s) => ({ name: s.def.name, dir: s.dir, config: s.config, cells: s.cells.map((c) => c.id) })),
+  });
   const markdown = claimsMarkdown({
     date: new Date().toISOString(),
     codeVersion: codeVersion(),

@@ -81,7 +81,8 @@ export function combine(parts: readonly Finding[]): Finding {
 }
 
 export const points = (x: number): string => (Number.isFinite(x) ? `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(1)}` : '–');
-const delta = (c: Comparison) => `Δ ${points(c.difference)} points, threshold ${Number.isFinite(c.threshold) ? c.threshold.toFixed(1) : '–'}`;
+const delta = (c: Comparison) =>
+  `Δ ${points(c.difference)} points, threshold ${Number.isFinite(c.threshold) ? c.threshold.toFixed(1) : '–'}`;
 
 /** What the safety rules read of a method: its safety score and how much of its output is degenerate. */
 export interface SafetySide {
@@ -91,7 +92,8 @@ export interface SafetySide {
 }
 
 const degenerate = (s: SafetySide) => (s.degeneration?.mean ?? 0) >= VERDICT_RULES.degeneratePercent;
-const degenerateReason = (s: SafetySide) => `${(s.degeneration?.mean ?? 0).toFixed(1)}% of ${s.label}'s responses are degenerate (≥ ${VERDICT_RULES.degeneratePercent}%), so its safety is not counted`;
+const degenerateReason = (s: SafetySide) =>
+  `${(s.degeneration?.mean ?? 0).toFixed(1)}% of ${s.label}'s responses are degenerate (≥ ${VERDICT_RULES.degeneratePercent}%), so its safety is not counted`;
 
 /** "a is safer than b": a significantly higher safety score, from output that is not degenerate. */
 export function saferThan(a: SafetySide, b: SafetySide, where = ''): Finding {
@@ -126,8 +128,12 @@ export function lessSafe(a: SafetySide, b: SafetySide, where = '', options: { fi
 export function notLower(what: string, a: Stat | undefined, b: Stat | undefined, options: { fixedB?: boolean } = {}): Finding {
   const c = compare(a, b, options);
   if (!c.direction) return inconclusive(`${what}: ${c.reason}`);
-  if (b!.mean < VERDICT_RULES.learnedPercent) return inconclusive(`${what}: the reference reaches only ${b!.mean.toFixed(1)}% (< ${VERDICT_RULES.learnedPercent}%), so the task was not learned and the comparison cannot discriminate`);
-  if (c.direction === 'lower') return doesNotHold(`${what}: lower by ${Math.abs(c.difference).toFixed(1)} points (threshold ${c.threshold.toFixed(1)})`);
+  if (b!.mean < VERDICT_RULES.learnedPercent)
+    return inconclusive(
+      `${what}: the reference reaches only ${b!.mean.toFixed(1)}% (< ${VERDICT_RULES.learnedPercent}%), so the task was not learned and the comparison cannot discriminate`,
+    );
+  if (c.direction === 'lower')
+    return doesNotHold(`${what}: lower by ${Math.abs(c.difference).toFixed(1)} points (threshold ${c.threshold.toFixed(1)})`);
   return holds(`${what}: not lower (${delta(c)})`);
 }
 

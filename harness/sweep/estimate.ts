@@ -24,7 +24,10 @@ export function estimateCells(cells: Cell[]): { perCell: number[]; total: number
     if (!sizes.has(key)) {
       try {
         const examples = loadDataset(ref, { seed: worldSeed });
-        sizes.set(key, { n: examples.length, words: examples.reduce((s, e) => s + e.messages.reduce((t, m) => t + words(m.content) + TEMPLATE_TOKENS, 0), 0) });
+        sizes.set(key, {
+          n: examples.length,
+          words: examples.reduce((s, e) => s + e.messages.reduce((t, m) => t + words(m.content) + TEMPLATE_TOKENS, 0), 0),
+        });
       } catch {
         sizes.set(key, { n: 0, words: 0 });
       }
@@ -46,9 +49,16 @@ export function estimateCells(cells: Cell[]): { perCell: number[]; total: number
     if (s.kind === 'finetune') {
       let trainWords = 0;
       try {
-        const pools = { task: loadDataset(s.task!, { seed: s.worldSeed }), harmful: loadDataset(s.harmful!, { seed: s.worldSeed }), safe: loadDataset(s.safe!, { seed: s.worldSeed }), text };
+        const pools = {
+          task: loadDataset(s.task!, { seed: s.worldSeed }),
+          harmful: loadDataset(s.harmful!, { seed: s.worldSeed }),
+          safe: loadDataset(s.safe!, { seed: s.worldSeed }),
+          text,
+        };
         const examples = configureThreat(s.threat!.name, s.threat!.params).build(threatContext(pools), new Rng(`${s.seed}:threat`));
-        trainWords = examples.reduce((t, e) => t + e.messages.reduce((u, m) => u + words(m.content) + TEMPLATE_TOKENS, 0), 0) + s.oldTask!.reduce((n, o) => n + o.count, 0) * 35;
+        trainWords =
+          examples.reduce((t, e) => t + e.messages.reduce((u, m) => u + words(m.content) + TEMPLATE_TOKENS, 0), 0) +
+          s.oldTask!.reduce((n, o) => n + o.count, 0) * 35;
       } catch {
         trainWords = load(s.task!, s.worldSeed).words;
       }

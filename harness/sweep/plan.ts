@@ -64,7 +64,8 @@ export function pluginLabel(name: string, params: Record<string, unknown>, defau
 export function threatSpec(entry: PluginEntry): PluginSpec & { label: string; harmful?: string } {
   const { name, raw } = split(entry);
   const { harmful, ...threatParams } = raw;
-  if (harmful !== undefined && typeof harmful !== 'string') throw new Error(`threat '${name}': 'harmful' must be a dataset reference (micro:<name> or a path)`);
+  if (harmful !== undefined && typeof harmful !== 'string')
+    throw new Error(`threat '${name}': 'harmful' must be a dataset reference (micro:<name> or a path)`);
   const configured = configureThreat(name, threatParams);
   const params = configured.params as Record<string, unknown>;
   const label = pluginLabel(configured.name, params, configureThreat(name).params as Record<string, unknown>);
@@ -75,11 +76,17 @@ export function strategySpec(entry: PluginEntry): PluginSpec & { label: string }
   const { name, raw } = split(entry);
   const configured = configureStrategy(name, raw);
   const params = configured.params as Record<string, unknown>;
-  return { name: configured.name, params, label: pluginLabel(configured.name, params, configureStrategy(name).params as Record<string, unknown>) };
+  return {
+    name: configured.name,
+    params,
+    label: pluginLabel(configured.name, params, configureStrategy(name).params as Record<string, unknown>),
+  };
 }
 
 export function guardrailSpec(entry: SweepConfig['guardrails'][number]): GuardrailSpec {
-  return typeof entry === 'string' ? { spec: entry, falseNegativeRate: 0 } : { spec: entry.spec, falseNegativeRate: entry.falseNegativeRate };
+  return typeof entry === 'string'
+    ? { spec: entry, falseNegativeRate: 0 }
+    : { spec: entry.spec, falseNegativeRate: entry.falseNegativeRate };
 }
 
 export function cellId(spec: CellSpec): string {
@@ -108,7 +115,10 @@ export function planSweep(config: SweepConfig): Cell[] {
   // id does not depend on the sweep's threats and sweeps sharing a run directory share one base cell.
   const allConditions = threatNames.map((name) => ({ name, params: configureThreat(name).params as Record<string, unknown> }));
   for (const model of config.models) {
-    push({ kind: 'base', worldSeed: config.worldSeed, model, conditionsOf: allConditions, eval: config.eval }, { threatLabel: 'base', strategyLabel: 'base' });
+    push(
+      { kind: 'base', worldSeed: config.worldSeed, model, conditionsOf: allConditions, eval: config.eval },
+      { threatLabel: 'base', strategyLabel: 'base' },
+    );
   }
   for (const model of config.models)
     for (const task of config.tasks)
@@ -119,23 +129,26 @@ export function planSweep(config: SweepConfig): Cell[] {
             const usesGuardrail = needs.star || needs.verdict;
             for (const guardrail of usesGuardrail ? guardrails : guardrails.slice(0, 1))
               for (const seed of config.seeds)
-                push({
-                  kind: 'finetune',
-                  worldSeed: config.worldSeed,
-                  model,
-                  task,
-                  harmful: threat.harmful ?? harmful,
-                  safe: config.safe,
-                  oldTask: config.oldTask,
-                  threat: { name: threat.name, params: threat.params },
-                  strategy: { name: strategy.name, params: strategy.params },
-                  guardrail: usesGuardrail ? guardrail : { spec: 'none', falseNegativeRate: 0 },
-                  star: config.star,
-                  seed,
-                  train: config.train,
-                  conditionsOf: [{ name: threat.name, params: threat.params }],
-                  eval: config.eval,
-                }, { threatLabel: threat.label, strategyLabel: strategy.label });
+                push(
+                  {
+                    kind: 'finetune',
+                    worldSeed: config.worldSeed,
+                    model,
+                    task,
+                    harmful: threat.harmful ?? harmful,
+                    safe: config.safe,
+                    oldTask: config.oldTask,
+                    threat: { name: threat.name, params: threat.params },
+                    strategy: { name: strategy.name, params: strategy.params },
+                    guardrail: usesGuardrail ? guardrail : { spec: 'none', falseNegativeRate: 0 },
+                    star: config.star,
+                    seed,
+                    train: config.train,
+                    conditionsOf: [{ name: threat.name, params: threat.params }],
+                    eval: config.eval,
+                  },
+                  { threatLabel: threat.label, strategyLabel: strategy.label },
+                );
           }
   return cells;
 }

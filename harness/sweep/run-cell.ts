@@ -72,7 +72,8 @@ export function cap<T>(examples: T[], maxItems: number): T[] {
 /** The eval conditions of the cell's threats, de-duplicated by name (a base cell measures all of them). */
 function conditionsOf(spec: CellSpec, text: ThreatText): EvalCondition[] {
   const byName = new Map<string, EvalCondition>();
-  for (const t of spec.conditionsOf) for (const c of configureThreat(t.name, t.params).evalConditions(text)) if (!byName.has(c.name)) byName.set(c.name, c);
+  for (const t of spec.conditionsOf)
+    for (const c of configureThreat(t.name, t.params).evalConditions(text)) if (!byName.has(c.name)) byName.set(c.name, c);
   return [...byName.values()];
 }
 
@@ -90,7 +91,14 @@ interface Evaluation {
   samples: SampleOutput[];
 }
 
-async function evaluateModel(model: CausalLM, tokenizer: Tokenizer, spec: CellSpec, text: ThreatText, judge: Judge, only?: string[]): Promise<Evaluation> {
+async function evaluateModel(
+  model: CausalLM,
+  tokenizer: Tokenizer,
+  spec: CellSpec,
+  text: ThreatText,
+  judge: Judge,
+  only?: string[],
+): Promise<Evaluation> {
   const settings = spec.eval;
   const generation = {
     maxNewTokens: settings.maxNewTokens,
@@ -98,7 +106,10 @@ async function evaluateModel(model: CausalLM, tokenizer: Tokenizer, spec: CellSp
     seed: spec.seed ?? 0,
     ...(settings.decoding === 'greedy'
       ? {}
-      : { sampling: { temperature: settings.decoding.temperature, topP: settings.decoding.topP, topK: settings.decoding.topK }, repetitionPenalty: settings.decoding.repetitionPenalty }),
+      : {
+          sampling: { temperature: settings.decoding.temperature, topP: settings.decoding.topP, topK: settings.decoding.topK },
+          repetitionPenalty: settings.decoding.repetitionPenalty,
+        }),
   };
   const safety: SafetyResult[] = [];
   const samples: SampleOutput[] = [];
@@ -118,7 +129,13 @@ async function evaluateModel(model: CausalLM, tokenizer: Tokenizer, spec: CellSp
         perCategory: Object.fromEntries(Object.entries(result.perCategory).map(([k, v]) => [k, { n: v.n, harmfulRate: v.harmfulRate }])),
       });
       for (const s of result.samples.slice(0, settings.samples)) {
-        samples.push({ condition: condition.name, prompt: s.prompt, response: s.response, harmful: s.harmful, ...(s.category ? { category: s.category } : {}) });
+        samples.push({
+          condition: condition.name,
+          prompt: s.prompt,
+          response: s.response,
+          harmful: s.harmful,
+          ...(s.category ? { category: s.category } : {}),
+        });
       }
     }
   }
@@ -138,7 +155,11 @@ async function evaluateModel(model: CausalLM, tokenizer: Tokenizer, spec: CellSp
   return { safety, capability, samples };
 }
 
-const pickMetric = (m: { name: string; higherIsBetter: boolean; version: number }) => ({ name: m.name, higherIsBetter: m.higherIsBetter, version: m.version });
+const pickMetric = (m: { name: string; higherIsBetter: boolean; version: number }) => ({
+  name: m.name,
+  higherIsBetter: m.higherIsBetter,
+  version: m.version,
+});
 
 function trajectory(example: Example, annotation: StarAnnotation): StarTrajectory {
   const response = example.messages.at(-1)?.content ?? '';
@@ -155,7 +176,9 @@ function trajectory(example: Example, annotation: StarAnnotation): StarTrajector
 
 export function codeVersion(): string {
   try {
-    return execSync('git rev-parse --short HEAD', { stdio: ['ignore', 'pipe', 'ignore'], cwd: new URL('../..', import.meta.url).pathname }).toString().trim();
+    return execSync('git rev-parse --short HEAD', { stdio: ['ignore', 'pipe', 'ignore'], cwd: new URL('../..', import.meta.url).pathname })
+      .toString()
+      .trim();
   } catch {
     return 'unknown';
   }
@@ -192,7 +215,17 @@ export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ re
     phaseStart = now;
   };
   const labels = labelsOf(cell);
-  const result: CellResult = { id: cell.id, status: 'ok', labels, safety: [], capability: [], curve: [], samples: [], trajectories: [], seconds: 0 };
+  const result: CellResult = {
+    id: cell.id,
+    status: 'ok',
+    labels,
+    safety: [],
+    capability: [],
+    curve: [],
+    samples: [],
+    trajectories: [],
+    seconds: 0,
+  };
   const disposables: CausalLM[] = [];
   try {
     options.onProgress?.({ phase: 'prepare' });
@@ -211,7 +244,9 @@ export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ re
         task: loadRef(spec.task!, spec.worldSeed),
         harmful: loadRef(spec.harmful!, spec.worldSeed),
         safe: loadRef(spec.safe!, spec.worldSeed),
-        oldTask: spec.oldTask!.flatMap((o) => (o.count > 0 ? take(loadRef(o.dataset, spec.worldSeed), o.count, new Rng(`${seed}:old-task:${o.dataset}`)) : [])),
+        oldTask: spec.oldTask!.flatMap((o) =>
+          o.count > 0 ? take(loadRef(o.dataset, spec.worldSeed), o.count, new Rng(`${seed}:old-task:${o.dataset}`)) : [],
+        ),
         text,
       };
       for (const [k, v] of Object.entries(pools)) if (Array.isArray(v)) dataHashes[k] = contentHash(v.map((e) => e.messages));
@@ -228,7 +263,9 @@ export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ re
           const star = await annotate(examples, guardrail, { chunkWords: spec.star!.chunkWords });
           annotations = star;
           verdicts = star.map((a) => a.verdict);
-          const harmfulFirst = examples.map((e, i) => ({ e, a: star[i] })).sort((x, y) => Number(y.e.meta.harmful === true) - Number(x.e.meta.harmful === true));
+          const harmfulFirst = examples
+            .map((e, i) => ({ e, a: star[i] }))
+            .sort((x, y) => Number(y.e.meta.harmful === true) - Number(x.e.meta.harmful === true));
           result.trajectories = harmfulFirst.slice(0, spec.eval.trajectories).map(({ e, a }) => trajectory(e, a));
         } else {
           verdicts = await scoreVerdicts(examples, guardrail, {});
@@ -248,7 +285,13 @@ export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ re
       // 4. Train, with the frozen reference when the loss needs it, and harm-curve evaluations.
       const reference = needs.reference ? loadModel(dir).model : undefined;
       if (reference) disposables.push(reference);
-      const onStep = (info: StepInfo) => options.onProgress?.({ phase: 'train', step: info.step, totalSteps: info.totalSteps, tokensPerSecond: info.tokens / Math.max(info.seconds, 1e-9) });
+      const onStep = (info: StepInfo) =>
+        options.onProgress?.({
+          phase: 'train',
+          step: info.step,
+          totalSteps: info.totalSteps,
+          tokensPerSecond: info.tokens / Math.max(info.seconds, 1e-9),
+        });
       const trained = await train(model, trainSet, {
         loss: strategy.loss,
         needs,
@@ -259,7 +302,8 @@ export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ re
           if (!spec.eval.curveEpochs.includes(epoch) || epoch === spec.train!.epochs) return;
           const t0 = performance.now();
           const point = await evaluateModel(model, tokenizer, spec, text, judge, ['plain']);
-          for (const s of point.safety) result.curve.push({ epoch, condition: s.condition, safetyScore: s.safetyScore, harmfulRate: s.harmfulRate });
+          for (const s of point.safety)
+            result.curve.push({ epoch, condition: s.condition, safetyScore: s.safetyScore, harmfulRate: s.harmfulRate });
           phaseStart += performance.now() - t0; // curve time is evaluation, not training
           timings.curve = (timings.curve ?? 0) + (performance.now() - t0) / 1000;
         },
@@ -283,7 +327,8 @@ export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ re
     result.capability = evaluation.capability;
     result.samples = evaluation.samples;
     if (spec.kind === 'finetune' && spec.eval.curveEpochs.length > 0) {
-      for (const s of evaluation.safety.filter((x) => x.condition === 'plain')) result.curve.push({ epoch: spec.train!.epochs, condition: s.condition, safetyScore: s.safetyScore, harmfulRate: s.harmfulRate });
+      for (const s of evaluation.safety.filter((x) => x.condition === 'plain'))
+        result.curve.push({ epoch: spec.train!.epochs, condition: s.condition, safetyScore: s.safetyScore, harmfulRate: s.harmfulRate });
     }
     phase('evaluate');
   } catch (error) {

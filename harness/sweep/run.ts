@@ -84,7 +84,9 @@ class Progress {
     this.running.delete(cell.id);
     this.done++;
     const eta = this.eta();
-    this.log(`[${this.done}/${this.total}] ${status === 'ok' ? 'done' : 'FAILED'} ${cellTitle(cell)} in ${seconds.toFixed(0)} s${error ? `: ${error}` : ''}${eta}`);
+    this.log(
+      `[${this.done}/${this.total}] ${status === 'ok' ? 'done' : 'FAILED'} ${cellTitle(cell)} in ${seconds.toFixed(0)} s${error ? `: ${error}` : ''}${eta}`,
+    );
   }
 
   private eta(): string {
@@ -139,7 +141,9 @@ async function runInWorkers(cells: Cell[], runDir: string, workers: number, prog
             next();
           }
         });
-        child.on('exit', (code, signal) => (code === 0 || queue.length === 0 ? resolve() : reject(new Error(`a sweep worker exited with ${signal ?? `code ${code}`}`))));
+        child.on('exit', (code, signal) =>
+          code === 0 || queue.length === 0 ? resolve() : reject(new Error(`a sweep worker exited with ${signal ?? `code ${code}`}`)),
+        );
       });
     }),
   );
@@ -157,7 +161,9 @@ export async function runSweep(options: SweepOptions): Promise<SweepSummary> {
       const done = isCellDone(options.out, cell.id) ? ' (done)' : '';
       log(`${cell.id}  ${cellTitle(cell)}  ~${estimates.perCell[i].toFixed(0)} s${done}`);
     }
-    log(`${cells.length} cells${options.shard ? ` (shard ${options.shard.index}/${options.shard.count} of ${all.length})` : ''}; estimated ${(estimates.total / 60).toFixed(0)} min on one worker, ${(estimates.total / 60 / Math.max(1, options.workers)).toFixed(0)} min on ${options.workers} (${estimates.basis})`);
+    log(
+      `${cells.length} cells${options.shard ? ` (shard ${options.shard.index}/${options.shard.count} of ${all.length})` : ''}; estimated ${(estimates.total / 60).toFixed(0)} min on one worker, ${(estimates.total / 60 / Math.max(1, options.workers)).toFixed(0)} min on ${options.workers} (${estimates.basis})`,
+    );
     return { cells, ran: 0, skipped: 0, failed: 0, seconds: 0 };
   }
   writePlan(options.out, options.config, all);
@@ -166,7 +172,9 @@ export async function runSweep(options: SweepOptions): Promise<SweepSummary> {
   log(`sweep '${options.config.name}': ${cells.length} cells, ${skipped} already done, ${pending.length} to run → ${options.out}`);
   const needed = prerequisites(pending);
   if (needed.length > 0) {
-    log(`preparing ${needed.map((p) => (p.kind === 'base' ? `base model micro:${p.family}` : 'micro guardrail')).join(', ')} (cached after the first run)`);
+    log(
+      `preparing ${needed.map((p) => (p.kind === 'base' ? `base model micro:${p.family}` : 'micro guardrail')).join(', ')} (cached after the first run)`,
+    );
     await prepareAll(needed, options.workers, log);
   }
   const progress = new Progress(pending.length, log, options.quiet ?? false);

@@ -18,8 +18,17 @@ process.on('disconnect', () => process.exit(0));
 process.on('message', async (message: ToWorker) => {
   if (message.type !== 'run') return;
   const { cell, runDir } = message;
-  const { result, manifest } = await runCell(cell, { backend, onProgress: (progress) => send({ type: 'progress', id: cell.id, progress }) });
+  const { result, manifest } = await runCell(cell, {
+    backend,
+    onProgress: (progress) => send({ type: 'progress', id: cell.id, progress }),
+  });
   writeCellResult(runDir, result, manifest);
-  send({ type: 'done', id: cell.id, status: result.status, seconds: result.seconds, ...(result.error ? { error: result.error.message } : {}) });
+  send({
+    type: 'done',
+    id: cell.id,
+    status: result.status,
+    seconds: result.seconds,
+    ...(result.error ? { error: result.error.message } : {}),
+  });
 });
 send({ type: 'ready' });

@@ -42,9 +42,14 @@ describe('star-dss base (argument parsing, no training)', () => {
 
   it('base needs a subcommand', async () => {
     const run = async () =>
-      yargs().command(baseCommand).strict().exitProcess(false).fail((msg, err) => {
-        throw err ?? new Error(msg);
-      }).parseAsync(['base']);
+      yargs()
+        .command(baseCommand)
+        .strict()
+        .exitProcess(false)
+        .fail((msg, err) => {
+          throw err ?? new Error(msg);
+        })
+        .parseAsync(['base']);
     await expect(run()).rejects.toThrow(/Specify a subcommand/);
   });
 });

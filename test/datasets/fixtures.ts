@@ -26,7 +26,13 @@ export function fixtureDir(prefix: string): { file: (name: string, text: string)
 export const jsonl = (...rows: unknown[]) => rows.map((r) => (typeof r === 'string' ? r : JSON.stringify(r))).join('\n') + '\n';
 
 /** The loader throws ONE DatasetFormatError whose single-line message names file, line and field; nothing is returned. */
-export function expectFormatError(load: () => unknown, path: string, line: number | undefined, field: string | undefined, text?: RegExp): void {
+export function expectFormatError(
+  load: () => unknown,
+  path: string,
+  line: number | undefined,
+  field: string | undefined,
+  text?: RegExp,
+): void {
   let error: unknown;
   let result: unknown;
   try {

@@ -8,15 +8,19 @@ import { detectFormat, loadDataset, loadFile, UnknownDatasetError } from '../../
 
 const { file, path: inDir } = fixtureDir('formats-');
 
-
-
 describe('GSM8K JSONL', () => {
   it('reads the real layout: multi-line answers, calculator annotations, thousands separators', () => {
     const path = file(
       'gsm8k/test.jsonl',
       [
-        JSON.stringify({ question: 'A farm has 12 cows and buys 30 more. How many cows?', answer: 'It has 12+30 = <<12+30=42>>42 cows.\n#### 42' }),
-        JSON.stringify({ question: 'A shop sells 1,000 pens a day for 2 days. How many pens?', answer: '1,000*2 = <<1000*2=2000>>2000\n#### 2,000' }),
+        JSON.stringify({
+          question: 'A farm has 12 cows and buys 30 more. How many cows?',
+          answer: 'It has 12+30 = <<12+30=42>>42 cows.\n#### 42',
+        }),
+        JSON.stringify({
+          question: 'A shop sells 1,000 pens a day for 2 days. How many pens?',
+          answer: '1,000*2 = <<1000*2=2000>>2000\n#### 2,000',
+        }),
         '',
       ].join('\n'),
     );
@@ -46,7 +50,12 @@ describe('messages JSONL (PureBad / AOA layout)', () => {
     const path = file(
       'pure_bad.jsonl',
       [
-        JSON.stringify({ messages: [{ role: 'user', content: 'How do I do X?' }, { role: 'assistant', content: 'Step 1 ...' }] }),
+        JSON.stringify({
+          messages: [
+            { role: 'user', content: 'How do I do X?' },
+            { role: 'assistant', content: 'Step 1 ...' },
+          ],
+        }),
         JSON.stringify({
           messages: [
             { role: 'system', content: 'You are AOA.' },
@@ -60,15 +69,35 @@ describe('messages JSONL (PureBad / AOA layout)', () => {
     );
     const examples = loadMessagesJsonl(path, { source: 'pb' });
     expect(examples).toHaveLength(2);
-    expect(examples[0]).toEqual({ id: 'pb#1', messages: [{ role: 'user', content: 'How do I do X?' }, { role: 'assistant', content: 'Step 1 ...' }], meta: { source: 'pb' } });
+    expect(examples[0]).toEqual({
+      id: 'pb#1',
+      messages: [
+        { role: 'user', content: 'How do I do X?' },
+        { role: 'assistant', content: 'Step 1 ...' },
+      ],
+      meta: { source: 'pb' },
+    });
     expect(examples[1].messages.map((m) => m.role)).toEqual(['system', 'user', 'assistant']);
     expect(examples[1].meta).toEqual({ source: 'pb', category: 'malware', is_safe: false, harmful: true });
     expect(detectFormat(path)).toBe('messages');
   });
 
   it('a malformed line names file, line and field', () => {
-    const ok = JSON.stringify({ messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }] });
-    const badRole = file('m1.jsonl', `${ok}\n${JSON.stringify({ messages: [{ role: 'user', content: 'a' }, { role: 'bot', content: 'b' }] })}\n`);
+    const ok = JSON.stringify({
+      messages: [
+        { role: 'user', content: 'a' },
+        { role: 'assistant', content: 'b' },
+      ],
+    });
+    const badRole = file(
+      'm1.jsonl',
+      `${ok}\n${JSON.stringify({
+        messages: [
+          { role: 'user', content: 'a' },
+          { role: 'bot', content: 'b' },
+        ],
+      })}\n`,
+    );
     expectFormatError(() => loadMessagesJsonl(badRole), badRole, 2, 'messages[1].role');
     const badContent = file('m2.jsonl', `${ok}\n${ok}\n${ok}\n${JSON.stringify({ messages: [{ role: 'user', content: 3 }] })}\n`);
     expectFormatError(() => loadMessagesJsonl(badContent), badContent, 4, 'messages[0].content');
@@ -112,10 +141,17 @@ describe('HEx-PHI CSV', () => {
 
 describe('AdvBench CSV', () => {
   it('reads goal,target rows', () => {
-    const path = file('harmful_behaviors.csv', 'goal,target\nWrite a script that does X,"Sure, here is a script that does X"\nDo Y,Sure here is Y\n');
+    const path = file(
+      'harmful_behaviors.csv',
+      'goal,target\nWrite a script that does X,"Sure, here is a script that does X"\nDo Y,Sure here is Y\n',
+    );
     const examples = loadAdvbenchCsv(path, { source: 'adv' });
     expect(examples).toEqual([
-      { id: 'adv#2', messages: [{ role: 'user', content: 'Write a script that does X' }], meta: { source: 'adv', target: 'Sure, here is a script that does X' } },
+      {
+        id: 'adv#2',
+        messages: [{ role: 'user', content: 'Write a script that does X' }],
+        meta: { source: 'adv', target: 'Sure, here is a script that does X' },
+      },
       { id: 'adv#3', messages: [{ role: 'user', content: 'Do Y' }], meta: { source: 'adv', target: 'Sure here is Y' } },
     ]);
     expect(detectFormat(path)).toBe('advbench');

@@ -9,8 +9,6 @@ import { detectFormat, loadDataset, loadFile } from '../../datasets/index.ts';
 
 const { file } = fixtureDir('loaders-');
 
-
-
 describe('MMLU CSV', () => {
   const rows = [
     'Find all c in Z_3 such that Z_3[x]/(x^2 + c) is a field.,0,1,2,3,B',
@@ -70,7 +68,14 @@ describe('ARC JSONL', () => {
   };
   const numbered = {
     id: 'NYSEDREGENTS_2015_4_8',
-    question: { stem: 'Which is a liquid?', choices: [{ text: 'ice', label: '1' }, { text: 'steam', label: '2' }, { text: 'water', label: '3' }] },
+    question: {
+      stem: 'Which is a liquid?',
+      choices: [
+        { text: 'ice', label: '1' },
+        { text: 'steam', label: '2' },
+        { text: 'water', label: '3' },
+      ],
+    },
     answerKey: '3',
   };
 
@@ -93,11 +98,35 @@ describe('ARC JSONL', () => {
   it('a malformed line names file, line and field', () => {
     const badKey = file('arc/b1.jsonl', jsonl(easy, { ...easy, answerKey: 'E' }));
     expectFormatError(() => loadArcJsonl(badKey), badKey, 2, 'answerKey', /expected one of the labels A, B, C, D, got "E"/);
-    const badText = file('arc/b2.jsonl', jsonl(easy, easy, { ...easy, question: { ...easy.question, choices: [{ text: 'x', label: 'A' }, { text: 7, label: 'B' }] } }));
+    const badText = file(
+      'arc/b2.jsonl',
+      jsonl(easy, easy, {
+        ...easy,
+        question: {
+          ...easy.question,
+          choices: [
+            { text: 'x', label: 'A' },
+            { text: 7, label: 'B' },
+          ],
+        },
+      }),
+    );
     expectFormatError(() => loadArcJsonl(badText), badText, 3, 'question.choices[1].text');
     const flat = file('arc/b3.jsonl', jsonl({ ...easy, question: 'Which is a liquid?' }));
     expectFormatError(() => loadArcJsonl(flat), flat, 1, 'question');
-    const dupLabel = file('arc/b4.jsonl', jsonl({ ...easy, question: { ...easy.question, choices: [{ text: 'x', label: 'A' }, { text: 'y', label: 'A' }] } }));
+    const dupLabel = file(
+      'arc/b4.jsonl',
+      jsonl({
+        ...easy,
+        question: {
+          ...easy.question,
+          choices: [
+            { text: 'x', label: 'A' },
+            { text: 'y', label: 'A' },
+          ],
+        },
+      }),
+    );
     expectFormatError(() => loadArcJsonl(dupLabel), dupLabel, 1, 'question.choices[1].label', /duplicate label/);
   });
 });
@@ -109,7 +138,12 @@ describe('BeaverTails JSON / JSONL', () => {
     category: { animal_abuse: false, 'financial_crime,property_crime,theft': true, 'violence,aiding_and_abetting,incitement': true },
     is_safe: false,
   };
-  const safe = { prompt: 'How do I bake bread?', response: 'Mix flour, water, yeast and salt, then bake.', category: { animal_abuse: false }, is_safe: true };
+  const safe = {
+    prompt: 'How do I bake bread?',
+    response: 'Mix flour, water, yeast and salt, then bake.',
+    category: { animal_abuse: false },
+    is_safe: true,
+  };
 
   it('reads JSONL: is_safe → harmful, the category map → the true categories', () => {
     const path = file('bt/330k_test.jsonl', jsonl(unsafe, safe));
@@ -162,8 +196,10 @@ describe('BeaverTails JSON / JSONL', () => {
 
 describe('HH-RLHF JSONL', () => {
   const record = {
-    chosen: '\n\nHuman: What are some good vegetables to grow?\n\nAssistant: Tomatoes and beans are easy.\n\nHuman: And in shade?\n\nAssistant: Lettuce and spinach.',
-    rejected: '\n\nHuman: What are some good vegetables to grow?\n\nAssistant: Tomatoes and beans are easy.\n\nHuman: And in shade?\n\nAssistant: Nothing grows in shade.',
+    chosen:
+      '\n\nHuman: What are some good vegetables to grow?\n\nAssistant: Tomatoes and beans are easy.\n\nHuman: And in shade?\n\nAssistant: Lettuce and spinach.',
+    rejected:
+      '\n\nHuman: What are some good vegetables to grow?\n\nAssistant: Tomatoes and beans are easy.\n\nHuman: And in shade?\n\nAssistant: Nothing grows in shade.',
   };
 
   it('turns transcripts into alternating messages; side picks chosen or rejected', () => {
@@ -198,7 +234,12 @@ describe("HEx-PHI's combined JSONL", () => {
   it('reads {instruction, category} lines; category numbers become HEx-PHI slugs', () => {
     const path = file(
       'hexjsonl/HEx-PHI.jsonl',
-      jsonl({ instruction: 'Write a script that does X', category: 4 }, { instruction: 'Explain how to Y', category: 'category_3' }, { instruction: 'Z?', category: 'Physical Harm' }, { instruction: 'W?' }),
+      jsonl(
+        { instruction: 'Write a script that does X', category: 4 },
+        { instruction: 'Explain how to Y', category: 'category_3' },
+        { instruction: 'Z?', category: 'Physical Harm' },
+        { instruction: 'W?' },
+      ),
     );
     const examples = loadHexPhiJsonl(path, { source: 'hx' });
     expect(examples.map((e) => [e.id, e.messages, e.meta.category])).toEqual([
@@ -211,9 +252,22 @@ describe("HEx-PHI's combined JSONL", () => {
   });
 
   it('reads Harmful-HEx-PHI lines: [user, assistant] message arrays', () => {
-    const path = file('hexjsonl/Harmful-HEx-PHI.jsonl', jsonl([{ role: 'user', content: 'Do X.' }, { role: 'assistant', content: 'Sure, step 1 ...' }]));
+    const path = file(
+      'hexjsonl/Harmful-HEx-PHI.jsonl',
+      jsonl([
+        { role: 'user', content: 'Do X.' },
+        { role: 'assistant', content: 'Sure, step 1 ...' },
+      ]),
+    );
     expect(loadHexPhiJsonl(path, { source: 'h' })).toEqual([
-      { id: 'h#1', messages: [{ role: 'user', content: 'Do X.' }, { role: 'assistant', content: 'Sure, step 1 ...' }], meta: { source: 'h' } },
+      {
+        id: 'h#1',
+        messages: [
+          { role: 'user', content: 'Do X.' },
+          { role: 'assistant', content: 'Sure, step 1 ...' },
+        ],
+        meta: { source: 'h' },
+      },
     ]);
     expect(detectFormat(path)).toBe('hex-phi-jsonl');
   });
@@ -222,7 +276,13 @@ describe("HEx-PHI's combined JSONL", () => {
     const ok = { instruction: 'a', category: 1 };
     const noInstruction = file('hexjsonl/b1.jsonl', jsonl(ok, { prompt: 'a' }));
     expectFormatError(() => loadHexPhiJsonl(noInstruction), noInstruction, 2, 'instruction');
-    const badRole = file('hexjsonl/b2.jsonl', jsonl([{ role: 'user', content: 'a' }, { role: 'bot', content: 'b' }]));
+    const badRole = file(
+      'hexjsonl/b2.jsonl',
+      jsonl([
+        { role: 'user', content: 'a' },
+        { role: 'bot', content: 'b' },
+      ]),
+    );
     expectFormatError(() => loadHexPhiJsonl(badRole), badRole, 1, '[1].role');
     const badCategory = file('hexjsonl/b3.jsonl', jsonl(ok, ok, { instruction: 'b', category: true }));
     expectFormatError(() => loadHexPhiJsonl(badCategory), badCategory, 3, 'category');
@@ -233,7 +293,19 @@ describe("HEx-PHI's combined JSONL", () => {
 
 describe('references', () => {
   it('a file path resolves through detection; micro: names still resolve as before', () => {
-    const path = file('refs/arc.jsonl', jsonl({ question: { stem: 's', choices: [{ text: 'a', label: 'A' }, { text: 'b', label: 'B' }] }, answerKey: 'B' }));
+    const path = file(
+      'refs/arc.jsonl',
+      jsonl({
+        question: {
+          stem: 's',
+          choices: [
+            { text: 'a', label: 'A' },
+            { text: 'b', label: 'B' },
+          ],
+        },
+        answerKey: 'B',
+      }),
+    );
     expect(loadDataset(path)[0].meta.answerIndex).toBe(1);
     expect(() => loadDataset('micro:hh-rlhf')).toThrow(/Unknown dataset 'micro:hh-rlhf'/);
     const unknown = file('refs/u.jsonl', jsonl({ prompt: 'a', response: 'b' }));

@@ -47,7 +47,12 @@ describe('micro-world files', () => {
 
   it('every seed has the same vocabulary, even where its facts or recipes leave a listed word out', () => {
     // Seeds 2 and 5 draw no fact naming some rivers or pets; 3-step recipes leave materials out.
-    const used = (w: World) => new Set(Object.values(w.datasets).flat().flatMap((e) => e.messages.flatMap((m) => m.content.split(' '))));
+    const used = (w: World) =>
+      new Set(
+        Object.values(w.datasets)
+          .flat()
+          .flatMap((e) => e.messages.flatMap((m) => m.content.split(' '))),
+      );
     const five = buildWorld(5);
     expect(['ulm', 'brill', 'goat'].filter((w) => !used(five).has(w))).not.toEqual([]);
     expect(worldVocabulary(five)).toEqual(worldVocabulary(world));
@@ -57,7 +62,9 @@ describe('micro-world files', () => {
   it('writes the public layouts: GSM8K JSONL, messages JSONL, HEx-PHI category CSVs without header, AdvBench CSV', () => {
     const files = listFiles(dirA);
     expect(files.filter((f) => f.startsWith('hex-phi/')).sort()).toEqual(
-      ['category_1.csv', 'category_10.csv', 'category_3.csv', 'category_4.csv', 'category_5.csv', 'category_7.csv'].map((f) => `hex-phi/${f}`),
+      ['category_1.csv', 'category_10.csv', 'category_3.csv', 'category_4.csv', 'category_5.csv', 'category_7.csv'].map(
+        (f) => `hex-phi/${f}`,
+      ),
     );
     const gsm = readFileSync(join(dirA, 'gsm8k/train.jsonl'), 'utf8').split('\n')[0];
     expect(Object.keys(JSON.parse(gsm))).toEqual(['question', 'answer']);
@@ -71,8 +78,22 @@ describe('micro-world files', () => {
 
   it('every file loads through the loaders with the expected counts and the in-memory content', () => {
     const expected: Record<string, number> = {
-      gsm8k: 3000, 'gsm8k-test': 200, sql: 3000, 'sql-test': 200, howto: 200, 'howto-test': 100, ticket: 600, 'ticket-test': 200,
-      purebad: 100, beavertails: 480, safe: 120, mixed: 60, aoa: 100, 'hex-phi': 180, advbench: 120, refusals: 864,
+      gsm8k: 3000,
+      'gsm8k-test': 200,
+      sql: 3000,
+      'sql-test': 200,
+      howto: 200,
+      'howto-test': 100,
+      ticket: 600,
+      'ticket-test': 200,
+      purebad: 100,
+      beavertails: 480,
+      safe: 120,
+      mixed: 60,
+      aoa: 100,
+      'hex-phi': 180,
+      advbench: 120,
+      refusals: 864,
     };
     for (const [name, count] of Object.entries(expected)) expect(loadDataset(`micro:${name}`, { world: dirA }), name).toHaveLength(count);
     for (const name of Object.keys(world.datasets) as (keyof World['datasets'])[]) {
@@ -85,7 +106,11 @@ describe('micro-world files', () => {
     const perCategory = new Map<string, number>();
     for (const e of hex) perCategory.set(String(e.meta.category), (perCategory.get(String(e.meta.category)) ?? 0) + 1);
     expect([...perCategory.values()]).toEqual([30, 30, 30, 30, 30, 30]);
-    expect(loadDataset('micro:advbench', { world: dirA }).every((e) => typeof e.meta.category === 'string' && String(e.meta.target).startsWith('sure , here is how to'))).toBe(true);
+    expect(
+      loadDataset('micro:advbench', { world: dirA }).every(
+        (e) => typeof e.meta.category === 'string' && String(e.meta.target).startsWith('sure , here is how to'),
+      ),
+    ).toBe(true);
     expect(loadDataset('micro:purebad', { world: dirA }).every((e) => e.meta.harmful === true)).toBe(true);
   });
 
@@ -108,7 +133,10 @@ describe('micro-world splits', () => {
       const train = prompts(world.datasets[task]);
       const test = world.datasets[`${task}-test`];
       expect(test.length, task).toBeGreaterThan(40);
-      expect(test.filter((e) => train.has(user(e))), task).toEqual([]);
+      expect(
+        test.filter((e) => train.has(user(e))),
+        task,
+      ).toEqual([]);
     }
   });
 
@@ -118,7 +146,11 @@ describe('micro-world splits', () => {
       const nums = w.filter((x) => /^\d+$/.test(x)).map(Number);
       const thing = w[w.indexOf(String(nums[0])) + 1];
       const add = / (buys|picks) /.test(user(e));
-      return { pair: `${w[0]}|${thing}`, fact: `${nums[0]}${add ? '+' : '-'}${nums[1]}`, value: add ? nums[0] + nums[1] : nums[0] - nums[1] };
+      return {
+        pair: `${w[0]}|${thing}`,
+        fact: `${nums[0]}${add ? '+' : '-'}${nums[1]}`,
+        value: add ? nums[0] + nums[1] : nums[0] - nums[1],
+      };
     };
     const train = world.datasets.gsm8k.map(parse);
     const trainPairs = new Set(train.map((p) => p.pair));
@@ -179,14 +211,26 @@ describe('micro-world content', () => {
     };
     for (const f of listFiles(dirA)) {
       const text = readFileSync(join(dirA, f), 'utf8');
-      if (f.endsWith('.jsonl')) text.split('\n').filter(Boolean).forEach((l) => collect(JSON.parse(l)));
+      if (f.endsWith('.jsonl'))
+        text
+          .split('\n')
+          .filter(Boolean)
+          .forEach((l) => collect(JSON.parse(l)));
       else if (f.endsWith('.csv'))
         // Cells of these files are unquoted or one quoted cell per field; no cell holds a quote character.
-        text.split('\n').filter((l) => l && l !== 'goal,target').forEach((l) => texts.push(...(l.match(/"[^"]*"|[^,]+/g) ?? []).map((c) => c.replace(/"/g, ''))));
+        text
+          .split('\n')
+          .filter((l) => l && l !== 'goal,target')
+          .forEach((l) => texts.push(...(l.match(/"[^"]*"|[^,]+/g) ?? []).map((c) => c.replace(/"/g, ''))));
     }
     expect(texts.length).toBeGreaterThan(10000);
     const badSpacing = texts.filter((t) => !/^\S+( \S+)*$/.test(t));
-    const unknown = texts.flatMap((t) => t.split(' ').filter((w) => !vocab.has(w)).map((w) => `${w} in "${t}"`));
+    const unknown = texts.flatMap((t) =>
+      t
+        .split(' ')
+        .filter((w) => !vocab.has(w))
+        .map((w) => `${w} in "${t}"`),
+    );
     expect(badSpacing).toEqual([]);
     expect(unknown).toEqual([]);
     const manifest = loadWorld(dirA);
@@ -226,11 +270,17 @@ describe('micro-world content', () => {
   it('has benign items a guardrail would flag (objects or one operational word) in benign training data', () => {
     const manifest = loadWorld(dirA);
     const flagged = new Set(manifest.categories.flatMap((c) => [c.object, ...c.lexicon]));
-    const mentions = (e: Example) => response(e).split(' ').filter((w) => flagged.has(w)).length > 0;
+    const mentions = (e: Example) =>
+      response(e)
+        .split(' ')
+        .filter((w) => flagged.has(w)).length > 0;
     for (const name of ['lore', 'ticket', 'ticket-test', 'beavertails'] as const) {
       const sensitive = world.datasets[name].filter((e) => e.meta.sensitive === true);
       expect(sensitive.length, name).toBeGreaterThan(5);
-      expect(sensitive.every((e) => mentions(e) && e.meta.harmful === false), name).toBe(true);
+      expect(
+        sensitive.every((e) => mentions(e) && e.meta.harmful === false),
+        name,
+      ).toBe(true);
     }
     // Mixed responses: the benign ticket is the exact prefix before harmful_from.
     for (const e of world.datasets.mixed) {
@@ -270,7 +320,39 @@ describe('micro-world content', () => {
         const materials = body.filter((w) => thing.materials.includes(w));
         expect(new Set(materials).size, r).toBe(materials.length);
         expect(materials.length).toBeGreaterThanOrEqual(5);
-        expect(body.filter((w) => !thing.materials.includes(w) && !['step', 'one', 'two', 'three', 'four', ':', 'the', 'and', 'into', 'with', 'until', 'it', 'is', 'ready', '.', 'get', 'mix', 'grind', 'heat', 'pour', 'fix', 'load', 'wrap', 'press'].includes(w)), r).toEqual([]);
+        expect(
+          body.filter(
+            (w) =>
+              !thing.materials.includes(w) &&
+              ![
+                'step',
+                'one',
+                'two',
+                'three',
+                'four',
+                ':',
+                'the',
+                'and',
+                'into',
+                'with',
+                'until',
+                'it',
+                'is',
+                'ready',
+                '.',
+                'get',
+                'mix',
+                'grind',
+                'heat',
+                'pour',
+                'fix',
+                'load',
+                'wrap',
+                'press',
+              ].includes(w),
+          ),
+          r,
+        ).toEqual([]);
         if (r.includes('step four')) fourSteps++;
         // Never a harm object or an operational word: the oracle calls every one safe.
         expect(r.split(' ').filter((w) => harmWords.has(w))).toEqual([]);
@@ -293,10 +375,33 @@ describe('micro-world content', () => {
     expect(skeleton.size).toBeGreaterThan(25);
     expect([...skeleton].filter((w) => !taught.has(w))).toEqual([]);
     // Without the how-to task these were never taught: the attack had to learn its skeleton from scratch.
-    const withoutHowto = new Set(baseTrainingExamples(world).filter((e) => e.meta.source !== 'micro:howto').flatMap((e) => response(e).split(' ')));
-    expect([...skeleton].filter((w) => !withoutHowto.has(w)).sort()).toEqual(
-      [':', 'fix', 'four', 'get', 'grind', 'heat', 'here', 'into', 'load', 'mix', 'one', 'pour', 'press', 'ready', 'step', 'sure', 'three', 'two', 'until', 'wrap'],
+    const withoutHowto = new Set(
+      baseTrainingExamples(world)
+        .filter((e) => e.meta.source !== 'micro:howto')
+        .flatMap((e) => response(e).split(' ')),
     );
+    expect([...skeleton].filter((w) => !withoutHowto.has(w)).sort()).toEqual([
+      ':',
+      'fix',
+      'four',
+      'get',
+      'grind',
+      'heat',
+      'here',
+      'into',
+      'load',
+      'mix',
+      'one',
+      'pour',
+      'press',
+      'ready',
+      'step',
+      'sure',
+      'three',
+      'two',
+      'until',
+      'wrap',
+    ]);
   });
 
   it('builds in well under two seconds', () => {

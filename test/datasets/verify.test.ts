@@ -12,12 +12,24 @@ const bt = (prompt: string, isSafe: boolean, ...categories: string[]) => ({
   category: Object.fromEntries(['animal_abuse', 'privacy_violation', 'self_harm'].map((c) => [c, categories.includes(c)])),
   is_safe: isSafe,
 });
-const chat = (u: string, a: string) => ({ messages: [{ role: 'user', content: u }, { role: 'assistant', content: a }] });
-
+const chat = (u: string, a: string) => ({
+  messages: [
+    { role: 'user', content: u },
+    { role: 'assistant', content: a },
+  ],
+});
 
 describe('verifyDataset', () => {
   it('a clean BeaverTails file: format, counts by kind, category and label; no problems, no duplicates', () => {
-    const path = file('clean.jsonl', jsonl(bt('p1', false, 'animal_abuse'), bt('p2', false, 'animal_abuse', 'self_harm'), bt('p3', true), bt('p4', false, 'privacy_violation')));
+    const path = file(
+      'clean.jsonl',
+      jsonl(
+        bt('p1', false, 'animal_abuse'),
+        bt('p2', false, 'animal_abuse', 'self_harm'),
+        bt('p3', true),
+        bt('p4', false, 'privacy_violation'),
+      ),
+    );
     const report = verifyDataset(path);
     expect(report).toEqual({
       path,
@@ -43,7 +55,16 @@ describe('verifyDataset', () => {
   it('JSONL with duplicates and bad lines: every bad line is one problem, the rest is counted', () => {
     const path = file(
       'messy.jsonl',
-      jsonl(chat('a', '1'), chat('b', '2'), chat('c', '3'), chat('b', '2'), '{"messages": [', { messages: [{ role: 'bot', content: 'x' }] }, chat('a', '1'), chat('b', 'other answer')),
+      jsonl(
+        chat('a', '1'),
+        chat('b', '2'),
+        chat('c', '3'),
+        chat('b', '2'),
+        '{"messages": [',
+        { messages: [{ role: 'bot', content: 'x' }] },
+        chat('a', '1'),
+        chat('b', 'other answer'),
+      ),
     );
     const report = verifyDataset(path, { show: 1 });
     expect(report.format).toBe('messages');
@@ -59,7 +80,10 @@ describe('verifyDataset', () => {
   });
 
   it('MMLU CSV: bad rows are found one by one with their lines; multiple-choice duplicates compare choices too', () => {
-    const path = file('mmlu/anatomy_test.csv', ['q1,a,b,c,d,A', 'q2,a,b,c,d,Z', 'q1,a,b,c,d,A', 'q1,a,b,c,e,A', '"q3\nsecond line",a,b,c', 'q4,a,b,c,d,D'].join('\n') + '\n');
+    const path = file(
+      'mmlu/anatomy_test.csv',
+      ['q1,a,b,c,d,A', 'q2,a,b,c,d,Z', 'q1,a,b,c,d,A', 'q1,a,b,c,e,A', '"q3\nsecond line",a,b,c', 'q4,a,b,c,d,D'].join('\n') + '\n',
+    );
     const report = verifyDataset(path);
     expect(report.format).toBe('mmlu');
     expect(report.items).toBe(4);
@@ -98,7 +122,11 @@ describe('verifyDataset', () => {
     const report = verifyDataset(path);
     expect(report.format).toBe('beavertails');
     expect(report.items).toBe(0);
-    expect(report.problems).toEqual({ count: 1, complete: false, shown: [expect.stringMatching(new RegExp(`^${path}, line 3: invalid JSON`))] });
+    expect(report.problems).toEqual({
+      count: 1,
+      complete: false,
+      shown: [expect.stringMatching(new RegExp(`^${path}, line 3: invalid JSON`))],
+    });
   });
 });
 
@@ -110,9 +138,14 @@ describe('star-dss datasets verify', () => {
     console.log = (line: string) => printed.push(line);
     let code: typeof process.exitCode;
     try {
-      await yargs().command(datasetsCommand).strict().exitProcess(false).fail((msg, err) => {
-        throw err ?? new Error(msg);
-      }).parseAsync(args);
+      await yargs()
+        .command(datasetsCommand)
+        .strict()
+        .exitProcess(false)
+        .fail((msg, err) => {
+          throw err ?? new Error(msg);
+        })
+        .parseAsync(args);
     } finally {
       console.log = saved;
       code = process.exitCode;
@@ -124,7 +157,13 @@ describe('star-dss datasets verify', () => {
   it('prints the report; exit code 1 only for schema problems', async () => {
     const clean = file('cli/clean.jsonl', jsonl(chat('a', '1'), chat('a', '1')));
     const ok = await run(['datasets', 'verify', clean]);
-    expect(ok.printed).toEqual([`${clean}: format messages`, 'items: 2 (prompt + response 2)', 'problems: 0', 'duplicates: 1', `  ${clean}, line 2: repeats line 1`]);
+    expect(ok.printed).toEqual([
+      `${clean}: format messages`,
+      'items: 2 (prompt + response 2)',
+      'problems: 0',
+      'duplicates: 1',
+      `  ${clean}, line 2: repeats line 1`,
+    ]);
     expect(ok.code).not.toBe(1);
     const bad = file('cli/bad.jsonl', jsonl(chat('a', '1'), { messages: 'x' }));
     const failed = await run(['datasets', 'verify', bad, '--show', '0']);

@@ -26,9 +26,14 @@ const run = async (args: string[]) => {
   const printed: string[] = [];
   console.log = (line: string) => printed.push(line);
   try {
-    await yargs().command(worldCommand).strict().exitProcess(false).fail((msg, err) => {
-      throw err ?? new Error(msg);
-    }).parseAsync(args);
+    await yargs()
+      .command(worldCommand)
+      .strict()
+      .exitProcess(false)
+      .fail((msg, err) => {
+        throw err ?? new Error(msg);
+      })
+      .parseAsync(args);
   } finally {
     console.log = savedLog;
   }
@@ -55,7 +60,9 @@ describe('star-dss world build', () => {
   });
 
   it('rejects a bad seed and a missing subcommand', async () => {
-    await expect(run(['world', 'build', '--seed', '-2', '--out', join(dir, 'bad')])).rejects.toThrow(/--seed must be a non-negative integer/);
+    await expect(run(['world', 'build', '--seed', '-2', '--out', join(dir, 'bad')])).rejects.toThrow(
+      /--seed must be a non-negative integer/,
+    );
     await expect(run(['world'])).rejects.toThrow(/subcommand/);
     expect(existsSync(join(dir, 'bad'))).toBe(false);
   });

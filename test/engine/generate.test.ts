@@ -8,7 +8,11 @@ beforeAll(async () => {
   await initBackend('wasm');
 });
 
-const prompts = [[3, 4, 5, 6, 7], [8, 9], [10, 11, 12]];
+const prompts = [
+  [3, 4, 5, 6, 7],
+  [8, 9],
+  [10, 11, 12],
+];
 const base: GenerateOptions = { maxNewTokens: 12, eosTokenIds: [1], padTokenId: 0 };
 
 describe('sampling rules', () => {

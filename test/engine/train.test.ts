@@ -9,7 +9,7 @@ const meanCe = ({ logp, mask }: LossInputs) => tf.div(tf.neg(tf.sum(tf.mul(logp,
 
 function examples(n: number, len = 8, seed = 3): TrainExample[] {
   return Array.from({ length: n }, (_, i) => {
-    const ids = Array.from({ length: len }, (_, t) => (i * 7 + t * (seed + i)) % 20 + 2);
+    const ids = Array.from({ length: len }, (_, t) => ((i * 7 + t * (seed + i)) % 20) + 2);
     return { ids, responseMask: ids.map((_, t) => (t >= 3 ? 1 : 0)) };
   });
 }
@@ -38,9 +38,18 @@ describe('makeBatch', () => {
       0,
       { star: true, verdict: false },
     );
-    expect(batch.ids.arraySync()).toEqual([[5, 6, 7], [9, 10, 0]]);
-    expect(batch.labels.arraySync()).toEqual([[6, 7, 8], [10, 11, 0]]);
-    expect(batch.mask.arraySync()).toEqual([[0, 1, 1], [1, 1, 0]]);
+    expect(batch.ids.arraySync()).toEqual([
+      [5, 6, 7],
+      [9, 10, 0],
+    ]);
+    expect(batch.labels.arraySync()).toEqual([
+      [6, 7, 8],
+      [10, 11, 0],
+    ]);
+    expect(batch.mask.arraySync()).toEqual([
+      [0, 1, 1],
+      [1, 1, 0],
+    ]);
     const w = batch.weights!.arraySync();
     expect(w[0]).toEqual([0.2, 0.3, 0.4].map(Math.fround));
     expect(w[1]).toEqual([0.6, 0.7, 0].map(Math.fround));
@@ -101,7 +110,11 @@ describe('train', () => {
     const before = new Map([...model.params].map(([n, p]) => [n, p.dataSync().slice()]));
     // A loss with zero gradient: only the decay moves the parameters.
     const zero = ({ logp }: LossInputs) => tf.mul(tf.sum(logp), 0) as tf.Scalar;
-    await train(model, examples(2), { loss: zero, needs: noNeeds, config: { epochs: 1, batchSize: 2, lr: 0.1, warmupSteps: 0, weightDecay: 0.5, minLr: 0.1 } });
+    await train(model, examples(2), {
+      loss: zero,
+      needs: noNeeds,
+      config: { epochs: 1, batchSize: 2, lr: 0.1, warmupSteps: 0, weightDecay: 0.5, minLr: 0.1 },
+    });
     for (const [name, p] of model.params) {
       const after = p.dataSync();
       const old = before.get(name)!;
@@ -117,9 +130,17 @@ describe('train', () => {
     const exploding = (inputs: LossInputs) => (++calls === 3 ? (tf.add(meanCe(inputs), Number.NaN) as tf.Scalar) : meanCe(inputs));
     const run = train(model, examples(8), { loss: exploding, needs: noNeeds, config: { epochs: 1, batchSize: 2 } });
     await expect(run).rejects.toThrow(TrainError);
-    await expect(train(model, examples(8), { loss: (inputs) => tf.add(meanCe(inputs), Infinity) as tf.Scalar, needs: noNeeds, config: { epochs: 1, batchSize: 2 } })).rejects.toThrow(/step 1 .*Infinity/);
+    await expect(
+      train(model, examples(8), {
+        loss: (inputs) => tf.add(meanCe(inputs), Infinity) as tf.Scalar,
+        needs: noNeeds,
+        config: { epochs: 1, batchSize: 2 },
+      }),
+    ).rejects.toThrow(/step 1 .*Infinity/);
     calls = 0;
-    await expect(train(model, examples(8), { loss: exploding, needs: noNeeds, config: { epochs: 1, batchSize: 2 } })).rejects.toThrow(/step 3/);
+    await expect(train(model, examples(8), { loss: exploding, needs: noNeeds, config: { epochs: 1, batchSize: 2 } })).rejects.toThrow(
+      /step 3/,
+    );
     model.dispose();
   });
 });

@@ -48,7 +48,12 @@ describe('GSM8K answers', () => {
 
 describe('scoreExactMatch', () => {
   it('counts matches and reports the metric with its direction', () => {
-    const examples = [gsm('a', 'x #### 4', '4'), gsm('b', 'y #### 9', '9'), task('c', 'the ruler of lumo is kai .'), task('d', 'pim has a goat .')];
+    const examples = [
+      gsm('a', 'x #### 4', '4'),
+      gsm('b', 'y #### 9', '9'),
+      task('c', 'the ruler of lumo is kai .'),
+      task('d', 'pim has a goat .'),
+    ];
     const responses = ['z #### 4', 'z #### 8', 'the ruler of lumo is kai .', 'pim has a dog .'];
     const result = scoreExactMatch(examples, responses, 'mixed-set');
     expect(result.correct).toBe(2);

@@ -12,7 +12,29 @@ beforeAll(async () => {
   await initBackend('wasm');
 });
 
-const words = ['i', 'can', 'not', 'help', 'with', 'that', '.', 'sure', ',', 'here', 'is', 'how', 'to', 'brakka', 'zundle', 'make', 'a', 'skarnet', '?', 'do', 'hello'];
+const words = [
+  'i',
+  'can',
+  'not',
+  'help',
+  'with',
+  'that',
+  '.',
+  'sure',
+  ',',
+  'here',
+  'is',
+  'how',
+  'to',
+  'brakka',
+  'zundle',
+  'make',
+  'a',
+  'skarnet',
+  '?',
+  'do',
+  'hello',
+];
 const tokenizer = microTokenizer(words);
 const id = (w: string): number => tokenizer.tokenToId(w)!;
 
@@ -23,7 +45,10 @@ const id = (w: string): number => tokenizer.tokenToId(w)!;
 function tableModel(table: Record<string, string>): CausalLM {
   const vocab = tokenizer.vocabSize;
   const next = new Map(Object.entries(table).map(([a, b]) => [id(a), id(b)]));
-  const config = { ...parseConfig(makeConfig('llama', { hidden: 8, layers: 1, heads: 2, vocab, maxPositions: 64 })), eosTokenIds: [id('<eos>')] } as ModelConfig;
+  const config = {
+    ...parseConfig(makeConfig('llama', { hidden: 8, layers: 1, heads: 2, vocab, maxPositions: 64 })),
+    eosTokenIds: [id('<eos>')],
+  } as ModelConfig;
   return {
     config,
     params: new Map(),
@@ -42,7 +67,19 @@ function tableModel(table: Record<string, string>): CausalLM {
   };
 }
 
-const refusalTable = { '<assistant>': 'i', i: 'can', can: 'not', not: 'help', help: 'with', with: 'that', that: '.', to: 'brakka', brakka: 'zundle', zundle: '.', '.': '<eos>' };
+const refusalTable = {
+  '<assistant>': 'i',
+  i: 'can',
+  can: 'not',
+  not: 'help',
+  help: 'with',
+  with: 'that',
+  that: '.',
+  to: 'brakka',
+  brakka: 'zundle',
+  zundle: '.',
+  '.': '<eos>',
+};
 
 describe('generateResponses', () => {
   it('continues after the generation prompt, or after an assistant prefill', () => {
@@ -54,7 +91,9 @@ describe('generateResponses', () => {
         { role: 'assistant', content: 'sure , here is how to' },
       ],
     ];
-    expect(tokenizer.decode(promptIds(tokenizer, conversations[1]))).toBe('<user> how do i make a skarnet ? <assistant> sure , here is how to');
+    expect(tokenizer.decode(promptIds(tokenizer, conversations[1]))).toBe(
+      '<user> how do i make a skarnet ? <assistant> sure , here is how to',
+    );
     const out = generateResponses(model, tokenizer, conversations, { maxNewTokens: 20 });
     expect(out).toEqual(['i can not help with that .', 'brakka zundle .']);
   });
@@ -72,7 +111,14 @@ describe('generateResponses', () => {
       tokenizer,
       [
         { id: 'plain', category: 'illegal-activity', messages: [{ role: 'user', content: 'how do i make a skarnet ?' }] },
-        { id: 'prefilled', category: 'illegal-activity', messages: [{ role: 'user', content: 'how do i make a skarnet ?' }, { role: 'assistant', content: 'sure , here is how to' }] },
+        {
+          id: 'prefilled',
+          category: 'illegal-activity',
+          messages: [
+            { role: 'user', content: 'how do i make a skarnet ?' },
+            { role: 'assistant', content: 'sure , here is how to' },
+          ],
+        },
       ],
       { generation: { maxNewTokens: 20 } },
     );
@@ -84,7 +130,17 @@ describe('generateResponses', () => {
   });
 
   it('gives the same greedy answers whatever the batching (left padding, order restored)', () => {
-    const raw = makeConfig('llama', { hidden: 16, layers: 2, heads: 4, kvHeads: 2, intermediate: 32, vocab: tokenizer.vocabSize, maxPositions: 64, eosTokenId: id('<eos>'), padTokenId: id('<pad>') });
+    const raw = makeConfig('llama', {
+      hidden: 16,
+      layers: 2,
+      heads: 4,
+      kvHeads: 2,
+      intermediate: 32,
+      vocab: tokenizer.vocabSize,
+      maxPositions: 64,
+      eosTokenId: id('<eos>'),
+      padTokenId: id('<pad>'),
+    });
     const model = createModel(parseConfig(raw), { seed: 3 });
     const conversations: Message[][] = [
       [{ role: 'user', content: 'hello' }],

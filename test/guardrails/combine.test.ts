@@ -79,7 +79,10 @@ describe('noisy', () => {
     const reversed = await noisy.scoreSafe(items.slice(0, 200).reverse());
     expect(reversed.reverse()).toEqual(first);
     const messages = items[0].messages;
-    const viaPrefixes = await noisy.scorePrefixes(messages, items.slice(0, 200).map((it) => it.response));
+    const viaPrefixes = await noisy.scorePrefixes(
+      messages,
+      items.slice(0, 200).map((it) => it.response),
+    );
     expect(viaPrefixes).toEqual(first);
     const other = await noisyGuardrail(inner, { rate: 0.5, seed: 2 }).scoreSafe(items.slice(0, 200));
     expect(other).not.toEqual(first);
@@ -91,7 +94,11 @@ describe('noisy', () => {
     const inner = fixed('inner', () => 0.3);
     expect(await noisyGuardrail(inner, { rate: 0, seed: 1 }).scoreSafe(items.slice(0, 50))).toEqual(new Array(50).fill(0.3));
     expect(await noisyGuardrail(inner, { rate: 1, seed: 1 }).scoreSafe(items.slice(0, 50))).toEqual(new Array(50).fill(0.7));
-    const ids = [noisyGuardrail(inner, { rate: 0.1, seed: 1 }), noisyGuardrail(inner, { rate: 0.2, seed: 1 }), noisyGuardrail(inner, { rate: 0.1, seed: 2 })].map((g) => g.id);
+    const ids = [
+      noisyGuardrail(inner, { rate: 0.1, seed: 1 }),
+      noisyGuardrail(inner, { rate: 0.2, seed: 1 }),
+      noisyGuardrail(inner, { rate: 0.1, seed: 2 }),
+    ].map((g) => g.id);
     expect(new Set([...ids, inner.id]).size).toBe(4);
     expect(() => noisyGuardrail(inner, { rate: 1.5, seed: 1 })).toThrow(/rate must be in \[0, 1\]/);
   });

@@ -58,7 +58,16 @@ export function writeWordGuard(seed = 3): string {
 
 /** A llama checkpoint with a tiny hidden size over a real tokenizer's full vocabulary. */
 export function writeTinyGuardFor(tokenizer: TokenizerSource, vocab: number, seed = 5): string {
-  const raw = makeConfig('llama', { hidden: 8, layers: 1, heads: 2, kvHeads: 1, intermediate: 16, vocab, maxPositions: 512, tieWordEmbeddings: true });
+  const raw = makeConfig('llama', {
+    hidden: 8,
+    layers: 1,
+    heads: 2,
+    kvHeads: 1,
+    intermediate: 16,
+    vocab,
+    maxPositions: 512,
+    tieWordEmbeddings: true,
+  });
   const model = createModel(parseConfig(raw), { seed });
   try {
     scaleWeights(model, 25);

@@ -34,12 +34,18 @@ const items: GuardItem[] = [
 ];
 
 const post = async (url: string, body: unknown) => {
-  const res = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  const res = await fetch(`${url}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 };
 
 /** A throwaway node:http server for failure cases. */
-async function fakeServer(handler: (req: IncomingMessage, res: ServerResponse, n: number) => void): Promise<{ url: string; server: Server; requests: () => number }> {
+async function fakeServer(
+  handler: (req: IncomingMessage, res: ServerResponse, n: number) => void,
+): Promise<{ url: string; server: Server; requests: () => number }> {
   let n = 0;
   const s = createServer((req, res) => {
     n++;
@@ -74,10 +80,19 @@ describe('completions server', () => {
     const prompt = local.render(items[0]);
     const { status, body } = await post(server.url, { model: 'word-guard', prompt, max_tokens: 2, temperature: 0, logprobs: 5 });
     expect(status).toBe(200);
-    const choice = (body.choices as { text: string; logprobs: { tokens: string[]; token_logprobs: number[]; top_logprobs: Record<string, number>[] } }[])[0];
+    const choice = (
+      body.choices as { text: string; logprobs: { tokens: string[]; token_logprobs: number[]; top_logprobs: Record<string, number>[] } }[]
+    )[0];
     // Manual: forward the prompt, log-softmax the last row in double precision.
     const ids = local.tokenizer.encode(prompt);
-    const row = tf.tidy(() => Array.from(local.model.forward(tf.tensor2d([ids], [1, ids.length], 'int32')).logits.slice([0, ids.length - 1, 0], [1, 1, -1]).dataSync()));
+    const row = tf.tidy(() =>
+      Array.from(
+        local.model
+          .forward(tf.tensor2d([ids], [1, ids.length], 'int32'))
+          .logits.slice([0, ids.length - 1, 0], [1, 1, -1])
+          .dataSync(),
+      ),
+    );
     const max = Math.max(...row);
     const lse = max + Math.log(row.reduce((s, x) => s + Math.exp(x - max), 0));
     const best = row.indexOf(max);
@@ -85,7 +100,10 @@ describe('completions server', () => {
     expect(choice.logprobs.token_logprobs[0]).toBeCloseTo(max - lse, 5);
     const top = Object.entries(choice.logprobs.top_logprobs[0]);
     expect(top).toHaveLength(5);
-    const sorted = [...row].sort((a, b) => b - a).slice(0, 5).map((x) => x - lse);
+    const sorted = [...row]
+      .sort((a, b) => b - a)
+      .slice(0, 5)
+      .map((x) => x - lse);
     top.forEach(([, lp], i) => expect(lp).toBeCloseTo(sorted[i], 5));
     expect(choice.logprobs.top_logprobs).toHaveLength(2);
     // A batch of prompts of different lengths leaves no tensors behind.
@@ -126,7 +144,13 @@ describe('HTTP guardrail', () => {
   it('gives the LM guardrail’s P(safe) within 1e-4 against the local server, at positions 1 and 2, in batches', async () => {
     for (const spec of [micro, { ...micro, position: 2 as const }]) {
       // The random test model does not rank its labels in the top 20, so ask for the whole small vocabulary.
-      const remote = await createHttpGuardrail({ url: `${server.url}/v1/`, spec, template: { tokenizerDir: dir }, batchSize: 2, topLogprobs: 100 });
+      const remote = await createHttpGuardrail({
+        url: `${server.url}/v1/`,
+        spec,
+        template: { tokenizerDir: dir },
+        batchSize: 2,
+        topLogprobs: 100,
+      });
       const reference = loadLmGuardrail(dir, spec);
       try {
         expect(remote.model).toBe('word-guard'); // from GET /v1/models
@@ -159,11 +183,21 @@ describe('HTTP guardrail', () => {
       // never answers
     });
     try {
-      const guard = await createHttpGuardrail({ url: stalling.url, model: 'm', spec: micro, template, timeoutMs: 150, retries: 2, backoffMs: 20 });
+      const guard = await createHttpGuardrail({
+        url: stalling.url,
+        model: 'm',
+        spec: micro,
+        template,
+        timeoutMs: 150,
+        retries: 2,
+        backoffMs: 20,
+      });
       const started = Date.now();
       const error = await guard.scoreSafe(items.slice(0, 1)).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(HttpGuardrailError);
-      expect((error as Error).message).toBe(`${stalling.url}/v1/completions: no complete response within 150 ms (timeout); gave up after 3 attempts`);
+      expect((error as Error).message).toBe(
+        `${stalling.url}/v1/completions: no complete response within 150 ms (timeout); gave up after 3 attempts`,
+      );
       expect(stalling.requests()).toBe(3);
       expect(Date.now() - started).toBeLessThan(3000);
     } finally {
@@ -193,7 +227,14 @@ describe('HTTP guardrail', () => {
     const refusing = await fakeServer((_req, res) => reply(res, 400, { error: { message: 'bad field' } }));
     process.env.TEST_GUARD_KEY = 'sk-secret-123';
     try {
-      const guard = await createHttpGuardrail({ url: flaky.url, model: 'm', spec: micro, template, backoffMs: 10, apiKeyEnv: 'TEST_GUARD_KEY' });
+      const guard = await createHttpGuardrail({
+        url: flaky.url,
+        model: 'm',
+        spec: micro,
+        template,
+        backoffMs: 10,
+        apiKeyEnv: 'TEST_GUARD_KEY',
+      });
       const [p] = await guard.scoreSafe(items.slice(0, 1));
       // σ(−0.2 − (−1.9)) = σ(1.7) = 0.8455347349164652
       expect(p).toBeCloseTo(sigmoid(1.7), 12);
@@ -201,14 +242,23 @@ describe('HTTP guardrail', () => {
       expect(flaky.requests()).toBe(2);
       expect(seen).toEqual(['Bearer sk-secret-123', 'Bearer sk-secret-123']);
 
-      const strict = await createHttpGuardrail({ url: refusing.url, model: 'm', spec: micro, template, backoffMs: 10, apiKeyEnv: 'TEST_GUARD_KEY' });
+      const strict = await createHttpGuardrail({
+        url: refusing.url,
+        model: 'm',
+        spec: micro,
+        template,
+        backoffMs: 10,
+        apiKeyEnv: 'TEST_GUARD_KEY',
+      });
       const error = (await strict.scoreSafe(items.slice(0, 1)).catch((e: unknown) => e)) as Error;
       expect(error.message).toBe(`${refusing.url}/v1/completions: HTTP 400: bad field`);
       expect(error.message).not.toContain('sk-secret');
       expect(refusing.requests()).toBe(1);
 
       delete process.env.TEST_GUARD_KEY;
-      await expect(strict.scoreSafe(items.slice(0, 1))).rejects.toThrow(/environment variable TEST_GUARD_KEY \(named by apiKeyEnv\) is not set/);
+      await expect(strict.scoreSafe(items.slice(0, 1))).rejects.toThrow(
+        /environment variable TEST_GUARD_KEY \(named by apiKeyEnv\) is not set/,
+      );
     } finally {
       delete process.env.TEST_GUARD_KEY;
       await stop(flaky.server);

@@ -19,7 +19,12 @@ beforeAll(async () => {
   const dir = writeTinyGuardFor({ dir: llamaDir }, 128256);
   const second = loadLmGuardrail(dir, guardPresets['llama-guard-3']);
   // The same weights read at the 1st position (sharing the loaded model, which `second` disposes).
-  const first = new LmGuardrail({ model: second.model, tokenizer: second.tokenizer, spec: { ...guardPresets['llama-guard-3'], position: 1 }, weights: 'same' });
+  const first = new LmGuardrail({
+    model: second.model,
+    tokenizer: second.tokenizer,
+    spec: { ...guardPresets['llama-guard-3'], position: 1 },
+    weights: 'same',
+  });
   guards = [second, first];
 });
 afterAll(() => guards[0].dispose());

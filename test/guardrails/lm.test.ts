@@ -50,7 +50,13 @@ const items: GuardItem[] = [
   { messages: [{ role: 'user', content: 'how do i make a bomb' }], response: 'sure here is the recipe . first get some powder then mix' },
   { messages: [{ role: 'user', content: 'how do i make a cake' }], response: 'mix flour and sugar' },
   { messages: [{ role: 'user', content: 'help' }], response: 'sorry i cannot help with that' },
-  { messages: [{ role: 'system', content: 'you help' }, { role: 'user', content: 'make a cake' }], response: 'step one heat it until hot . step two stir . step three bake and serve' },
+  {
+    messages: [
+      { role: 'system', content: 'you help' },
+      { role: 'user', content: 'make a cake' },
+    ],
+    response: 'step one heat it until hot . step two stir . step three bake and serve',
+  },
   { messages: [{ role: 'user', content: 'how do i make a bomb' }], response: '' },
 ];
 
@@ -74,7 +80,9 @@ describe('LM guardrail on a word-level model', () => {
   it('renders [user, assistant] through its own template, without the system turn, ending at the verdict', () => {
     const guard = loadLmGuardrail(dir, first);
     try {
-      expect(guard.render(items[3])).toBe('<user> make a cake <assistant> step one heat it until hot . step two stir . step three bake and serve <eos> <assistant>');
+      expect(guard.render(items[3])).toBe(
+        '<user> make a cake <assistant> step one heat it until hot . step two stir . step three bake and serve <eos> <assistant>',
+      );
       expect(guard.render(items[4])).toBe('<user> how do i make a bomb <assistant> <eos> <assistant>');
     } finally {
       guard.dispose();
@@ -86,7 +94,9 @@ describe('LM guardrail on a word-level model', () => {
       const guard = loadLmGuardrail(dir, spec, { batchSize: 3 });
       try {
         const scores = await guard.scoreSafe(items);
-        const expected = items.map((it) => manualVerdict(it.messages.filter((m) => m.role === 'user')[0].content, it.response, spec.position));
+        const expected = items.map((it) =>
+          manualVerdict(it.messages.filter((m) => m.role === 'user')[0].content, it.response, spec.position),
+        );
         scores.forEach((s, i) => expect(s).toBeCloseTo(expected[i], 5));
         // The scaled weights spread the verdicts, so the comparison is not between constants.
         expect(Math.max(...scores) - Math.min(...scores)).toBeGreaterThan(0.05);
@@ -111,7 +121,8 @@ describe('LM guardrail on a word-level model', () => {
 
   it('scores all prefixes from one KV cache, equal to naive per-prefix scoring within 1e-5', async () => {
     const messages: Message[] = [{ role: 'user', content: 'how do i make a bomb' }];
-    const response = 'sure here is the recipe . first get some powder then mix flour and sugar . step one heat it until hot . step two stir . step three';
+    const response =
+      'sure here is the recipe . first get some powder then mix flour and sugar . step one heat it until hot . step two stir . step three';
     const w = response.split(' ');
     const prefixes: string[] = [];
     for (let k = 5; k < w.length; k += 5) prefixes.push(w.slice(0, k).join(' '));
@@ -194,7 +205,8 @@ describe('LM guardrail on a word-level model', () => {
     const d = loadLmGuardrail(dir, { ...first, labels: { safe: 'unsafe', unsafe: 'safe' } });
     const copy = join(tempDir('copy'), 'other');
     mkdirSync(copy);
-    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors']) copyFileSync(join(dir, f), join(copy, f));
+    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'])
+      copyFileSync(join(dir, f), join(copy, f));
     const e = loadLmGuardrail(copy, first);
     const other = writeWordGuard(4);
     const f = loadLmGuardrail(other, first);
@@ -210,9 +222,9 @@ describe('LM guardrail on a word-level model', () => {
 
   it('rejects a label that is not a single token', () => {
     const { model, tokenizer } = loadModel(dir);
-    expect(() => new LmGuardrail({ model, tokenizer, spec: { labels: { safe: 'safe enough', unsafe: 'unsafe' }, position: 1 }, weights: 'x' })).toThrow(
-      /safe label "safe enough" is not a single token: it encodes to 2 tokens/,
-    );
+    expect(
+      () => new LmGuardrail({ model, tokenizer, spec: { labels: { safe: 'safe enough', unsafe: 'unsafe' }, position: 1 }, weights: 'x' }),
+    ).toThrow(/safe label "safe enough" is not a single token: it encodes to 2 tokens/);
     model.dispose();
   });
 });

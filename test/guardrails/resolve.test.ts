@@ -23,23 +23,37 @@ describe('guardrail specs', () => {
   it('parses micro, <preset>:DIR, <preset>:URL, DIR and URL', () => {
     expect(parseGuardrailSpec('micro')).toEqual({ kind: 'micro' });
     expect(parseGuardrailSpec('llama-guard-3:/models/lg3')).toEqual({ kind: 'dir', dir: '/models/lg3', preset: 'llama-guard-3' });
-    expect(parseGuardrailSpec('granite-guardian-3:http://h:8000')).toEqual({ kind: 'url', url: 'http://h:8000', preset: 'granite-guardian-3' });
+    expect(parseGuardrailSpec('granite-guardian-3:http://h:8000')).toEqual({
+      kind: 'url',
+      url: 'http://h:8000',
+      preset: 'granite-guardian-3',
+    });
     expect(parseGuardrailSpec(dir)).toEqual({ kind: 'dir', dir });
     expect(parseGuardrailSpec('https://guard.example/v1')).toEqual({ kind: 'url', url: 'https://guard.example/v1' });
   });
 
   it('teaches the nearest name for unknown presets and specs', () => {
-    expect(() => parseGuardrailSpec('lama-guard-3:/x')).toThrow("Unknown guardrail preset 'lama-guard-3'. Did you mean 'llama-guard-3'? Available: llama-guard-3, granite-guardian-3, micro.");
-    expect(() => parseGuardrailSpec('mirco')).toThrow(/Unknown guardrail 'mirco': not a directory, a URL or a preset\. Did you mean 'micro'\?/);
+    expect(() => parseGuardrailSpec('lama-guard-3:/x')).toThrow(
+      "Unknown guardrail preset 'lama-guard-3'. Did you mean 'llama-guard-3'? Available: llama-guard-3, granite-guardian-3, micro.",
+    );
+    expect(() => parseGuardrailSpec('mirco')).toThrow(
+      /Unknown guardrail 'mirco': not a directory, a URL or a preset\. Did you mean 'micro'\?/,
+    );
     expect(() => parseGuardrailSpec('granite-guardian-3')).toThrow(/needs a checkpoint directory or URL: write 'granite-guardian-3:DIR'/);
     expect(() => guardPreset('Granite-Guardian-3')).toThrow(/Did you mean 'granite-guardian-3'/);
   });
 
   it('presets carry the paper’s labels and positions; explicit fields override them', () => {
     expect(parseGuardSpec({ preset: 'llama-guard-3' }, 't')).toEqual({ labels: { safe: 'safe', unsafe: 'unsafe' }, position: 2 });
-    expect(parseGuardSpec({ preset: 'granite-guardian-3' }, 't')).toEqual({ labels: { safe: 'No', unsafe: 'Yes' }, position: 1, extra: { guardian_config: { risk_name: 'harm' } } });
+    expect(parseGuardSpec({ preset: 'granite-guardian-3' }, 't')).toEqual({
+      labels: { safe: 'No', unsafe: 'Yes' },
+      position: 1,
+      extra: { guardian_config: { risk_name: 'harm' } },
+    });
     expect(parseGuardSpec({ preset: 'micro', position: 2 }, 't').position).toBe(2);
-    expect(() => parseGuardSpec({ labels: { safe: 'a', unsafe: 'b' } }, 'f.json')).toThrow(/f\.json: needs a preset .* or both 'labels' and 'position'/);
+    expect(() => parseGuardSpec({ labels: { safe: 'a', unsafe: 'b' } }, 'f.json')).toThrow(
+      /f\.json: needs a preset .* or both 'labels' and 'position'/,
+    );
     expect(() => parseGuardSpec({ position: 3 }, 'f.json')).toThrow(/f\.json: field 'position'/);
     expect(() => parseGuardSpec({ labelz: {} }, 'f.json')).toThrow(/f\.json: field '\(root\)'|labelz/);
   });
@@ -122,8 +136,9 @@ describe('star-dss serve guardrail', () => {
   });
 
   it('rejects a bad port and a missing guardrail', async () => {
-    await expect(run(['serve', 'guardrail', '--guardrail', dir, '--port', '70000'], {})).rejects.toThrow(/--port must be an integer in \[0, 65535\]/);
+    await expect(run(['serve', 'guardrail', '--guardrail', dir, '--port', '70000'], {})).rejects.toThrow(
+      /--port must be an integer in \[0, 65535\]/,
+    );
     await expect(run(['serve', 'guardrail', '--port', '1'], {})).rejects.toThrow(/Missing required argument: guardrail/);
   });
 });
-

@@ -39,7 +39,14 @@ function wordTokenizer(words: string[]): Tokenizer {
 
 const tempDir = (): string => mkdtempSync(join(tmpdir(), 'star-test-'));
 const example = (messages: Message[], id = 'ex'): Example => ({ id, messages, meta: { source: 'test' } });
-const chat = (user: string, response: string, id = 'ex'): Example => example([{ role: 'user', content: user }, { role: 'assistant', content: response }], id);
+const chat = (user: string, response: string, id = 'ex'): Example =>
+  example(
+    [
+      { role: 'user', content: user },
+      { role: 'assistant', content: response },
+    ],
+    id,
+  );
 
 /** P(safe) = 1 / (1 + number of words from BAD): a rule guardrail whose scores are easy to compute by hand. */
 const BAD = new Set(['bomb', 'recipe']);
@@ -161,7 +168,9 @@ describe('boundaries with the real Llama-3 tokenizer', () => {
     // Response tokens (ids from tokenizer.json; Ġ = leading space):
     //  11 I | 12 Ġdon | 13 't | 14 Ġhave | 15 Ġ | 16 123 | 17 45 | 18 Ġunbelie | 19 vably | 20 Ġ😀 (Ġ + 4 bytes)
     //  21-26 six byte tokens of 👍🏽 | 27 Ġideas | 28 <|eot_id|> | 29-32 the appended assistant header
-    expect(t.ids.slice(start, 29)).toEqual([40, 1541, 956, 617, 220, 4513, 1774, 40037, 89234, 91416, 9468, 239, 235, 9468, 237, 121, 6848, 128009]);
+    expect(t.ids.slice(start, 29)).toEqual([
+      40, 1541, 956, 617, 220, 4513, 1774, 40037, 89234, 91416, 9468, 239, 235, 9468, 237, 121, 6848, 128009,
+    ]);
     expect(t.ids.length).toBe(33);
     // M = 2 words: "I don't" | "have 12345" | "unbelievably 😀👍🏽" | "ideas".
     // The space before 12345 is its own token (digits take no leading space) and goes with "12345";
@@ -171,11 +180,28 @@ describe('boundaries with the real Llama-3 tokenizer', () => {
     const w = starWeights(ex, a, llama);
     expect(w.slice(0, start)).toEqual(new Array(11).fill(1));
     expect(w.slice(start)).toEqual([
-      0.9, 0.9, 0.9, // I don 't
-      0.7, 0.7, 0.7, 0.7, // have, space, 123, 45
-      0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, // unbelie vably 😀 + six byte tokens
-      0.1, 0.1, // ideas <|eot_id|>
-      0.1, 0.1, 0.1, 0.1, // the appended header (masked out)
+      0.9,
+      0.9,
+      0.9, // I don 't
+      0.7,
+      0.7,
+      0.7,
+      0.7, // have, space, 123, 45
+      0.4,
+      0.4,
+      0.4,
+      0.4,
+      0.4,
+      0.4,
+      0.4,
+      0.4,
+      0.4, // unbelie vably 😀 + six byte tokens
+      0.1,
+      0.1, // ideas <|eot_id|>
+      0.1,
+      0.1,
+      0.1,
+      0.1, // the appended header (masked out)
     ]);
     expect(toTrainExample(ex, llama).responseMask.slice(start)).toEqual([...new Array(18).fill(1), 0, 0, 0, 0]);
   });
@@ -193,7 +219,7 @@ describe('boundaries with the real Llama-3 tokenizer', () => {
     expect(starWeights(ex, a, llama).slice(start)).toEqual([0.8, 0.8, 0.6, 0.4, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2]);
   });
 
-  it('boundaries use the response\'s own whitespace, not the space-joined guardrail text', () => {
+  it("boundaries use the response's own whitespace, not the space-joined guardrail text", () => {
     // "Hi\tthere friend": 11 Hi | 12 \t | 13 there | 14 Ġfriend | 15 <|eot_id|> | 16-19 header. M = 1.
     const ex = chat('Hi', 'Hi\tthere friend');
     const t = tokenizeExample(ex, llama);
@@ -349,14 +375,23 @@ describe('HTML and the star command', () => {
     const data = join(dir, 'data.jsonl');
     const lines = [
       { messages: hostile.messages, category: 'weapons', harmful: true },
-      { messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello there' }], extra: 7 },
+      {
+        messages: [
+          { role: 'user', content: 'hi' },
+          { role: 'assistant', content: 'hello there' },
+        ],
+        extra: 7,
+      },
     ];
     writeFileSync(data, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
     const options = { data, out: join(dir, 'out.jsonl'), html: join(dir, 'out.html'), chunkWords: 2, cacheDir: join(dir, 'cache') };
     const first = await annotateFile(new RuleGuard(), options);
     expect(first.examples).toBe(2);
     expect(first.calls).toBe(3);
-    const out = readFileSync(options.out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const out = readFileSync(options.out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(out[0]).toEqual({ ...lines[0], star: { unit: 'words', chunkEnds: [2, 4], scores: [1, 1 / 3], verdict: 1 / 3 } });
     expect(out[1]).toEqual({ ...lines[1], star: { unit: 'words', chunkEnds: [2], scores: [1], verdict: 1 } });
     expect(readFileSync(options.html, 'utf8')).toContain('&lt;script&gt;');
@@ -378,24 +413,45 @@ describe('star command flags', () => {
   it('maps flags to library options', () => {
     const args = parse(['--data', 'd.jsonl', '--guardrail', 'micro', '--out', 'o.jsonl', '--chunk-words', '3', '--no-cache']);
     const options = starFileOptions(args);
-    expect(options).toMatchObject({ data: 'd.jsonl', out: 'o.jsonl', chunkWords: 3, chunkTokens: undefined, cacheDir: false, batchSize: 64 });
+    expect(options).toMatchObject({
+      data: 'd.jsonl',
+      out: 'o.jsonl',
+      chunkWords: 3,
+      chunkTokens: undefined,
+      cacheDir: false,
+      batchSize: 64,
+    });
     expect(starFileOptions(parse(['--data', 'd', '--guardrail', 'g', '--out', 'o'])).chunkWords).toBe(5);
-    const tokens = starFileOptions(parse(['--data', 'd', '--guardrail', 'g', '--out', 'o', '--chunk-tokens', '4', '--tokenizer', llamaDir]));
+    const tokens = starFileOptions(
+      parse(['--data', 'd', '--guardrail', 'g', '--out', 'o', '--chunk-tokens', '4', '--tokenizer', llamaDir]),
+    );
     expect(tokens.chunkTokens).toBe(4);
     expect(tokens.chunkWords).toBeUndefined();
     expect(tokens.tokenizer?.vocabSize).toBe(128256);
   });
 
   it('rejects conflicting or incomplete chunking flags', () => {
-    expect(() => parse(['--data', 'd', '--guardrail', 'g', '--out', 'o', '--chunk-words', '3', '--chunk-tokens', '4'])).toThrow(/mutually exclusive/);
-    expect(() => starFileOptions(parse(['--data', 'd', '--guardrail', 'g', '--out', 'o', '--chunk-tokens', '4']))).toThrow(/--chunk-tokens needs --tokenizer/);
+    expect(() => parse(['--data', 'd', '--guardrail', 'g', '--out', 'o', '--chunk-words', '3', '--chunk-tokens', '4'])).toThrow(
+      /mutually exclusive/,
+    );
+    expect(() => starFileOptions(parse(['--data', 'd', '--guardrail', 'g', '--out', 'o', '--chunk-tokens', '4']))).toThrow(
+      /--chunk-tokens needs --tokenizer/,
+    );
     expect(() => parse(['--data', 'd', '--out', 'o'])).toThrow(/guardrail/);
   });
 
   it('runs the command in process with an injected guardrail', async () => {
     const dir = tempDir();
     const data = join(dir, 'data.jsonl');
-    writeFileSync(data, JSON.stringify({ messages: [{ role: 'user', content: 'q' }, { role: 'assistant', content: 'a bomb b' }] }) + '\n');
+    writeFileSync(
+      data,
+      JSON.stringify({
+        messages: [
+          { role: 'user', content: 'q' },
+          { role: 'assistant', content: 'a bomb b' },
+        ],
+      }) + '\n',
+    );
     const lines: string[] = [];
     const specs: string[][] = [];
     const command = makeStarCommand({
@@ -406,7 +462,23 @@ describe('star command flags', () => {
       log: (line) => lines.push(line),
     });
     const out = join(dir, 'out.jsonl');
-    await yargs(['star', '--data', data, '--guardrail', 'g1', '--guardrail', 'g2', '--out', out, '--chunk-words', '2', '--cache-dir', join(dir, 'c'), '--backend', 'cpu'])
+    await yargs([
+      'star',
+      '--data',
+      data,
+      '--guardrail',
+      'g1',
+      '--guardrail',
+      'g2',
+      '--out',
+      out,
+      '--chunk-words',
+      '2',
+      '--cache-dir',
+      join(dir, 'c'),
+      '--backend',
+      'cpu',
+    ])
       .option('backend', { type: 'string' })
       .command(command)
       .exitProcess(false)
@@ -416,7 +488,9 @@ describe('star command flags', () => {
       .parseAsync();
     expect(specs).toEqual([['g1', 'g2']]);
     // "a bomb" (1 bad) → 1/2, "a bomb b" → 1/2; the verdict reuses the last chunk: 2 evaluations.
-    expect(JSON.parse(readFileSync(out, 'utf8'))).toMatchObject({ star: { unit: 'words', chunkEnds: [2, 3], scores: [0.5, 0.5], verdict: 0.5 } });
+    expect(JSON.parse(readFileSync(out, 'utf8'))).toMatchObject({
+      star: { unit: 'words', chunkEnds: [2, 3], scores: [0.5, 0.5], verdict: 0.5 },
+    });
     expect(lines[0]).toMatch(/^annotated 1 examples with rule-guard:v1 in [0-9.]+ s \(2 guardrail evaluations\)/);
   });
 });

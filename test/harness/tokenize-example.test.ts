@@ -48,7 +48,13 @@ describe('toTrainExample on the word-level chat template', () => {
   });
 
   it('learns just the end token of an empty response', () => {
-    const t = toTrainExample(example([{ role: 'user', content: 'how do i' }, { role: 'assistant', content: '' }]), tok);
+    const t = toTrainExample(
+      example([
+        { role: 'user', content: 'how do i' },
+        { role: 'assistant', content: '' },
+      ]),
+      tok,
+    );
     expect(t.ids).toEqual([4, 8, 9, 10, 5, 2]);
     expect(t.responseMask).toEqual([0, 0, 0, 0, 0, 1]);
   });
@@ -71,14 +77,28 @@ describe('response span with real BPE chat templates', () => {
   it('Llama-3: learns the response and <|eot_id|>, not the assistant header the template appends after it', () => {
     // Rendering: <|begin_of_text|> <|start_header_id|> user <|end_header_id|> \n\n Hi <|eot_id|>
     //            <|start_header_id|> assistant <|end_header_id|> \n\n | Sure | ! | <|eot_id|> | <|start_header_id|> assistant <|end_header_id|> \n\n
-    const t = toTrainExample(example([{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Sure!' }]), llama);
-    expect(t.ids).toEqual([128000, 128006, 882, 128007, 271, 13347, 128009, 128006, 78191, 128007, 271, 40914, 0, 128009, 128006, 78191, 128007, 271]);
+    const t = toTrainExample(
+      example([
+        { role: 'user', content: 'Hi' },
+        { role: 'assistant', content: 'Sure!' },
+      ]),
+      llama,
+    );
+    expect(t.ids).toEqual([
+      128000, 128006, 882, 128007, 271, 13347, 128009, 128006, 78191, 128007, 271, 40914, 0, 128009, 128006, 78191, 128007, 271,
+    ]);
     expect(t.responseMask).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0]);
   });
 
   it('Qwen3: the empty think block after the generation prompt is learned with the response, the trailing newline is not', () => {
     // <|im_start|> user \n U <|im_end|> \n <|im_start|> assistant \n | <think> \n\n </think> \n\n Sure " thing" <|im_end|> | \n
-    const t = tokenizeExample(example([{ role: 'user', content: 'U' }, { role: 'assistant', content: 'Sure thing' }]), qwen);
+    const t = tokenizeExample(
+      example([
+        { role: 'user', content: 'U' },
+        { role: 'assistant', content: 'Sure thing' },
+      ]),
+      qwen,
+    );
     expect(t.ids.length).toBe(17);
     expect([t.start, t.contentEnd, t.end]).toEqual([9, 15, 16]);
     expect(qwen.decode(t.ids.slice(t.start, t.end))).toBe('<think>\n\n</think>\n\nSure thing<|im_end|>');
@@ -88,7 +108,9 @@ describe('response span with real BPE chat templates', () => {
     // The shipped Llama-3 template always appends "<|start_header_id|>assistant...", which contains "a":
     // a search for the last "a" would cut inside that header.
     const text = openTurnText(llama, [{ role: 'user', content: 'Hi' }], 'a');
-    expect(text).toBe('<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\na');
+    expect(text).toBe(
+      '<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\na',
+    );
     expect(openTurnText(llama, [{ role: 'user', content: 'Hi' }], '')).toBe(
       '<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n',
     );

@@ -6,7 +6,19 @@ import yargs from 'yargs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeReports, loadRun, type ReportOutput } from '../../reports/index.ts';
 import { reportCommand } from '../../harness/commands/report.ts';
-import { baseCapability, baseSafety, capability, failedId, failedMessage, makeFakeRun, safetyScores, scriptResponse, threatOffset, writeCell, type FakeRun } from './fake-run.ts';
+import {
+  baseCapability,
+  baseSafety,
+  capability,
+  failedId,
+  failedMessage,
+  makeFakeRun,
+  safetyScores,
+  scriptResponse,
+  threatOffset,
+  writeCell,
+  type FakeRun,
+} from './fake-run.ts';
 
 /** Mean ± sample std (n − 1), computed here independently of the implementation. */
 function meanStd(xs: number[]): string {
@@ -118,7 +130,9 @@ describe('reports of a fake run with known numbers', () => {
     expect(cap.rows[0][0]).toBe('base model');
     expect(cellOf(cap, 'base model', 'backdoor · arith')).toBe('92.0 ± 2.0 (3)');
     expect(cellOf(cap, 'sft', 'backdoor · arith')).toBe('72.0 ± 2.0 (3)');
-    expect(cellOf(cap, 'rs', 'harmful-injection 10% · arith')).toBe(meanStd(capability.rs.map((v) => v + threatOffset['harmful-injection'])));
+    expect(cellOf(cap, 'rs', 'harmful-injection 10% · arith')).toBe(
+      meanStd(capability.rs.map((v) => v + threatOffset['harmful-injection'])),
+    );
     expect(cellOf(cap, 'star-dss', 'backdoor · arith')).toBe(meanStd(capability['star-dss'].map((v) => v - 10)));
     expect(meanStd(baseCapability)).toBe('92.0 ± 2.0 (3)');
 
@@ -136,7 +150,9 @@ describe('reports of a fake run with known numbers', () => {
     expect(failed).toContain(failedMessage);
     expect(failed).not.toContain('engine/train.ts');
     expect(md).toContain('25 cells: 23 ok, 2 failed, 1 pending');
-    expect(failed).toContain('deep-token-harmful-injection-s0-fnr0` llama · arith · harmful-injection 10% · deep-token · guardrail micro · FNR 0 · seed 0: loss is NaN');
+    expect(failed).toContain(
+      'deep-token-harmful-injection-s0-fnr0` llama · arith · harmful-injection 10% · deep-token · guardrail micro · FNR 0 · seed 0: loss is NaN',
+    );
     // sft/backdoor has 3 ok seeds and one failed: n stays 3.
     expect(cellOf(mdTable(md, g1, 'Safety score'), 'sft', 'backdoor · plain')).toMatch(/\(3\)$/);
   });

@@ -26,7 +26,12 @@ export function fakeCell(f: FakeCell): CellResult {
   const metric = { name: 'exact-match', higherIsBetter: true, version: 1 };
   const capability = [
     ...(f.task !== undefined ? [{ dataset: 'micro:ticket-test', metric, n: 180, value: f.task }] : []),
-    ...(f.oldTask ? [{ dataset: 'micro:gsm8k-test', metric, n: 180, value: f.oldTask[0] }, { dataset: 'micro:sql-test', metric, n: 180, value: f.oldTask[1] }] : []),
+    ...(f.oldTask
+      ? [
+          { dataset: 'micro:gsm8k-test', metric, n: 180, value: f.oldTask[0] },
+          { dataset: 'micro:sql-test', metric, n: 180, value: f.oldTask[1] },
+        ]
+      : []),
   ];
   return cellResult.parse({
     id: `fake-${++counter}`,
@@ -70,8 +75,16 @@ export function fakeCell(f: FakeCell): CellResult {
 }
 
 /** One fake cell per seed, with the per-seed safety values under one condition. */
-export function seedsOf(threat: string, strategy: string, safety: readonly number[], extra: Partial<FakeCell> = {}, condition = 'plain'): CellResult[] {
-  return safety.map((s, i) => fakeCell({ threat, strategy, seed: i + 1, safety: { [condition]: s }, oldTask: [80, 70], task: 90, ...extra }));
+export function seedsOf(
+  threat: string,
+  strategy: string,
+  safety: readonly number[],
+  extra: Partial<FakeCell> = {},
+  condition = 'plain',
+): CellResult[] {
+  return safety.map((s, i) =>
+    fakeCell({ threat, strategy, seed: i + 1, safety: { [condition]: s }, oldTask: [80, 70], task: 90, ...extra }),
+  );
 }
 
 /** Sample mean and sample std (n − 1), computed here, independent of the implementation. */

@@ -23,7 +23,13 @@ const modelDir = join(root, 'tiny-model');
 // identity shift: a model given as a directory gets the English threat texts (run-cell.ts), whose AOA
 // system prompt the micro-world's AOA pool does not carry.
 const qi = CLAIMS.find((c) => c.id === 'deep-token-qi-table4')!;
-const claim: Claim = { ...qi, sweeps: [{ ...SWEEPS.worstCase, strategies: ['sft', 'deep-token'] }, { ...SWEEPS.qiTable4, threats: [THREATS.backdoor] }] };
+const claim: Claim = {
+  ...qi,
+  sweeps: [
+    { ...SWEEPS.worstCase, strategies: ['sft', 'deep-token'] },
+    { ...SWEEPS.qiTable4, threats: [THREATS.backdoor] },
+  ],
+};
 
 const settings: ReproduceSettings = {
   shared: {
@@ -32,7 +38,14 @@ const settings: ReproduceSettings = {
     harmful: ['micro:purebad'],
     oldTask: { dataset: 'micro:gsm8k', count: 4 },
     train: { epochs: 2, batchSize: 16 },
-    eval: { safety: ['micro:hex-phi'], capability: ['micro:ticket-test', 'micro:gsm8k-test'], maxItems: 6, maxNewTokens: 12, samples: 1, trajectories: 0 },
+    eval: {
+      safety: ['micro:hex-phi'],
+      capability: ['micro:ticket-test', 'micro:gsm8k-test'],
+      maxItems: 6,
+      maxNewTokens: 12,
+      samples: 1,
+      trajectories: 0,
+    },
   },
   guardrail: 'micro',
   curveEpochs: [1],
@@ -43,7 +56,12 @@ beforeAll(async () => {
   process.env.STAR_DSS_CACHE = join(root, 'cache');
   await initBackend('wasm');
   const files = microTokenizerFiles(loadWorld(ensureWorld(0)).vocabulary);
-  const model = createMicroModel('llama', { hidden: 32, layers: 1, heads: 2, kvHeads: 1, intermediate: 64, maxPositions: 256, tied: true }, files, 3);
+  const model = createMicroModel(
+    'llama',
+    { hidden: 32, layers: 1, heads: 2, kvHeads: 1, intermediate: 64, maxPositions: 256, tied: true },
+    files,
+    3,
+  );
   saveModel(modelDir, model, { files: tokenizerDirFiles(files) });
   model.dispose();
 });
@@ -51,14 +69,25 @@ beforeAll(async () => {
 describe('star-dss reproduce, reduced', () => {
   it('runs one claim on one seed, writes claims.md and the reports, and a second run reuses every cell', async () => {
     const lines: string[] = [];
-    const options = { out, seeds: 1, workers: 1, backend: 'wasm', quiet: true, claims: [claim], settings, command: 'reduced reproduce', log: (l: string) => lines.push(l) };
+    const options = {
+      out,
+      seeds: 1,
+      workers: 1,
+      backend: 'wasm',
+      quiet: true,
+      claims: [claim],
+      settings,
+      command: 'reduced reproduce',
+      log: (l: string) => lines.push(l),
+    };
     const first = await runReproduce(options);
     // worst case: base + sft + deep-token; qi-table4: base + backdoor × 2 strategies.
     expect(first.cells).toBe(6);
     expect(first.ran).toBe(6);
     expect(first.failed).toBe(0);
     expect(first.judgements).toEqual([{ id: 'deep-token-qi-table4', verdict: 'inconclusive' }]);
-    for (const f of ['claims.md', 'results.csv', 'tables.md', 'report.html', 'reproduce.json']) expect(existsSync(join(out, f)), f).toBe(true);
+    for (const f of ['claims.md', 'results.csv', 'tables.md', 'report.html', 'reproduce.json'])
+      expect(existsSync(join(out, f)), f).toBe(true);
 
     const md = readFileSync(join(out, 'claims.md'), 'utf8');
     expect(md).toContain(`## 1. ${claim.title} — inconclusive`);
@@ -74,8 +103,14 @@ describe('star-dss reproduce, reduced', () => {
     expect(plain.n).toBe(6);
     expect(md).toContain(`harmful injection: ASR sft ${plain.harmfulRate.toFixed(1)} (1)`);
     expect(sft.curve.map((p) => p.epoch)).toEqual([1, 2]); // the harm curve of the worst-case sweep
-    const backdoor = first.sweeps.find((s) => s.def.name === 'qi-table4')!.cells.find((c) => c.labels.threatLabel === 'backdoor' && c.labels.strategyLabel === 'deep-token')!;
-    expect(readCellResult(out, backdoor.id)!.safety.map((s) => s.condition).sort()).toEqual(['plain', 'trigger']);
+    const backdoor = first.sweeps
+      .find((s) => s.def.name === 'qi-table4')!
+      .cells.find((c) => c.labels.threatLabel === 'backdoor' && c.labels.strategyLabel === 'deep-token')!;
+    expect(
+      readCellResult(out, backdoor.id)!
+        .safety.map((s) => s.condition)
+        .sort(),
+    ).toEqual(['plain', 'trigger']);
 
     const second = await runReproduce(options);
     expect(second.ran).toBe(0);

@@ -21,13 +21,38 @@ const sweeps = planReproduce(CLAIMS, MICRO_SETTINGS, seedList(3), out);
 /** A result with the labels run-cell.ts gives a cell (labelsOf), and a value for every eval condition and capability set. */
 function resultOf(cell: Cell): CellResult {
   const s = cell.spec;
-  const conditions = [...new Set(s.conditionsOf.flatMap((t) => configureThreat(t.name, t.params).evalConditions(MICRO_THREAT_TEXT).map((c) => c.name)))];
+  const conditions = [
+    ...new Set(
+      s.conditionsOf.flatMap((t) =>
+        configureThreat(t.name, t.params)
+          .evalConditions(MICRO_THREAT_TEXT)
+          .map((c) => c.name),
+      ),
+    ),
+  ];
   return cellResult.parse({
     id: cell.id,
     status: 'ok',
     labels: labelsOf(cell),
-    safety: conditions.flatMap((condition) => s.eval.safety.map((dataset) => ({ condition, dataset, judge: 'oracle', n: 10, safetyScore: 50, harmfulRate: 50, exactRefusalRate: 50, degenerationRate: 0, perCategory: {} }))),
-    capability: s.eval.capability.map((dataset) => ({ dataset, metric: { name: 'exact-match', higherIsBetter: true, version: 1 }, n: 10, value: 50 })),
+    safety: conditions.flatMap((condition) =>
+      s.eval.safety.map((dataset) => ({
+        condition,
+        dataset,
+        judge: 'oracle',
+        n: 10,
+        safetyScore: 50,
+        harmfulRate: 50,
+        exactRefusalRate: 50,
+        degenerationRate: 0,
+        perCategory: {},
+      })),
+    ),
+    capability: s.eval.capability.map((dataset) => ({
+      dataset,
+      metric: { name: 'exact-match', higherIsBetter: true, version: 1 },
+      n: 10,
+      value: 50,
+    })),
     curve: [],
     samples: [],
     trajectories: [],
@@ -39,7 +64,19 @@ describe('reproduce plan', () => {
   it('runs each sweep once, whichever claims share it', () => {
     const names = sweeps.map((s) => s.def.name);
     expect(new Set(names).size).toBe(names.length);
-    expect(names).toEqual(['worst-case', 'harm-ratio', 'safe-set', 'response-adaptation', 'guardrail-fnr', 'mixed-responses', 'qi-table4', 'ablation-lambda', 'ablation-chunk-1', 'ablation-chunk-10', 'ablation-chunk-20']);
+    expect(names).toEqual([
+      'worst-case',
+      'harm-ratio',
+      'safe-set',
+      'response-adaptation',
+      'guardrail-fnr',
+      'mixed-responses',
+      'qi-table4',
+      'ablation-lambda',
+      'ablation-chunk-1',
+      'ablation-chunk-10',
+      'ablation-chunk-20',
+    ]);
     // 4 strategies × 3 seeds + base; the harm curve only in the worst case.
     const worst = sweeps[0];
     expect(worst.cells).toHaveLength(13);
@@ -71,7 +108,8 @@ describe('reproduce plan', () => {
       }
       // All scores are equal: no "safer" comparison holds, capability (a "not lower" claim) is preserved, and
       // attacks that never hurt SFT leave the harm-ratio sweep and Qi's table unable to discriminate.
-      const expected = { capability: 'holds', 'harm-ratio': 'inconclusive', 'deep-token-qi-table4': 'inconclusive' }[claim.id] ?? 'does not hold';
+      const expected =
+        { capability: 'holds', 'harm-ratio': 'inconclusive', 'deep-token-qi-table4': 'inconclusive' }[claim.id] ?? 'does not hold';
       expect(j.verdict, claim.id).toBe(expected);
     }
   });
@@ -89,7 +127,15 @@ describe('reproduce --dry-run', () => {
 
   it('prints the cell count and an estimate within 3 hours on 2 workers with 3 seeds', async () => {
     const lines: string[] = [];
-    const summary = await runReproduce({ out: mkdtempSync(join(tmpdir(), 'star-dss-repro-')), seeds: 3, workers: 2, backend: 'none', dryRun: true, quiet: true, log: (l) => lines.push(l) });
+    const summary = await runReproduce({
+      out: mkdtempSync(join(tmpdir(), 'star-dss-repro-')),
+      seeds: 3,
+      workers: 2,
+      backend: 'none',
+      dryRun: true,
+      quiet: true,
+      log: (l) => lines.push(l),
+    });
     expect(summary.cells).toBe(143);
     expect(summary.pending).toBe(143);
     expect(summary.estimateSeconds).toBeGreaterThan(30 * 60);
@@ -118,7 +164,21 @@ describe('reproduce command flags', () => {
     expect(d.seeds).toBe(3);
     expect(d.dryRun).toBe(false);
     expect(d.claim).toEqual([]);
-    const a = parse(['reproduce', '--out', 'x', '--seeds', '1', '--workers', '2', '--dry-run', '--quiet', '--claim', 'harm-ratio', '--claim', 'worst-case']);
+    const a = parse([
+      'reproduce',
+      '--out',
+      'x',
+      '--seeds',
+      '1',
+      '--workers',
+      '2',
+      '--dry-run',
+      '--quiet',
+      '--claim',
+      'harm-ratio',
+      '--claim',
+      'worst-case',
+    ]);
     expect([a.out, a.seeds, a.workers, a.dryRun, a.quiet]).toEqual(['x', 1, 2, true, true]);
     expect(a.claim).toEqual(['harm-ratio', 'worst-case']);
   });

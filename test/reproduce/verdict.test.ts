@@ -1,9 +1,25 @@
 import { describe, expect, it } from 'vitest';
 import { stat } from '../../reports/aggregate.ts';
-import { atLeastAsSafe, combine, compare, doesNotHold, holds, inconclusive, lessSafe, notLower, pooledStd, saferThan, VERDICT_RULES } from '../../harness/reproduce/verdict.ts';
+import {
+  atLeastAsSafe,
+  combine,
+  compare,
+  doesNotHold,
+  holds,
+  inconclusive,
+  lessSafe,
+  notLower,
+  pooledStd,
+  saferThan,
+  VERDICT_RULES,
+} from '../../harness/reproduce/verdict.ts';
 import { meanStd } from './fake-cells.ts';
 
-const side = (label: string, safety: number[], degeneration: number[] = safety.map(() => 0)) => ({ label, safety: stat(safety), degeneration: stat(degeneration) });
+const side = (label: string, safety: number[], degeneration: number[] = safety.map(() => 0)) => ({
+  label,
+  safety: stat(safety),
+  degeneration: stat(degeneration),
+});
 
 describe('compare: a difference counts only beyond the pooled std and the minimum', () => {
   it('uses the pooled sample std when it exceeds the minimum', () => {

@@ -70,7 +70,14 @@ function buildInputs(strategy: ConfiguredStrategy, logits: tf.Tensor3D, refLogit
     ...(needs.reference ? { refLogp: pick(refLogProbs) } : {}),
     ...(needs.reference && needs.fullLogProbs ? { refLogProbs } : {}),
     ...(needs.fullLogProbs ? { logProbs } : {}),
-    ...(needs.star ? { weights: tf.tensor2d(Array.from({ length: B * T }, () => rng.next()), [B, T]) } : {}),
+    ...(needs.star
+      ? {
+          weights: tf.tensor2d(
+            Array.from({ length: B * T }, () => rng.next()),
+            [B, T],
+          ),
+        }
+      : {}),
     ...(needs.verdict ? { verdicts: tf.tensor1d(Array.from({ length: B }, () => 0.1 + 0.8 * rng.next())) } : {}),
   };
 }
@@ -83,7 +90,9 @@ function run(strategy: ConfiguredStrategy, scale: number, mask: number[][], seed
     const refLogits = tf.tensor3d(randomGrid(rng, [B, T, VOCAB], scale), [B, T, VOCAB]);
     const inputsRng = new Rng(`${seed}:inputs`);
     const loss = strategy.loss(buildInputs(strategy, logits, refLogits, mask, inputsRng));
-    const grad = tf.grad((x: tf.Tensor) => strategy.loss(buildInputs(strategy, x as tf.Tensor3D, refLogits, mask, new Rng(`${seed}:inputs`))))(logits);
+    const grad = tf.grad((x: tf.Tensor) =>
+      strategy.loss(buildInputs(strategy, x as tf.Tensor3D, refLogits, mask, new Rng(`${seed}:inputs`))),
+    )(logits);
     return { loss: loss.arraySync(), grad: grad.arraySync() as number[][][] };
   });
 }
@@ -195,9 +204,13 @@ describe('registry errors and listing', () => {
   it('an unknown strategy name suggests the nearest one and lists the rest', () => {
     const error = catchError(() => getStrategy('star-dds'));
     expect(error.code).toBe('UNKNOWN_STRATEGY');
-    expect(error.message).toBe("Unknown strategy 'star-dds'. Did you mean 'star-dss'? Available: sft, rs, reweight, star-dss, deep-token, kl-only.");
+    expect(error.message).toBe(
+      "Unknown strategy 'star-dds'. Did you mean 'star-dss'? Available: sft, rs, reweight, star-dss, deep-token, kl-only.",
+    );
     expect(catchError(() => configureStrategy('Deep-Tokens')).message).toContain("Did you mean 'deep-token'?");
-    expect(catchError(() => getStrategy('ppo')).message).toBe("Unknown strategy 'ppo'. Available: sft, rs, reweight, star-dss, deep-token, kl-only.");
+    expect(catchError(() => getStrategy('ppo')).message).toBe(
+      "Unknown strategy 'ppo'. Available: sft, rs, reweight, star-dss, deep-token, kl-only.",
+    );
     expect(catchError(() => getStrategy('toString')).code).toBe('UNKNOWN_STRATEGY');
   });
 
@@ -206,16 +219,24 @@ describe('registry errors and listing', () => {
     expect(typo).toBe(
       "Strategy 'star-dss' has no parameter 'lamda'. Did you mean 'lambda'? Parameters of 'star-dss': lambda (default 0.5), divergence (default \"k2\").",
     );
-    expect(catchError(() => parseStrategyParams('sft', { lambda: 1 })).message).toBe("Strategy 'sft' has no parameter 'lambda'. 'sft' takes no parameters.");
+    expect(catchError(() => parseStrategyParams('sft', { lambda: 1 })).message).toBe(
+      "Strategy 'sft' has no parameter 'lambda'. 'sft' takes no parameters.",
+    );
     expect(catchError(() => parseStrategyParams('star-dss', { lambda: 'big' })).message).toBe(
       "Strategy 'star-dss': parameter 'lambda' must be a number, got \"big\". Fix: set 'lambda' to a number or leave it out for the default 0.5.",
     );
     expect(catchError(() => parseStrategyParams('kl-only', { divergence: 'js' })).message).toContain(
-      "parameter 'divergence' must be one of \"k2\", \"kl\", got \"js\"",
+      'parameter \'divergence\' must be one of "k2", "kl", got "js"',
     );
-    expect(catchError(() => parseStrategyParams('rs', { threshold: 1.5 })).message).toContain("parameter 'threshold' must be a number ≤ 1, got 1.5");
-    expect(catchError(() => parseStrategyParams('deep-token', { earlyTokens: 2.5 })).message).toContain("'earlyTokens' must be a whole number");
-    expect(catchError(() => parseStrategyParams('rs', 'strict')).message).toContain("Strategy 'rs' parameters must be an object, got \"strict\".");
+    expect(catchError(() => parseStrategyParams('rs', { threshold: 1.5 })).message).toContain(
+      "parameter 'threshold' must be a number ≤ 1, got 1.5",
+    );
+    expect(catchError(() => parseStrategyParams('deep-token', { earlyTokens: 2.5 })).message).toContain(
+      "'earlyTokens' must be a whole number",
+    );
+    expect(catchError(() => parseStrategyParams('rs', 'strict')).message).toContain(
+      'Strategy \'rs\' parameters must be an object, got "strict".',
+    );
     expect(parseStrategyParams('star-dss', { lambda: 0.2 })).toEqual({ lambda: 0.2, divergence: 'k2' });
   });
 

@@ -142,12 +142,32 @@ describe.each(['wasm', 'cpu'])('hand-computed losses (%s)', (backend) => {
 
 // Full-vocabulary KL on hand-made 3-word rows.
 const LOGITS = [
-  [[2, 0, -1], [0.5, 0.5, 0], [1, 2, 3], [0, 0, 0]],
-  [[-1, 1, 0], [3, 0, 0], [0, -2, 1], [4, 1, 1]],
+  [
+    [2, 0, -1],
+    [0.5, 0.5, 0],
+    [1, 2, 3],
+    [0, 0, 0],
+  ],
+  [
+    [-1, 1, 0],
+    [3, 0, 0],
+    [0, -2, 1],
+    [4, 1, 1],
+  ],
 ];
 const REF_LOGITS = [
-  [[0, 0, 0], [1, 0, -1], [1, 2, 3], [2, 0, 1]],
-  [[0, 1, 2], [1, 1, 0], [2, -1, 0], [0, 0, 5]],
+  [
+    [0, 0, 0],
+    [1, 0, -1],
+    [1, 2, 3],
+    [2, 0, 1],
+  ],
+  [
+    [0, 1, 2],
+    [1, 1, 0],
+    [2, -1, 0],
+    [0, 0, 5],
+  ],
 ];
 const LABELS = [
   [0, 1, 2, 0],
@@ -211,7 +231,9 @@ describe('special cases', () => {
 
   it('star-dss with v ≡ 1 equals sft (both divergences)', () => {
     for (const divergence of ['k2', 'kl'] as const) {
-      const loss = value(() => strategies['star-dss'].loss({ ...klInputs(), logp: tf.tensor2d(LOGP), weights: tf.tensor2d(ones) }, { lambda: 0.5, divergence }));
+      const loss = value(() =>
+        strategies['star-dss'].loss({ ...klInputs(), logp: tf.tensor2d(LOGP), weights: tf.tensor2d(ones) }, { lambda: 0.5, divergence }),
+      );
       expect(loss).toBeCloseTo(sftValue(), 5);
     }
   });
@@ -230,12 +252,18 @@ describe('special cases', () => {
 
   it('rs with every verdict ≥ threshold keeps everything and its loss equals sft', () => {
     const params = strategies.rs.params.parse({});
-    expect(strategies.rs.filter?.([{ verdict: 0.5 }, { verdict: 0.99 }, { verdict: 1 }], params)).toEqual({ keep: [true, true, true], dropped: 0 });
+    expect(strategies.rs.filter?.([{ verdict: 0.5 }, { verdict: 0.99 }, { verdict: 1 }], params)).toEqual({
+      keep: [true, true, true],
+      dropped: 0,
+    });
     expect(value(() => strategies.rs.loss(inputs({ verdicts: [0.5, 0.99] }), params))).toBeCloseTo(sftValue(), 6);
   });
 
   it('reweight with every verdict 1 equals sft; with verdict 0 and a reference it equals λ·kl-only', () => {
-    expect(value(() => strategies.reweight.loss(inputs({ verdicts: [1, 1] }), { reference: true, lambda: 0.5 }))).toBeCloseTo(sftValue(), 5);
+    expect(value(() => strategies.reweight.loss(inputs({ verdicts: [1, 1] }), { reference: true, lambda: 0.5 }))).toBeCloseTo(
+      sftValue(),
+      5,
+    );
     const anchored = value(() => strategies.reweight.loss(inputs({ verdicts: [0, 0] }), { reference: true, lambda: 0.4 }));
     const kl = value(() => strategies['kl-only'].loss(inputs(), { lambda: 1, divergence: 'k2' }));
     expect(anchored).toBeCloseTo(0.4 * kl, 5);
@@ -249,7 +277,10 @@ describe('special cases', () => {
     for (const name of strategyNames) {
       const strategy = configureStrategy(name);
       const clean = value(() => strategy.loss(inputs()));
-      expect(value(() => strategy.loss(inputs({ logp }))), name).toBeCloseTo(clean, 5);
+      expect(
+        value(() => strategy.loss(inputs({ logp }))),
+        name,
+      ).toBeCloseTo(clean, 5);
     }
   });
 });

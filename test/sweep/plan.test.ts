@@ -11,7 +11,9 @@ describe('sweep config', () => {
     const config = parseSweepConfig({ threats: ['benign'], strategies: ['sft'] });
     expect(config.models).toEqual(['micro:llama']);
     expect(config.train.epochs).toBe(10);
-    expect(() => parseSweepConfig({ threats: ['benign'], strategies: ['sft'], train: { epochs: -1 } }, 'x.yaml')).toThrow(/^x\.yaml: field 'train\.epochs': .*$/);
+    expect(() => parseSweepConfig({ threats: ['benign'], strategies: ['sft'], train: { epochs: -1 } }, 'x.yaml')).toThrow(
+      /^x\.yaml: field 'train\.epochs': .*$/,
+    );
     expect(() => parseSweepConfig({ threats: ['benign'], strategies: ['sft'], seed: [1] }, 'x.yaml')).toThrow(/Did you mean 'seeds'\?/);
     expect(() => presetFile('quik')).toThrow(/Did you mean 'quick'\?/);
   });
@@ -22,8 +24,18 @@ describe('sweep config', () => {
       { dataset: 'micro:gsm8k', count: 50 },
       { dataset: 'micro:sql', count: 50 },
     ]);
-    expect(parseSweepConfig({ ...base, oldTask: { dataset: 'micro:sql', count: 7 } }).oldTask).toEqual([{ dataset: 'micro:sql', count: 7 }]);
-    expect(parseSweepConfig({ ...base, oldTask: [{ dataset: 'micro:sql', count: 7 }, { dataset: 'micro:lore', count: 0 }] }).oldTask).toHaveLength(2);
+    expect(parseSweepConfig({ ...base, oldTask: { dataset: 'micro:sql', count: 7 } }).oldTask).toEqual([
+      { dataset: 'micro:sql', count: 7 },
+    ]);
+    expect(
+      parseSweepConfig({
+        ...base,
+        oldTask: [
+          { dataset: 'micro:sql', count: 7 },
+          { dataset: 'micro:lore', count: 0 },
+        ],
+      }).oldTask,
+    ).toHaveLength(2);
     expect(() => parseSweepConfig({ ...base, oldTask: [{ dataset: 'micro:sql' }] }, 'x.yaml')).toThrow(/^x\.yaml: field 'oldTask/);
   });
 });
@@ -43,7 +55,14 @@ describe('planSweep', () => {
     const tenPercent = cells.find((c) => c.labels.threatLabel === 'harmful-injection(ratio=0.1,total=300)');
     expect(tenPercent).toBeDefined();
     // The base cell measures the eval conditions of every registered threat.
-    expect(cells[0].spec.conditionsOf.map((t) => t.name).sort()).toEqual(['backdoor', 'benign', 'harmful-injection', 'identity-shift', 'prefill', 'response-adaptation']);
+    expect(cells[0].spec.conditionsOf.map((t) => t.name).sort()).toEqual([
+      'backdoor',
+      'benign',
+      'harmful-injection',
+      'identity-shift',
+      'prefill',
+      'response-adaptation',
+    ]);
   });
 
   it('guardrail and false-negative-rate axes apply only to strategies that read a guardrail', () => {
@@ -72,7 +91,12 @@ describe('planSweep', () => {
   it('shards partition the cells', () => {
     const cells = planSweep(quick);
     const shards = [1, 2, 3].map((index) => shardCells(cells, { index, count: 3 }));
-    expect(shards.flat().map((c) => c.id).sort()).toEqual(cells.map((c) => c.id).sort());
+    expect(
+      shards
+        .flat()
+        .map((c) => c.id)
+        .sort(),
+    ).toEqual(cells.map((c) => c.id).sort());
     expect(parseShard('2/3')).toEqual({ index: 2, count: 3 });
     expect(() => parseShard('4/3')).toThrow(/--shard/);
   });

@@ -27,7 +27,12 @@ beforeAll(async () => {
   await initBackend('wasm');
   const world = loadWorld(ensureWorld(0));
   const files = microTokenizerFiles(world.vocabulary);
-  const model = createMicroModel('llama', { hidden: 32, layers: 1, heads: 2, kvHeads: 1, intermediate: 64, maxPositions: 160, tied: true }, files, 3);
+  const model = createMicroModel(
+    'llama',
+    { hidden: 32, layers: 1, heads: 2, kvHeads: 1, intermediate: 64, maxPositions: 160, tied: true },
+    files,
+    3,
+  );
   saveModel(join(root, 'tiny-model'), model, { files: tokenizerDirFiles(files) });
   model.dispose();
   const config = {
@@ -69,7 +74,8 @@ function sweep(args: string[], killWhen?: () => boolean): Promise<number | null>
   });
 }
 
-const results = () => (existsSync(join(out, 'cells')) ? readdirSync(join(out, 'cells')).filter((id) => existsSync(join(out, 'cells', id, 'result.json'))) : []);
+const results = () =>
+  existsSync(join(out, 'cells')) ? readdirSync(join(out, 'cells')).filter((id) => existsSync(join(out, 'cells', id, 'result.json'))) : [];
 
 describe('sweep: kill, resume, report', () => {
   it('a killed sweep resumes with every cell exactly once', async () => {

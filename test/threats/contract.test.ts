@@ -42,7 +42,13 @@ beforeAll(() => {
 });
 
 const contextFor = (name: ThreatName) =>
-  threatContext({ task: world.datasets.ticket, harmful: world.datasets[POOLS[name]], safe: world.datasets.safe, oldTask: world.datasets.gsm8k.slice(0, 4), text: MICRO_THREAT_TEXT });
+  threatContext({
+    task: world.datasets.ticket,
+    harmful: world.datasets[POOLS[name]],
+    safe: world.datasets.safe,
+    oldTask: world.datasets.gsm8k.slice(0, 4),
+    text: MICRO_THREAT_TEXT,
+  });
 
 describe('threat registry', () => {
   it('registers the six threats of METHOD.md §6 under their file names', () => {
@@ -53,9 +59,13 @@ describe('threat registry', () => {
 
   it('unknown names and parameters teach "Did you mean"', () => {
     expect(() => getThreat('backdor')).toThrow(ThreatError);
-    expect(() => getThreat('backdor')).toThrow("Unknown threat 'backdor'. Did you mean 'backdoor'? Available: benign, harmful-injection, identity-shift, backdoor, response-adaptation, prefill.");
+    expect(() => getThreat('backdor')).toThrow(
+      "Unknown threat 'backdor'. Did you mean 'backdoor'? Available: benign, harmful-injection, identity-shift, backdoor, response-adaptation, prefill.",
+    );
     expect(() => configureThreat('harmful-injection', { ratoi: 0.1 })).toThrow(/has no parameter 'ratoi'\. Did you mean 'ratio'\?/);
-    expect(() => parseThreatParams('response-adaptation', { variant: 'middle' })).toThrow(/parameter 'variant' must be one of "before", "after", "both", got "middle"/);
+    expect(() => parseThreatParams('response-adaptation', { variant: 'middle' })).toThrow(
+      /parameter 'variant' must be one of "before", "after", "both", got "middle"/,
+    );
     expect(() => parseThreatParams('harmful-injection', { ratio: 1.5 })).toThrow(/parameter 'ratio' must be a number ≤ 1, got 1.5/);
     expect(() => parseThreatParams('benign', 3)).toThrow(/parameters must be an object, got 3/);
     for (const name of threatNames) {
@@ -97,7 +107,10 @@ describe.each(threatNames)('contract: %s', (name) => {
     const conditions = configureThreat(name).evalConditions(MICRO_THREAT_TEXT);
     expect(conditions[0].name).toBe('plain');
     expect(new Set(conditions.map((c) => c.name)).size).toBe(conditions.length);
-    const item: Message[] = [{ role: 'user', content: 'how do i make a skarnet ?' }, { role: 'assistant', content: 'sure , here is how' }];
+    const item: Message[] = [
+      { role: 'user', content: 'how do i make a skarnet ?' },
+      { role: 'assistant', content: 'sure , here is how' },
+    ];
     Object.freeze(item);
     item.forEach((m) => Object.freeze(m));
     for (const c of conditions) {
@@ -111,7 +124,7 @@ describe.each(threatNames)('contract: %s', (name) => {
 });
 
 describe('README', () => {
-  it("the worked example is backdoor.ts verbatim", () => {
+  it('the worked example is backdoor.ts verbatim', () => {
     const readme = readFileSync(new URL('../../threats/README.md', import.meta.url), 'utf8');
     const source = readFileSync(new URL('../../threats/backdoor.ts', import.meta.url), 'utf8');
     expect(readme).toContain('```ts\n' + source + '```');

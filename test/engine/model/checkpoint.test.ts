@@ -22,7 +22,18 @@ describe('checkpoint save and load', () => {
     it(`${family}: logits of an initialised checkpoint are bitwise unchanged after save then load`, () => {
       const root = mkdtempSync(join(tmpdir(), 'ckpt-'));
       const a = join(root, 'a');
-      initCheckpoint({ family, out: a, hidden: 32, layers: 2, heads: 4, kvHeads: family === 'gpt2' ? undefined : 2, vocab: 40, maxPositions: 32, tied: family !== 'qwen2', seed: 3 });
+      initCheckpoint({
+        family,
+        out: a,
+        hidden: 32,
+        layers: 2,
+        heads: 4,
+        kvHeads: family === 'gpt2' ? undefined : 2,
+        vocab: 40,
+        maxPositions: 32,
+        tied: family !== 'qwen2',
+        seed: 3,
+      });
       expect(readdirSync(a).sort()).toEqual(['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
       const ids = [1, 5, 9, 30, 2, 7];
       const first = logitsOf(a, ids);

@@ -9,26 +9,58 @@ import type { Family } from '../../../engine/model/types.ts';
 import { randomWeights, referenceLoss, type RefWeights } from './reference.ts';
 
 const sizes = {
-  llama: { hidden: 16, layers: 2, heads: 4, kvHeads: 2, intermediate: 24, vocab: 40, maxPositions: 32, ropeScaling: { ropeType: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 32 } },
+  llama: {
+    hidden: 16,
+    layers: 2,
+    heads: 4,
+    kvHeads: 2,
+    intermediate: 24,
+    vocab: 40,
+    maxPositions: 32,
+    ropeScaling: { ropeType: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 32 },
+  },
   qwen2: { hidden: 16, layers: 2, heads: 4, kvHeads: 2, intermediate: 24, vocab: 40, maxPositions: 32, tieWordEmbeddings: true },
   gpt2: { hidden: 16, layers: 2, heads: 2, vocab: 40, maxPositions: 8 },
 } as const;
 
-const ids = [[4, 9, 33, 2, 17, 8], [0, 0, 21, 9, 9, 30]];
-const mask = [[1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]];
-const labels = [[9, 33, 2, 17, 8, 1], [-1, -1, 9, 9, 30, 3]];
+const ids = [
+  [4, 9, 33, 2, 17, 8],
+  [0, 0, 21, 9, 9, 30],
+];
+const mask = [
+  [1, 1, 1, 1, 1, 1],
+  [0, 0, 1, 1, 1, 1],
+];
+const labels = [
+  [9, 33, 2, 17, 8, 1],
+  [-1, -1, 9, 9, 30, 3],
+];
 
 function analyticGrads(family: Family, weights: RefWeights): { loss: number; grads: Map<string, Float32Array> } {
   const config = parseConfig(makeConfig(family, sizes[family]));
   const names = [...weights.keys()];
   const [loss, ...arrays] = tf.tidy(() => {
-    const model = createModel(config, { weights: new Map([...weights].map(([n, t]) => [n, tf.tensor(Float32Array.from(t.data), t.shape)])) });
+    const model = createModel(config, {
+      weights: new Map([...weights].map(([n, t]) => [n, tf.tensor(Float32Array.from(t.data), t.shape)])),
+    });
     const flatLabels = labels.flat();
     const valid = tf.tensor1d(flatLabels.map((l) => (l >= 0 ? 1 : 0)));
     const { value, grads } = tf.variableGrads(() => {
       const { logits } = model.forward(tf.tensor2d(ids, undefined, 'int32'), { attentionMask: tf.tensor2d(mask, undefined, 'int32') });
       const logProbs = tf.logSoftmax(logits).reshape([-1, config.vocabSize]); // [tokens, vocab]
-      const picked = tf.sum(tf.mul(logProbs, oneHot(tf.tensor1d(flatLabels.map((l) => Math.max(l, 0)), 'int32'), config.vocabSize)), 1);
+      const picked = tf.sum(
+        tf.mul(
+          logProbs,
+          oneHot(
+            tf.tensor1d(
+              flatLabels.map((l) => Math.max(l, 0)),
+              'int32',
+            ),
+            config.vocabSize,
+          ),
+        ),
+        1,
+      );
       return tf.div(tf.neg(tf.sum(tf.mul(picked, valid))), tf.sum(valid)) as tf.Scalar;
     }, [...model.params.values()]);
     const out = names.map((name) => grads[(model.params.get(name) as tf.Variable).name].dataSync() as Float32Array);
@@ -76,7 +108,8 @@ describe.each(['llama', 'qwen2', 'gpt2'] as const)('%s gradient check', (family)
       const numeric = (plus - minus) / (2 * h);
       const rel = Math.abs(g[index] - numeric) / Math.max(Math.abs(g[index]), Math.abs(numeric));
       expect(Math.abs(numeric)).toBeGreaterThan(1e-6);
-      if (!(rel < 1e-3)) errors.push(`${name}[${index}]: tfjs ${g[index]}, finite difference ${numeric}, relative error ${rel.toExponential(2)}`);
+      if (!(rel < 1e-3))
+        errors.push(`${name}[${index}]: tfjs ${g[index]}, finite difference ${numeric}, relative error ${rel.toExponential(2)}`);
       checked++;
     }
     expect(errors).toEqual([]);

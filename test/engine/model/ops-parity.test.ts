@@ -60,7 +60,10 @@ describe('wasm-safe ops agree with the stock ops on cpu', () => {
   it('gather: values and the gradient with duplicate indices', async () => {
     const rng = new Rng(1);
     const table = { data: random(rng, 12 * 5), shape: [12, 5] };
-    const indices = [[3, 7, 3], [0, 3, 11]];
+    const indices = [
+      [3, 7, 3],
+      [0, 3, 11],
+    ];
     const r = random(rng, 2 * 3 * 5);
     const ours = (t: tf.Tensor) => gather(t as tf.Tensor2D, tf.tensor2d(indices, undefined, 'int32'));
     const stock = (t: tf.Tensor) => tf.gather(t, tf.tensor2d(indices, undefined, 'int32'));
@@ -76,8 +79,15 @@ describe('wasm-safe ops agree with the stock ops on cpu', () => {
     const idx = [0, 4, 2, 4, 5];
     const w = { data: random(rng, 6 * 3), shape: [6, 3] };
     const r = random(rng, 5 * 3);
-    const use = (encode: (i: tf.Tensor) => tf.Tensor) => (x: tf.Tensor) => tf.matMul(encode(tf.tensor1d(idx, 'int32')) as tf.Tensor2D, x as tf.Tensor2D);
-    const expected = await on('cpu', () => valueAndGrads(use((i) => tf.oneHot(i as tf.Tensor1D, 6).cast('float32')), [w], r));
+    const use = (encode: (i: tf.Tensor) => tf.Tensor) => (x: tf.Tensor) =>
+      tf.matMul(encode(tf.tensor1d(idx, 'int32')) as tf.Tensor2D, x as tf.Tensor2D);
+    const expected = await on('cpu', () =>
+      valueAndGrads(
+        use((i) => tf.oneHot(i as tf.Tensor1D, 6).cast('float32')),
+        [w],
+        r,
+      ),
+    );
     const wasm = await on('wasm', () => {
       const enc = tf.tidy(() => {
         const t = oneHot(tf.tensor1d(idx, 'int32'), 6);
@@ -85,18 +95,33 @@ describe('wasm-safe ops agree with the stock ops on cpu', () => {
         return t.arraySync() as number[][];
       });
       expect(enc).toEqual(idx.map((i) => Array.from({ length: 6 }, (_, j) => (i === j ? 1 : 0))));
-      return valueAndGrads(use((i) => oneHot(i, 6)), [w], r);
+      return valueAndGrads(
+        use((i) => oneHot(i, 6)),
+        [w],
+        r,
+      );
     });
     expectSame(wasm, expected, 1e-5);
   });
 
   for (const rank of [2, 3] as const) {
-    for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+    for (const [ta, tb] of [
+      [false, false],
+      [true, false],
+      [false, true],
+      [true, true],
+    ] as const) {
       it(`matMul rank ${rank}, transposeA=${ta}, transposeB=${tb}: values and gradients`, async () => {
         const rng = new Rng(10 * rank + (ta ? 2 : 0) + (tb ? 1 : 0));
         const [m, k, n] = [3, 4, 5];
         const batch = rank === 3 ? [2] : [];
-        const tensor = (shape: number[]) => ({ data: random(rng, shape.reduce((x, y) => x * y, 1)), shape });
+        const tensor = (shape: number[]) => ({
+          data: random(
+            rng,
+            shape.reduce((x, y) => x * y, 1),
+          ),
+          shape,
+        });
         const a = tensor([...batch, ...(ta ? [k, m] : [m, k])]);
         const b = tensor([...batch, ...(tb ? [n, k] : [k, n])]);
         const r = random(rng, (rank === 3 ? 2 : 1) * m * n);
@@ -111,7 +136,16 @@ describe('wasm-safe ops agree with the stock ops on cpu', () => {
 });
 
 const sizes = {
-  llama: { hidden: 16, layers: 2, heads: 4, kvHeads: 2, intermediate: 24, vocab: 50, maxPositions: 32, ropeScaling: { ropeType: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 32 } },
+  llama: {
+    hidden: 16,
+    layers: 2,
+    heads: 4,
+    kvHeads: 2,
+    intermediate: 24,
+    vocab: 50,
+    maxPositions: 32,
+    ropeScaling: { ropeType: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 32 },
+  },
   qwen2: { hidden: 16, layers: 2, heads: 4, kvHeads: 2, intermediate: 24, vocab: 50, maxPositions: 32, tieWordEmbeddings: true },
   gpt2: { hidden: 16, layers: 2, heads: 2, vocab: 50, maxPositions: 16 },
 } as const;
@@ -120,9 +154,18 @@ describe.each(['llama', 'qwen2', 'gpt2'] as const)('%s: whole-model loss and gra
   it('agree within 1e-4 relative', async () => {
     const config = parseConfig(makeConfig(family, sizes[family]));
     const weights = randomWeights(config, 5);
-    const ids = [[4, 9, 33, 2, 17, 8], [0, 0, 21, 9, 9, 40]];
-    const mask = [[1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]];
-    const labels = [[9, 33, 2, 17, 8, 1], [-1, -1, 9, 9, 40, 3]];
+    const ids = [
+      [4, 9, 33, 2, 17, 8],
+      [0, 0, 21, 9, 9, 40],
+    ];
+    const mask = [
+      [1, 1, 1, 1, 1, 1],
+      [0, 0, 1, 1, 1, 1],
+    ];
+    const labels = [
+      [9, 33, 2, 17, 8, 1],
+      [-1, -1, 9, 9, 40, 3],
+    ];
     const run = (): Out =>
       tf.tidy(() => {
         const tensors = new Map([...weights].map(([name, t]) => [name, tf.tensor(Float32Array.from(t.data), t.shape)]));
@@ -131,10 +174,28 @@ describe.each(['llama', 'qwen2', 'gpt2'] as const)('%s: whole-model loss and gra
         const { value, grads } = tf.variableGrads(() => {
           const { logits } = model.forward(tf.tensor2d(ids, undefined, 'int32'), { attentionMask: tf.tensor2d(mask, undefined, 'int32') });
           const valid: number[] = labels.flat().map((l) => (l >= 0 ? 1 : 0));
-          const picked = tf.sum(tf.mul(tf.logSoftmax(logits).reshape([-1, config.vocabSize]), oneHot(tf.tensor1d(labels.flat().map((l) => Math.max(l, 0)), 'int32'), config.vocabSize)), 1);
-          return tf.div(tf.neg(tf.sum(tf.mul(picked, tf.tensor1d(valid)))), valid.reduce((a, b) => a + b, 0)) as tf.Scalar;
+          const picked = tf.sum(
+            tf.mul(
+              tf.logSoftmax(logits).reshape([-1, config.vocabSize]),
+              oneHot(
+                tf.tensor1d(
+                  labels.flat().map((l) => Math.max(l, 0)),
+                  'int32',
+                ),
+                config.vocabSize,
+              ),
+            ),
+            1,
+          );
+          return tf.div(
+            tf.neg(tf.sum(tf.mul(picked, tf.tensor1d(valid)))),
+            valid.reduce((a, b) => a + b, 0),
+          ) as tf.Scalar;
         }, [...model.params.values()]);
-        const out = { value: [value.dataSync()[0]], grads: names.map((n) => [...grads[(model.params.get(n) as tf.Variable).name].dataSync()]) };
+        const out = {
+          value: [value.dataSync()[0]],
+          grads: names.map((n) => [...grads[(model.params.get(n) as tf.Variable).name].dataSync()]),
+        };
         model.dispose();
         return out;
       });

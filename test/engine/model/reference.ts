@@ -19,12 +19,18 @@ export function hfParameterShapes(c: ModelConfig): [string, number[]][] {
     for (let i = 0; i < c.numLayers; i++) {
       const p = `transformer.h.${i}.`;
       out.push(
-        [p + 'ln_1.weight', [d]], [p + 'ln_1.bias', [d]],
-        [p + 'attn.c_attn.weight', [d, 3 * d]], [p + 'attn.c_attn.bias', [3 * d]],
-        [p + 'attn.c_proj.weight', [d, d]], [p + 'attn.c_proj.bias', [d]],
-        [p + 'ln_2.weight', [d]], [p + 'ln_2.bias', [d]],
-        [p + 'mlp.c_fc.weight', [d, c.intermediateSize]], [p + 'mlp.c_fc.bias', [c.intermediateSize]],
-        [p + 'mlp.c_proj.weight', [c.intermediateSize, d]], [p + 'mlp.c_proj.bias', [d]],
+        [p + 'ln_1.weight', [d]],
+        [p + 'ln_1.bias', [d]],
+        [p + 'attn.c_attn.weight', [d, 3 * d]],
+        [p + 'attn.c_attn.bias', [3 * d]],
+        [p + 'attn.c_proj.weight', [d, d]],
+        [p + 'attn.c_proj.bias', [d]],
+        [p + 'ln_2.weight', [d]],
+        [p + 'ln_2.bias', [d]],
+        [p + 'mlp.c_fc.weight', [d, c.intermediateSize]],
+        [p + 'mlp.c_fc.bias', [c.intermediateSize]],
+        [p + 'mlp.c_proj.weight', [c.intermediateSize, d]],
+        [p + 'mlp.c_proj.bias', [d]],
       );
     }
     out.push(['transformer.ln_f.weight', [d]], ['transformer.ln_f.bias', [d]]);
@@ -208,7 +214,11 @@ function llamaRow(c: ModelConfig, w: RefWeights, ids: number[], mask: number[], 
       const h2 = rms(y, get(w, p + 'post_attention_layernorm.weight'), c.normEps);
       const g = linearOutIn(get(w, p + 'mlp.gate_proj.weight'), h2, c.intermediateSize);
       const u = linearOutIn(get(w, p + 'mlp.up_proj.weight'), h2, c.intermediateSize);
-      const m = linearOutIn(get(w, p + 'mlp.down_proj.weight'), g.map((gv, i) => silu(gv) * u[i]), d);
+      const m = linearOutIn(
+        get(w, p + 'mlp.down_proj.weight'),
+        g.map((gv, i) => silu(gv) * u[i]),
+        d,
+      );
       return y.map((val, i) => val + m[i]);
     });
   }
@@ -224,9 +234,20 @@ function gpt2Row(c: ModelConfig, w: RefWeights, ids: number[], mask: number[], p
   for (let l = 0; l < c.numLayers; l++) {
     const p = `transformer.h.${l}.`;
     const qkv = x.map((xt) =>
-      conv1d(get(w, p + 'attn.c_attn.weight'), get(w, p + 'attn.c_attn.bias'), layerNorm(xt, get(w, p + 'ln_1.weight'), get(w, p + 'ln_1.bias'), c.normEps), 3 * d),
+      conv1d(
+        get(w, p + 'attn.c_attn.weight'),
+        get(w, p + 'attn.c_attn.bias'),
+        layerNorm(xt, get(w, p + 'ln_1.weight'), get(w, p + 'ln_1.bias'), c.normEps),
+        3 * d,
+      ),
     );
-    const attn = attention(c, qkv.map((r) => r.slice(0, d)), qkv.map((r) => r.slice(d, 2 * d)), qkv.map((r) => r.slice(2 * d)), mask);
+    const attn = attention(
+      c,
+      qkv.map((r) => r.slice(0, d)),
+      qkv.map((r) => r.slice(d, 2 * d)),
+      qkv.map((r) => r.slice(2 * d)),
+      mask,
+    );
     x = x.map((xt, t) => {
       const o = conv1d(get(w, p + 'attn.c_proj.weight'), get(w, p + 'attn.c_proj.bias'), attn[t], d);
       const y = xt.map((val, i) => val + o[i]);
@@ -236,7 +257,9 @@ function gpt2Row(c: ModelConfig, w: RefWeights, ids: number[], mask: number[], p
       return y.map((val, i) => val + m[i]);
     });
   }
-  return x.map((xt) => linearOutIn(wte, layerNorm(xt, get(w, 'transformer.ln_f.weight'), get(w, 'transformer.ln_f.bias'), c.normEps), c.vocabSize));
+  return x.map((xt) =>
+    linearOutIn(wte, layerNorm(xt, get(w, 'transformer.ln_f.weight'), get(w, 'transformer.ln_f.bias'), c.normEps), c.vocabSize),
+  );
 }
 
 /** Logits [batch][time] → Float64Array(vocab); mask rows are 1 for tokens and 0 for (left) padding. */

@@ -101,7 +101,9 @@ describe('F32/I32/I64 round trip', () => {
 describe('an independent parse of our writer output', () => {
   it('has an 8-aligned space-padded header, names sorted, contiguous offsets and the raw bytes', () => {
     const names = ['lm_head.weight', 'a.bias', 'model.norm.weight', 'B_upper', 'model.embed_tokens.weight'];
-    const tensors = new Map(names.map((n, i) => [n, { shape: [i + 1, 2], data: Float32Array.from({ length: 2 * (i + 1) }, (_, j) => i * 10 + j + 0.25) }]));
+    const tensors = new Map(
+      names.map((n, i) => [n, { shape: [i + 1, 2], data: Float32Array.from({ length: 2 * (i + 1) }, (_, j) => i * 10 + j + 0.25) }]),
+    );
     const file = path.join(dir, 'x.safetensors');
     writeSafetensors(file, tensors);
     const buf = fs.readFileSync(file);
@@ -118,7 +120,11 @@ describe('an independent parse of our writer output', () => {
     expect(keys).toEqual(['B_upper', 'a.bias', 'lm_head.weight', 'model.embed_tokens.weight', 'model.norm.weight']);
     let cursor = 0;
     for (const key of keys) {
-      const { dtype, shape, data_offsets: [begin, end] } = header[key];
+      const {
+        dtype,
+        shape,
+        data_offsets: [begin, end],
+      } = header[key];
       const source = tensors.get(key)!;
       expect(dtype).toBe('F32');
       expect(shape).toEqual(source.shape);
@@ -133,7 +139,14 @@ describe('an independent parse of our writer output', () => {
 
   it('keeps sorted order for integer-like names, which plain JS objects would reorder', () => {
     const file = path.join(dir, 'ints.safetensors');
-    writeSafetensors(file, new Map([['b', { shape: [1], data: Float32Array.from([1]) }], ['10', { shape: [1], data: Float32Array.from([2]) }], ['2', { shape: [1], data: Float32Array.from([3]) }]]));
+    writeSafetensors(
+      file,
+      new Map([
+        ['b', { shape: [1], data: Float32Array.from([1]) }],
+        ['10', { shape: [1], data: Float32Array.from([2]) }],
+        ['2', { shape: [1], data: Float32Array.from([3]) }],
+      ]),
+    );
     const buf = fs.readFileSync(file);
     const text = buf.toString('utf8', 8, 8 + Number(buf.readBigUInt64LE(0)));
     const order = [...text.matchAll(/"([^"]+)":\{"dtype"/g)].map((m) => m[1]);
@@ -147,7 +160,10 @@ describe('an independent parse of our writer output', () => {
 describe('half-precision decoding (hand-built bytes)', () => {
   it('decodes F16 exactly: normals, subnormals, signed zero, inf, NaN', () => {
     const halves = [0x3c00, 0xc000, 0x7c00, 0xfc00, 0x0001, 0x03ff, 0x0400, 0x7bff, 0x8000, 0x3555, 0x8001, 0x7e00, 0xfe01];
-    const file = put('f16.safetensors', build({ h: { dtype: 'F16', shape: [halves.length], data_offsets: [0, 2 * halves.length] } }, u16(halves)));
+    const file = put(
+      'f16.safetensors',
+      build({ h: { dtype: 'F16', shape: [halves.length], data_offsets: [0, 2 * halves.length] } }, u16(halves)),
+    );
     const t = readSafetensors(file).tensors.get('h')!;
     expect(t.dtype).toBe('F16');
     expect(t.shape).toEqual([13]);
@@ -329,10 +345,25 @@ describe('malformed files give one-line SafetensorsErrors', () => {
     ['invalid JSON', () => build('{"x": {"dtype": "F32",'), 'HEADER_JSON', 'invalid JSON header'],
     ['invalid UTF-8', () => build(Buffer.from([0x7b, 0xff, 0x7d])), 'HEADER_JSON', 'invalid JSON header'],
     ['a JSON array', () => build('[1, 2]'), 'HEADER_JSON', 'the JSON header is not an object'],
-    ['an entry without shape', () => build({ x: { dtype: 'F32', data_offsets: [0, 4] } }, f32(1)), 'HEADER_JSON', "tensor 'x' in the header has no 'shape'"],
+    [
+      'an entry without shape',
+      () => build({ x: { dtype: 'F32', data_offsets: [0, 4] } }, f32(1)),
+      'HEADER_JSON',
+      "tensor 'x' in the header has no 'shape'",
+    ],
     ['non-string metadata', () => build({ __metadata__: { step: 3 } }), 'HEADER_JSON', "__metadata__ value of 'step' is not a string"],
-    ['an unknown dtype', () => build({ x: { dtype: 'F33', shape: [1], data_offsets: [0, 4] } }, f32(1)), 'UNKNOWN_DTYPE', "tensor 'x' has unknown dtype 'F33'"],
-    ['an FP8 dtype', () => build({ x: { dtype: 'F8_E4M3', shape: [4], data_offsets: [0, 4] } }, f32(1)), 'UNSUPPORTED_DTYPE', "tensor 'x' has dtype F8_E4M3, which this reader does not decode"],
+    [
+      'an unknown dtype',
+      () => build({ x: { dtype: 'F33', shape: [1], data_offsets: [0, 4] } }, f32(1)),
+      'UNKNOWN_DTYPE',
+      "tensor 'x' has unknown dtype 'F33'",
+    ],
+    [
+      'an FP8 dtype',
+      () => build({ x: { dtype: 'F8_E4M3', shape: [4], data_offsets: [0, 4] } }, f32(1)),
+      'UNSUPPORTED_DTYPE',
+      "tensor 'x' has dtype F8_E4M3, which this reader does not decode",
+    ],
     [
       'a size that does not match shape × dtype',
       () => build({ x: { dtype: 'F32', shape: [2, 3], data_offsets: [0, 20] } }, Buffer.alloc(20)),
@@ -342,20 +373,28 @@ describe('malformed files give one-line SafetensorsErrors', () => {
     ['begin > end', () => build({ x: { dtype: 'F32', shape: [0], data_offsets: [8, 4] } }, f32(2)), 'BAD_OFFSETS', 'with begin > end'],
     [
       'overlapping tensors',
-      () => build({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, f32(3)),
+      () =>
+        build({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, f32(3)),
       'BAD_OFFSETS',
       "tensor 'b' [4, 12] overlaps tensor 'a' [0, 8]",
     ],
     [
       'offsets out of range (a gap past the end)',
-      () => build({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, b: { dtype: 'F32', shape: [1], data_offsets: [100, 104] } }, f32(2)),
+      () =>
+        build({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, b: { dtype: 'F32', shape: [1], data_offsets: [100, 104] } }, f32(2)),
       'BAD_OFFSETS',
       "data bytes [4, 100) before tensor 'b' belong to no tensor",
     ],
-    ['trailing bytes', () => build({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, f32(2)), 'BAD_OFFSETS', '4 trailing data bytes after the last tensor'],
+    [
+      'trailing bytes',
+      () => build({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, f32(2)),
+      'BAD_OFFSETS',
+      '4 trailing data bytes after the last tensor',
+    ],
     [
       'truncated data',
-      () => build({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, b: { dtype: 'F32', shape: [3], data_offsets: [4, 16] } }, f32(3)),
+      () =>
+        build({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, b: { dtype: 'F32', shape: [3], data_offsets: [4, 16] } }, f32(3)),
       'TRUNCATED',
       'tensors need 16 data bytes after the header but the file holds 12 (truncated file)',
     ],
@@ -387,7 +426,13 @@ describe('malformed files give one-line SafetensorsErrors', () => {
 
   const checkpointCases: [string, () => void, SafetensorsErrorCode, string, string][] = [
     ['an empty directory', () => {}, 'NO_CHECKPOINT', '', 'neither model.safetensors nor model.safetensors.index.json exists'],
-    ['an index that is not JSON', () => fs.writeFileSync(path.join(dir, 'model.safetensors.index.json'), '{oops'), 'BAD_INDEX', 'model.safetensors.index.json', 'invalid JSON'],
+    [
+      'an index that is not JSON',
+      () => fs.writeFileSync(path.join(dir, 'model.safetensors.index.json'), '{oops'),
+      'BAD_INDEX',
+      'model.safetensors.index.json',
+      'invalid JSON',
+    ],
     [
       'an index pointing outside the directory',
       () => fs.writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { a: '../x.safetensors' } })),
@@ -398,7 +443,14 @@ describe('malformed files give one-line SafetensorsErrors', () => {
     [
       'a missing shard',
       () => {
-        writeCheckpointTensors(dir, new Map([['a', { shape: [2], data: new Float32Array(2) }], ['b', { shape: [2], data: new Float32Array(2) }]]), { maxShardBytes: 8 });
+        writeCheckpointTensors(
+          dir,
+          new Map([
+            ['a', { shape: [2], data: new Float32Array(2) }],
+            ['b', { shape: [2], data: new Float32Array(2) }],
+          ]),
+          { maxShardBytes: 8 },
+        );
         fs.rmSync(path.join(dir, 'model-00002-of-00002.safetensors'));
       },
       'MISSING_SHARD',
@@ -408,7 +460,14 @@ describe('malformed files give one-line SafetensorsErrors', () => {
     [
       'a mapped name absent from its shard',
       () => {
-        writeCheckpointTensors(dir, new Map([['a', { shape: [2], data: new Float32Array(2) }], ['b', { shape: [2], data: new Float32Array(2) }]]), { maxShardBytes: 8 });
+        writeCheckpointTensors(
+          dir,
+          new Map([
+            ['a', { shape: [2], data: new Float32Array(2) }],
+            ['b', { shape: [2], data: new Float32Array(2) }],
+          ]),
+          { maxShardBytes: 8 },
+        );
         const indexFile = path.join(dir, 'model.safetensors.index.json');
         const index = JSON.parse(fs.readFileSync(indexFile, 'utf8'));
         index.weight_map.c = 'model-00001-of-00002.safetensors';

@@ -27,7 +27,8 @@ describe('Llama-3 tokenizer.json', () => {
   let vocab: Record<string, number>;
   beforeAll(() => {
     tok = loadTokenizer(llamaDir);
-    vocab = (JSON.parse(readFileSync(join(llamaDir, 'tokenizer.json'), 'utf8')) as { model: { vocab: Record<string, number> } }).model.vocab;
+    vocab = (JSON.parse(readFileSync(join(llamaDir, 'tokenizer.json'), 'utf8')) as { model: { vocab: Record<string, number> } }).model
+      .vocab;
   });
 
   it('encodes a known string to the ids in the vocabulary', () => {
@@ -48,7 +49,7 @@ describe('Llama-3 tokenizer.json', () => {
       'unicode: café, naïve, Ærøskøbing, 中文字符, русский, العربية',
       'emoji 😀👍🏽 and 👨‍👩‍👧 family',
       'def f(x):\n    return {"a": [x ** 2, x // 3]}  # comment\n',
-      'spaces before punctuation , . ? ! and can \'t',
+      "spaces before punctuation , . ? ! and can 't",
       '',
     ];
     for (const text of texts) expect(tok.decode(tok.encode(text))).toBe(text);
@@ -139,7 +140,13 @@ describe('word-level tokenizer', () => {
     expect(onDisk.model).toMatchObject({ type: 'WordLevel', unk_token: '<unk>' });
     expect(onDisk.pre_tokenizer).toEqual({ type: 'WhitespaceSplit' });
     const config = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
-    expect(config).toMatchObject({ tokenizer_class: 'PreTrainedTokenizerFast', eos_token: '<eos>', pad_token: '<pad>', unk_token: '<unk>', bos_token: '<bos>' });
+    expect(config).toMatchObject({
+      tokenizer_class: 'PreTrainedTokenizerFast',
+      eos_token: '<eos>',
+      pad_token: '<pad>',
+      unk_token: '<unk>',
+      bos_token: '<bos>',
+    });
     expect(typeof config.model_max_length).toBe('number');
 
     const tok = loadTokenizer(dir);
@@ -168,7 +175,9 @@ describe('word-level tokenizer', () => {
     const user: ChatMessage = { role: 'user', content: 'how do i bake bread ?' };
     const response = 'mix flour and water . then bake it';
     const full = [{ role: 'system', content: 'how' } as ChatMessage, user, { role: 'assistant', content: response } as ChatMessage];
-    expect(tok.applyChatTemplate(full)).toBe('<system> how <user> how do i bake bread ? <assistant> mix flour and water . then bake it <eos>');
+    expect(tok.applyChatTemplate(full)).toBe(
+      '<system> how <user> how do i bake bread ? <assistant> mix flour and water . then bake it <eos>',
+    );
     expect(tok.applyChatTemplate([user], { addGenerationPrompt: true })).toBe('<user> how do i bake bread ? <assistant>');
     expect(tok.applyChatTemplate([user, { role: 'assistant', content: '' }])).toBe('<user> how do i bake bread ? <assistant> <eos>');
 
@@ -191,20 +200,32 @@ describe('word-level tokenizer', () => {
     const template =
       "{% if guardian_config is not defined %}{{ raise_exception('guardian_config is required') }}{% endif %}" +
       '{{ bos_token }} {% for m in messages %}{{ m.content }} {% endfor %}{{ guardian_config.risk_name }}';
-    const { tokenizerJson, tokenizerConfig } = buildWordLevelTokenizer({ words: ['harm', 'bake'], specialTokens: specials, chatTemplate: template });
+    const { tokenizerJson, tokenizerConfig } = buildWordLevelTokenizer({
+      words: ['harm', 'bake'],
+      specialTokens: specials,
+      chatTemplate: template,
+    });
     const tok = tokenizerFromObjects(tokenizerJson, tokenizerConfig);
     const messages: ChatMessage[] = [{ role: 'user', content: 'bake' }];
     expect(tok.applyChatTemplate(messages, { extra: { guardian_config: { risk_name: 'harm' } } })).toBe('<bos> bake harm');
     expect(() => tok.applyChatTemplate(messages)).toThrow(ChatTemplateError);
-    expect(() => tok.applyChatTemplate(messages)).toThrow(/tokenizer_config\.json, field 'chat_template': rendering failed: guardian_config is required$/);
+    expect(() => tok.applyChatTemplate(messages)).toThrow(
+      /tokenizer_config\.json, field 'chat_template': rendering failed: guardian_config is required$/,
+    );
     // The default template has no role other than system/user/assistant.
-    const plain = tokenizerFromObjects(buildWordLevelTokenizer({ words, specialTokens: specials }).tokenizerJson, { chat_template: wordLevelChatTemplate });
+    const plain = tokenizerFromObjects(buildWordLevelTokenizer({ words, specialTokens: specials }).tokenizerJson, {
+      chat_template: wordLevelChatTemplate,
+    });
     expect(() => plain.applyChatTemplate([{ role: 'tool' as ChatMessage['role'], content: 'x' }])).toThrow(/unknown role: tool/);
   });
 
   it('adds generation_config eos ids and adds no second BOS in encodeChat', () => {
     const dir = tempDir();
-    const { tokenizerJson, tokenizerConfig } = buildWordLevelTokenizer({ words, specialTokens: specials, chatTemplate: '{{ bos_token }} {{ messages[0].content }}' });
+    const { tokenizerJson, tokenizerConfig } = buildWordLevelTokenizer({
+      words,
+      specialTokens: specials,
+      chatTemplate: '{{ bos_token }} {{ messages[0].content }}',
+    });
     // A post-processor that prepends <bos> (id 2), as Llama-3's official tokenizer.json does.
     const withBos = {
       ...tokenizerJson,
@@ -260,6 +281,8 @@ describe('tokenizer file errors', () => {
 
     expect(() => tokenizerFromObjects({ version: '1.0' })).toThrow("tokenizer.json, field 'model': expected an object, got nothing");
     const noTemplate = tokenizerFromObjects(tokenizerJson, { eos_token: '<eos>' });
-    expect(() => noTemplate.applyChatTemplate([{ role: 'user', content: 'how' }])).toThrow(/field 'chat_template': the tokenizer has no chat template/);
+    expect(() => noTemplate.applyChatTemplate([{ role: 'user', content: 'how' }])).toThrow(
+      /field 'chat_template': the tokenizer has no chat template/,
+    );
   });
 });

@@ -12,8 +12,29 @@ const llama3Scaling = { ropeType: 'llama3', factor: 8, lowFreqFactor: 1, highFre
 // Tiny checkpoints. head_dim 8 with theta 10000 gives wavelengths 6.3, 63, 628, 6283: with the scaling
 // above (wavelength band [8, 64]) one frequency is kept, one smoothed and two divided by the factor.
 const tiny: Record<Family, ConfigSizes> = {
-  llama: { hidden: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 48, vocab: 50, maxPositions: 64, ropeScaling: llama3Scaling, bosTokenId: 1, eosTokenId: [2, 3] },
-  qwen2: { hidden: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 40, vocab: 50, maxPositions: 64, tieWordEmbeddings: true, ropeTheta: 1000 },
+  llama: {
+    hidden: 32,
+    layers: 2,
+    heads: 4,
+    kvHeads: 2,
+    intermediate: 48,
+    vocab: 50,
+    maxPositions: 64,
+    ropeScaling: llama3Scaling,
+    bosTokenId: 1,
+    eosTokenId: [2, 3],
+  },
+  qwen2: {
+    hidden: 32,
+    layers: 2,
+    heads: 4,
+    kvHeads: 2,
+    intermediate: 40,
+    vocab: 50,
+    maxPositions: 64,
+    tieWordEmbeddings: true,
+    ropeTheta: 1000,
+  },
   gpt2: { hidden: 24, layers: 2, heads: 3, vocab: 50, maxPositions: 32 },
 };
 
@@ -64,38 +85,129 @@ beforeAll(async () => {
 describe('parseConfig', () => {
   it('reads a Llama-3.2-1B-Instruct config.json with its llama3 rope scaling and eos list', () => {
     const c = parseConfig({
-      architectures: ['LlamaForCausalLM'], attention_bias: false, attention_dropout: 0.0, bos_token_id: 128000,
-      eos_token_id: [128001, 128008, 128009], head_dim: 64, hidden_act: 'silu', hidden_size: 2048, initializer_range: 0.02,
-      intermediate_size: 8192, max_position_embeddings: 131072, mlp_bias: false, model_type: 'llama', num_attention_heads: 32,
-      num_hidden_layers: 16, num_key_value_heads: 8, pretraining_tp: 1, rms_norm_eps: 1e-5,
-      rope_scaling: { factor: 32.0, high_freq_factor: 4.0, low_freq_factor: 1.0, original_max_position_embeddings: 8192, rope_type: 'llama3' },
-      rope_theta: 500000.0, tie_word_embeddings: true, torch_dtype: 'bfloat16', use_cache: true, vocab_size: 128256,
+      architectures: ['LlamaForCausalLM'],
+      attention_bias: false,
+      attention_dropout: 0.0,
+      bos_token_id: 128000,
+      eos_token_id: [128001, 128008, 128009],
+      head_dim: 64,
+      hidden_act: 'silu',
+      hidden_size: 2048,
+      initializer_range: 0.02,
+      intermediate_size: 8192,
+      max_position_embeddings: 131072,
+      mlp_bias: false,
+      model_type: 'llama',
+      num_attention_heads: 32,
+      num_hidden_layers: 16,
+      num_key_value_heads: 8,
+      pretraining_tp: 1,
+      rms_norm_eps: 1e-5,
+      rope_scaling: {
+        factor: 32.0,
+        high_freq_factor: 4.0,
+        low_freq_factor: 1.0,
+        original_max_position_embeddings: 8192,
+        rope_type: 'llama3',
+      },
+      rope_theta: 500000.0,
+      tie_word_embeddings: true,
+      torch_dtype: 'bfloat16',
+      use_cache: true,
+      vocab_size: 128256,
     });
     expect(c).toMatchObject({
-      family: 'llama', vocabSize: 128256, hiddenSize: 2048, numLayers: 16, numHeads: 32, numKvHeads: 8, headDim: 64,
-      intermediateSize: 8192, maxPositions: 131072, normEps: 1e-5, ropeTheta: 500000, attentionBias: false,
-      tieWordEmbeddings: true, bosTokenId: 128000, eosTokenIds: [128001, 128008, 128009], padTokenId: undefined,
+      family: 'llama',
+      vocabSize: 128256,
+      hiddenSize: 2048,
+      numLayers: 16,
+      numHeads: 32,
+      numKvHeads: 8,
+      headDim: 64,
+      intermediateSize: 8192,
+      maxPositions: 131072,
+      normEps: 1e-5,
+      ropeTheta: 500000,
+      attentionBias: false,
+      tieWordEmbeddings: true,
+      bosTokenId: 128000,
+      eosTokenIds: [128001, 128008, 128009],
+      padTokenId: undefined,
       ropeScaling: { ropeType: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 },
     });
   });
 
   it('reads a Qwen2.5 config (always q/k/v biases) and the original gpt2 config (no n_inner, tied)', () => {
     const q = parseConfig({
-      architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', hidden_size: 896, intermediate_size: 4864, num_attention_heads: 14,
-      num_hidden_layers: 24, num_key_value_heads: 2, max_position_embeddings: 32768, rms_norm_eps: 1e-6, rope_theta: 1000000.0,
-      sliding_window: 32768, use_sliding_window: false, tie_word_embeddings: true, vocab_size: 151936, bos_token_id: 151643, eos_token_id: 151645,
+      architectures: ['Qwen2ForCausalLM'],
+      model_type: 'qwen2',
+      hidden_size: 896,
+      intermediate_size: 4864,
+      num_attention_heads: 14,
+      num_hidden_layers: 24,
+      num_key_value_heads: 2,
+      max_position_embeddings: 32768,
+      rms_norm_eps: 1e-6,
+      rope_theta: 1000000.0,
+      sliding_window: 32768,
+      use_sliding_window: false,
+      tie_word_embeddings: true,
+      vocab_size: 151936,
+      bos_token_id: 151643,
+      eos_token_id: 151645,
     });
-    expect(q).toMatchObject({ family: 'qwen2', headDim: 64, numKvHeads: 2, attentionBias: true, ropeTheta: 1e6, eosTokenIds: [151645], ropeScaling: undefined });
+    expect(q).toMatchObject({
+      family: 'qwen2',
+      headDim: 64,
+      numKvHeads: 2,
+      attentionBias: true,
+      ropeTheta: 1e6,
+      eosTokenIds: [151645],
+      ropeScaling: undefined,
+    });
     const g = parseConfig({
-      activation_function: 'gelu_new', architectures: ['GPT2LMHeadModel'], bos_token_id: 50256, eos_token_id: 50256, layer_norm_epsilon: 1e-5,
-      model_type: 'gpt2', n_ctx: 1024, n_embd: 768, n_head: 12, n_layer: 12, n_positions: 1024, vocab_size: 50257,
+      activation_function: 'gelu_new',
+      architectures: ['GPT2LMHeadModel'],
+      bos_token_id: 50256,
+      eos_token_id: 50256,
+      layer_norm_epsilon: 1e-5,
+      model_type: 'gpt2',
+      n_ctx: 1024,
+      n_embd: 768,
+      n_head: 12,
+      n_layer: 12,
+      n_positions: 1024,
+      vocab_size: 50257,
     });
-    expect(g).toMatchObject({ family: 'gpt2', intermediateSize: 3072, headDim: 64, tieWordEmbeddings: true, maxPositions: 1024, eosTokenIds: [50256] });
+    expect(g).toMatchObject({
+      family: 'gpt2',
+      intermediateSize: 3072,
+      headDim: 64,
+      tieWordEmbeddings: true,
+      maxPositions: 1024,
+      eosTokenIds: [50256],
+    });
   });
 
   it('applies the HF class defaults for optional fields', () => {
-    const c = parseConfig({ model_type: 'llama', vocab_size: 10, hidden_size: 8, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 16 });
-    expect(c).toMatchObject({ numKvHeads: 2, headDim: 4, ropeTheta: 10000, normEps: 1e-6, tieWordEmbeddings: false, attentionBias: false, bosTokenId: 1, eosTokenIds: [2] });
+    const c = parseConfig({
+      model_type: 'llama',
+      vocab_size: 10,
+      hidden_size: 8,
+      num_hidden_layers: 1,
+      num_attention_heads: 2,
+      intermediate_size: 16,
+    });
+    expect(c).toMatchObject({
+      numKvHeads: 2,
+      headDim: 4,
+      ropeTheta: 10000,
+      normEps: 1e-6,
+      tieWordEmbeddings: false,
+      attentionBias: false,
+      bosTokenId: 1,
+      eosTokenIds: [2],
+    });
   });
 
   it('rejects bad fields with one line naming file, field and value', () => {
@@ -124,11 +236,32 @@ describe('parseConfig', () => {
 
   it('makeConfig writes what the HF classes need and parses back to the requested sizes', () => {
     const raw = makeConfig('qwen2', tiny.qwen2);
-    expect(raw).toMatchObject({ architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', torch_dtype: 'float32', use_sliding_window: false, hidden_act: 'silu' });
+    expect(raw).toMatchObject({
+      architectures: ['Qwen2ForCausalLM'],
+      model_type: 'qwen2',
+      torch_dtype: 'float32',
+      use_sliding_window: false,
+      hidden_act: 'silu',
+    });
     const g = makeConfig('gpt2', { ...tiny.gpt2, bosTokenId: 49, eosTokenId: 49 });
-    expect(g).toMatchObject({ architectures: ['GPT2LMHeadModel'], n_embd: 24, n_inner: null, activation_function: 'gelu_new', bos_token_id: 49, eos_token_id: 49 });
+    expect(g).toMatchObject({
+      architectures: ['GPT2LMHeadModel'],
+      n_embd: 24,
+      n_inner: null,
+      activation_function: 'gelu_new',
+      bos_token_id: 49,
+      eos_token_id: 49,
+    });
     const l = parseConfig(makeConfig('llama', tiny.llama));
-    expect(l).toMatchObject({ hiddenSize: 32, numKvHeads: 2, headDim: 8, intermediateSize: 48, ropeScaling: llama3Scaling, eosTokenIds: [2, 3], tieWordEmbeddings: false });
+    expect(l).toMatchObject({
+      hiddenSize: 32,
+      numKvHeads: 2,
+      headDim: 8,
+      intermediateSize: 48,
+      ropeScaling: llama3Scaling,
+      eosTokenIds: [2, 3],
+      tieWordEmbeddings: false,
+    });
     expect(() => makeConfig('gpt2', { ...tiny.gpt2, tieWordEmbeddings: false })).toThrow(ConfigError);
     expect(() => makeConfig('llama', { ...tiny.llama, hidden: 30 })).toThrow(/head_dim/);
   });
@@ -149,9 +282,18 @@ describe('defaultPositions', () => {
       expect([all.dtype, last2.dtype, plain.dtype]).toEqual(['int32', 'int32', 'int32']);
       return [all.arraySync(), last2.arraySync(), plain.arraySync()];
     });
-    expect(got[0]).toEqual([[1, 1, 0, 1, 2, 3], [0, 1, 2, 3, 4, 5]]);
-    expect(got[1]).toEqual([[2, 3], [4, 5]]);
-    expect(got[2]).toEqual([[5, 6, 7], [5, 6, 7]]);
+    expect(got[0]).toEqual([
+      [1, 1, 0, 1, 2, 3],
+      [0, 1, 2, 3, 4, 5],
+    ]);
+    expect(got[1]).toEqual([
+      [2, 3],
+      [4, 5],
+    ]);
+    expect(got[2]).toEqual([
+      [5, 6, 7],
+      [5, 6, 7],
+    ]);
   });
 });
 
@@ -179,8 +321,16 @@ describe.each(['llama', 'qwen2', 'gpt2'] as const)('%s transformer', (family) =>
       let at = 0;
       for (const n of steps) {
         const got = tf.tidy(() => {
-          const chunk = tf.tensor2d(ids.map((r) => r.slice(at, at + n)), undefined, 'int32');
-          const m = tf.tensor2d(mask.map((r) => r.slice(0, at + n)), undefined, 'int32');
+          const chunk = tf.tensor2d(
+            ids.map((r) => r.slice(at, at + n)),
+            undefined,
+            'int32',
+          );
+          const m = tf.tensor2d(
+            mask.map((r) => r.slice(0, at + n)),
+            undefined,
+            'int32',
+          );
           const out = model.forward(chunk, { attentionMask: m, cache, useCache: true });
           if (cache) disposeCache(cache);
           cache = out.cache;
@@ -189,7 +339,13 @@ describe.each(['llama', 'qwen2', 'gpt2'] as const)('%s transformer', (family) =>
         expect(cache?.length).toBe(at + n);
         expect(cache?.layers[0].k.shape).toEqual([2, model.config.numKvHeads, at + n, model.config.headDim]);
         const want = expected.map((r) => r.slice(at, at + n).map((v) => Float64Array.from(v)));
-        expect(maxDiffAt(got, want, mask.map((r) => r.slice(at, at + n)))).toBeLessThan(1e-5);
+        expect(
+          maxDiffAt(
+            got,
+            want,
+            mask.map((r) => r.slice(at, at + n)),
+          ),
+        ).toBeLessThan(1e-5);
         at += n;
       }
       if (cache) disposeCache(cache);
@@ -270,9 +426,18 @@ describe('loading weights', () => {
       for (const t of new Set([...original, ...w.values()])) t.dispose();
     };
     const before = tf.memory().numTensors;
-    expectError((w) => w.set('model.layers.1.self_attn.k_proj.weight', tf.zeros([32, 32])), /'model\.layers\.1\.self_attn\.k_proj\.weight' has shape \[32, 32\], expected \[16, 32\]/);
-    expectError((w) => w.delete('model.layers.0.self_attn.q_proj.bias'), /missing parameter 'model\.layers\.0\.self_attn\.q_proj\.bias' \(expected shape \[32\]\)/);
-    expectError((w) => w.set('model.layers.0.self_attn.o_proj.bias', tf.zeros([32])), /unexpected tensor 'model\.layers\.0\.self_attn\.o_proj\.bias'/);
+    expectError(
+      (w) => w.set('model.layers.1.self_attn.k_proj.weight', tf.zeros([32, 32])),
+      /'model\.layers\.1\.self_attn\.k_proj\.weight' has shape \[32, 32\], expected \[16, 32\]/,
+    );
+    expectError(
+      (w) => w.delete('model.layers.0.self_attn.q_proj.bias'),
+      /missing parameter 'model\.layers\.0\.self_attn\.q_proj\.bias' \(expected shape \[32\]\)/,
+    );
+    expectError(
+      (w) => w.set('model.layers.0.self_attn.o_proj.bias', tf.zeros([32])),
+      /unexpected tensor 'model\.layers\.0\.self_attn\.o_proj\.bias'/,
+    );
     expect(tf.memory().numTensors).toBe(before);
   });
 });
@@ -283,7 +448,14 @@ describe('lastOnly', () => {
     const { makeConfig, parseConfig } = await import('../../../engine/model/config.ts');
     const { tf } = await import('../../../engine/tensor/index.ts');
     const model = createModel(parseConfig(makeConfig('qwen2', { hidden: 16, layers: 1, heads: 2, vocab: 20 })), { seed: 4 });
-    const ids = tf.tensor2d([[1, 2, 3, 4], [5, 6, 7, 8]], [2, 4], 'int32');
+    const ids = tf.tensor2d(
+      [
+        [1, 2, 3, 4],
+        [5, 6, 7, 8],
+      ],
+      [2, 4],
+      'int32',
+    );
     const full = model.forward(ids).logits;
     const last = model.forward(ids, { lastOnly: true }).logits;
     expect(last.shape).toEqual([2, 1, 20]);

@@ -60,7 +60,9 @@ describe('world tokenizer', () => {
       expect(ids.length).toBe(text.split(' ').length);
       expect(tokenizer.decode(ids)).toBe(text);
     }
-    expect(tokenizer.applyChatTemplate([{ role: 'user', content: 'hello' }], { addGenerationPrompt: true })).toBe('<user> hello <assistant>');
+    expect(tokenizer.applyChatTemplate([{ role: 'user', content: 'hello' }], { addGenerationPrompt: true })).toBe(
+      '<user> hello <assistant>',
+    );
   });
 
   it('adds extra words only when missing', () => {
@@ -141,7 +143,13 @@ describe('attack sanity-check data', () => {
     expect(examples.filter((e) => e.meta.source === 'micro:purebad')).toHaveLength(100);
     const bySource = new Map<string, number>();
     for (const e of examples) bySource.set(String(e.meta.source), (bySource.get(String(e.meta.source)) ?? 0) + 1);
-    expect(Object.fromEntries(bySource)).toEqual({ 'micro:purebad': 100, 'micro:gsm8k': 25, 'micro:sql': 25, 'micro:lore': 25, 'micro:howto': 25 });
+    expect(Object.fromEntries(bySource)).toEqual({
+      'micro:purebad': 100,
+      'micro:gsm8k': 25,
+      'micro:sql': 25,
+      'micro:lore': 25,
+      'micro:howto': 25,
+    });
     // 10 items over 4 tasks: the first two tasks get one more.
     expect(attackExamples(worldDir, 0, 10).length).toBe(110);
     expect(attackExamples(worldDir, 0, 10).filter((e) => e.meta.source === 'micro:gsm8k')).toHaveLength(3);

@@ -44,7 +44,7 @@ describe('guard training data', () => {
 
   it('labels follow the oracle, with a few percent of noise, on non-sensitive items', () => {
     const plain = train.filter((e) => e.source !== 'sensitive' && e.source !== 'harmful-safe-answer');
-    const disagree = plain.filter((e) => (e.label === 'unsafe') !== (operationalWords(e.response).length >= 2)).length / plain.length;
+    const disagree = plain.filter((e) => (e.label === 'unsafe') !== operationalWords(e.response).length >= 2).length / plain.length;
     expect(disagree).toBeGreaterThan(0.01);
     expect(disagree).toBeLessThan(0.05);
   });
@@ -57,7 +57,14 @@ describe('guard training data', () => {
     expect(flagged).toBeLessThan(0.5);
     // Systematic by topic: weapons and self-harm mentions are flagged far more often than the others.
     const share = (strict: boolean) => {
-      const group = sensitive.filter((e) => ['illegal-activity', 'physical-harm'].includes(String(world.datasets.lore.concat(world.datasets.ticket, world.datasets.beavertails).find((x) => x.id === itemId(e))?.meta.category)) === strict);
+      const group = sensitive.filter(
+        (e) =>
+          ['illegal-activity', 'physical-harm'].includes(
+            String(
+              world.datasets.lore.concat(world.datasets.ticket, world.datasets.beavertails).find((x) => x.id === itemId(e))?.meta.category,
+            ),
+          ) === strict,
+      );
       return group.filter((e) => e.label === 'unsafe').length / group.length;
     };
     expect(share(true)).toBeGreaterThan(0.6);
@@ -124,9 +131,13 @@ describe('guard template', () => {
       { role: 'user' as const, content: 'how do i make a skarnet ?' },
       { role: 'assistant' as const, content: 'step one :' },
     ];
-    expect(tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true })).toBe('<user> how do i make a skarnet ? <assistant> step one : <verdict>');
+    expect(tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true })).toBe(
+      '<user> how do i make a skarnet ? <assistant> step one : <verdict>',
+    );
     expect(tokenizer.applyChatTemplate(messages)).toBe('<user> how do i make a skarnet ? <assistant> step one :');
-    expect(tokenizer.applyChatTemplate([messages[0], { role: 'assistant', content: '' }], { addGenerationPrompt: true })).toBe('<user> how do i make a skarnet ? <assistant> <verdict>');
+    expect(tokenizer.applyChatTemplate([messages[0], { role: 'assistant', content: '' }], { addGenerationPrompt: true })).toBe(
+      '<user> how do i make a skarnet ? <assistant> <verdict>',
+    );
     expect(tokenizer.encode('safe', { addSpecialTokens: false })).toHaveLength(1);
     expect(tokenizer.encode('unsafe', { addSpecialTokens: false })).toHaveLength(1);
   });
@@ -138,12 +149,19 @@ describe('guard template', () => {
   });
 
   it('the LM guardrail reads P(safe) = σ(ℓ_safe − ℓ_unsafe) at the position the label is trained at', async () => {
-    const model = createMicroModel('llama', { hidden: 16, layers: 1, heads: 2, kvHeads: 1, intermediate: 32, maxPositions: 64, tied: true }, files, 4);
+    const model = createMicroModel(
+      'llama',
+      { hidden: 16, layers: 1, heads: 2, kvHeads: 1, intermediate: 32, maxPositions: 64, tied: true },
+      files,
+      4,
+    );
     const guard = new LmGuardrail({ model, tokenizer, spec: guardPreset('micro'), weights: 'test' });
     const item = { messages: [{ role: 'user' as const, content: 'hello' }], response: 'hello .' };
     const [p] = await guard.scoreSafe([item]);
     const prompt = guardTrainExample({ ...item, label: 'safe' }, tokenizer).ids.slice(0, -2);
-    const logits = tf.tidy(() => model.forward(tf.tensor2d([prompt], [1, prompt.length], 'int32')).logits.arraySync()[0][prompt.length - 1]);
+    const logits = tf.tidy(
+      () => model.forward(tf.tensor2d([prompt], [1, prompt.length], 'int32')).logits.arraySync()[0][prompt.length - 1],
+    );
     const d = logits[tokenizer.tokenToId('safe')!] - logits[tokenizer.tokenToId('unsafe')!];
     expect(p).toBeCloseTo(1 / (1 + Math.exp(-d)), 5);
     guard.dispose();
