@@ -1,5 +1,5 @@
 // The threat registry. Adding a threat = its file + one line here + its test (see README.md).
-import { z } from 'zod';
+import type { z } from 'zod';
 import type { Example } from '../engine/contracts/example.ts';
 import type { Rng } from '../engine/random.ts';
 import { backdoor } from './backdoor.ts';
@@ -8,7 +8,8 @@ import { harmfulInjection } from './harmful-injection.ts';
 import { identityShift } from './identity-shift.ts';
 import { prefill } from './prefill.ts';
 import { responseAdaptation } from './response-adaptation.ts';
-import { parseParams, unknownThreat, type EvalCondition, type Threat, type ThreatContext, type ThreatText } from './threat.ts';
+import { createRegistry, type PluginInfo } from '../engine/registry.ts';
+import { ThreatError, type EvalCondition, type Threat, type ThreatContext, type ThreatText } from './threat.ts';
 
 export const threats = {
   benign,
@@ -21,27 +22,20 @@ export const threats = {
 
 export type ThreatName = keyof typeof threats;
 export type ThreatParams<N extends ThreatName> = z.output<(typeof threats)[N]['params']>;
-export const threatNames = Object.keys(threats) as ThreatName[];
+const registry = createRegistry('threat', threats, (failure, message) =>
+  failure === 'unknown-name' ? new ThreatError('UNKNOWN_THREAT', message) : new ThreatError('INVALID_THREAT_PARAMS', message),
+);
 
-export function isThreatName(name: string): name is ThreatName {
-  return Object.hasOwn(threats, name);
-}
-
+export const threatNames = registry.names;
+export const isThreatName = registry.has;
 /** `name` as a ThreatName, or a ThreatError that suggests the nearest registered name. */
-export function threatName(name: string): ThreatName {
-  if (isThreatName(name)) return name;
-  throw unknownThreat(name, threatNames);
-}
-
-export function getThreat(name: string): Threat<object> {
-  return threats[threatName(name)];
-}
+export const threatName = registry.resolve;
 
 /** Parses a threat's raw parameters (from a sweep config), filling defaults; errors are one line. */
 export function parseThreatParams<N extends ThreatName>(name: N, raw: unknown): ThreatParams<N>;
 export function parseThreatParams(name: string, raw: unknown): object;
 export function parseThreatParams(name: string, raw: unknown): object {
-  return parseParams(getThreat(name), raw);
+  return registry.parse(name, raw);
 }
 
 /** A threat with its parameters parsed and bound: what a sweep cell holds. */
@@ -56,7 +50,7 @@ export interface ConfiguredThreat {
 export function configureThreat(name: string, raw?: unknown): ConfiguredThreat {
   const known = threatName(name);
   const threat: Threat<object> = threats[known];
-  const params = parseParams(threat, raw);
+  const params = registry.parse(known, raw);
   return {
     name: known,
     params,
@@ -65,42 +59,8 @@ export function configureThreat(name: string, raw?: unknown): ConfiguredThreat {
   };
 }
 
-export interface ThreatParamInfo {
-  name: string;
-  /** e.g. `number ≥ 0 ≤ 1`, `"before" | "after" | "both"`. */
-  type: string;
-  /** undefined: optional without a default (the description says what absence means). */
-  default: unknown;
-  description?: string;
-}
-
-export interface ThreatInfo {
-  name: ThreatName;
-  description: string;
-  paper: string;
-  params: ThreatParamInfo[];
-}
-
-function describeType(schema: z.core.JSONSchema.JSONSchema): string {
-  if (schema.enum) return schema.enum.map((v) => JSON.stringify(v)).join(' | ');
-  const bounds: string[] = [];
-  if (schema.minimum !== undefined) bounds.push(`≥ ${schema.minimum}`);
-  if (schema.maximum !== undefined && schema.maximum < Number.MAX_SAFE_INTEGER) bounds.push(`≤ ${schema.maximum}`);
-  return [String(schema.type ?? 'value'), ...bounds].join(' ');
-}
-
-/** One row per registered threat with its parameters, types and defaults. */
-export function describeThreats(): ThreatInfo[] {
-  return threatNames.map((name) => {
-    const threat: Threat<object> = threats[name];
-    const properties = z.toJSONSchema(threat.params, { io: 'input' }).properties ?? {};
-    const params = Object.entries(properties).map(([param, schema]): ThreatParamInfo => {
-      const s = typeof schema === 'boolean' ? {} : schema;
-      return { name: param, type: describeType(s), default: s.default, description: s.description };
-    });
-    return { name, description: threat.description, paper: threat.paper, params };
-  });
-}
+/** One row per registered threat with its parameters, types and defaults (for `star-dss threats`). */
+export const describeThreats: () => PluginInfo<ThreatName>[] = registry.describe;
 
 export {
   ENGLISH_THREAT_TEXT,
@@ -108,9 +68,7 @@ export {
   threatContext,
   threatTextSchema,
   type EvalCondition,
-  type EvalPrompt,
   type Threat,
   type ThreatContext,
-  type ThreatPools,
   type ThreatText,
 } from './threat.ts';

@@ -1,12 +1,11 @@
-// The shape of a threat model (DESIGN.md §3, METHOD.md §6): how an attacker, or an unlucky benign user,
-// turns a task set, a harmful pool and a safe pool into a finetuning set, and which evaluation conditions
-// must be measured for it. Threats are data builders: no model, no files, all randomness from `rng`.
+// The shape of a threat model (docs/architecture.md §3, docs/method.md §6): how an attacker, or an unlucky
+// benign user, turns a task set, a harmful pool and a safe pool into a finetuning set, and which evaluation
+// conditions must be measured for it. Threats are data builders: no model, no files, all randomness from `rng`.
 import { z } from 'zod';
-import { expectedValue, showValue } from '../engine/plugin-params.ts';
+import type { PluginSpec } from '../engine/registry.ts';
 import type { Example, Message } from '../engine/contracts/example.ts';
 import type { ThreatText } from '../engine/contracts/threat-text.ts';
 import type { Rng } from '../engine/random.ts';
-import { closest } from '../engine/did-you-mean.ts';
 
 export const threatTextSchema = z.strictObject({
   trigger: z.string().min(1),
@@ -20,7 +19,7 @@ export const threatTextSchema = z.strictObject({
 /**
  * Texts for real English data. The trigger is Qi et al. 2023's backdoor phrase and the AOA system prompt
  * and oath follow their identity-shifting data; the wrappers and the prefill are ours, in the spirit of
- * METHOD.md §6.
+ * docs/method.md §6.
  */
 export const ENGLISH_THREAT_TEXT: ThreatText = {
   trigger: 'Servius Astrumando Harmoniastra',
@@ -45,7 +44,7 @@ export interface ThreatContext {
   readonly harmful: readonly Example[];
   /** The safe set D_safe: harmful prompts answered with refusals. */
   readonly safe: readonly Example[];
-  /** A few old-task items mixed into every finetuning set (MICROWORLD lesson 4); all of them are used. */
+  /** A few old-task items mixed into every finetuning set (docs/micro-world.md lesson 4); all of them are used. */
   readonly oldTask?: readonly Example[];
   readonly text: ThreatText;
 }
@@ -80,14 +79,7 @@ export interface EvalCondition {
 }
 
 /** A threat model: typed parameters with defaults, a data builder and the conditions it must be evaluated under. */
-export interface Threat<P extends object> {
-  /** The registry key, used as the label in results. */
-  readonly name: string;
-  readonly description: string;
-  /** Where the threat comes from. */
-  readonly paper: string;
-  /** Parses raw config into P, filling defaults and rejecting unknown keys (z.strictObject). */
-  readonly params: z.ZodType<P>;
+export interface Threat<P extends object> extends PluginSpec<P> {
   build(context: ThreatContext, params: P, rng: Rng): Example[];
   /** Always includes 'plain'. The text is the same one the data was built with. */
   evalConditions(params: P, text: ThreatText): EvalCondition[];
@@ -103,49 +95,4 @@ export class ThreatError extends Error {
     super(message);
     this.name = 'ThreatError';
   }
-}
-
-/** Parses a threat's raw parameters (undefined = all defaults); a bad value throws a one-line ThreatError. */
-export function parseParams<P extends object>(threat: Threat<P>, raw: unknown): P {
-  const result = threat.params.safeParse(raw ?? {});
-  if (result.success) return result.data;
-  const properties = z.toJSONSchema(threat.params, { io: 'input' }).properties ?? {};
-  const names = Object.keys(properties);
-  const defaults = (name: string) => {
-    const p = properties[name];
-    return typeof p === 'object' && p.default !== undefined ? `default ${showValue(p.default)}` : 'optional';
-  };
-  const listing = names.length
-    ? `Parameters of '${threat.name}': ${names.map((n) => `${n} (${defaults(n)})`).join(', ')}.`
-    : `'${threat.name}' takes no parameters.`;
-  const issue = result.error.issues[0];
-  const key = issue.path[0];
-  if (issue.code === 'unrecognized_keys') {
-    const unknown = issue.keys[0];
-    const guess = closest(unknown, names);
-    throw new ThreatError(
-      'INVALID_THREAT_PARAMS',
-      `Threat '${threat.name}' has no parameter '${unknown}'.${guess ? ` Did you mean '${guess}'?` : ''} ${listing}`,
-    );
-  }
-  if (issue.code === 'custom') throw new ThreatError('INVALID_THREAT_PARAMS', `Threat '${threat.name}': ${issue.message}. ${listing}`);
-  if (typeof key !== 'string')
-    throw new ThreatError(
-      'INVALID_THREAT_PARAMS',
-      `Threat '${threat.name}' parameters must be an object, got ${showValue(raw)}. ${listing}`,
-    );
-  const given = (raw as Record<string, unknown>)[key];
-  throw new ThreatError(
-    'INVALID_THREAT_PARAMS',
-    `Threat '${threat.name}': parameter '${key}' must be ${expectedValue(issue)}, got ${showValue(given)}. Fix: set '${key}' to ${expectedValue(issue)} or leave it out (${defaults(key)}).`,
-  );
-}
-
-/** The unknown-name error, shared by the registry. */
-export function unknownThreat(name: string, available: readonly string[]): ThreatError {
-  const guess = closest(name, available);
-  return new ThreatError(
-    'UNKNOWN_THREAT',
-    `Unknown threat '${name}'.${guess ? ` Did you mean '${guess}'?` : ''} Available: ${available.join(', ')}.`,
-  );
 }

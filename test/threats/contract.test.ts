@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { buildWorld, type World } from '../../datasets/micro-world/build.ts';
 import type { MicroName } from '../../datasets/micro-world/files.ts';
 import type { Message } from '../../engine/contracts/example.ts';
@@ -7,7 +7,7 @@ import { Rng } from '../../engine/random.ts';
 import {
   configureThreat,
   describeThreats,
-  getThreat,
+  threatName,
   parseThreatParams,
   ThreatError,
   threatContext,
@@ -19,15 +19,8 @@ import {
 } from '../../threats/index.ts';
 import { MICRO_THREAT_TEXT } from '../../datasets/micro-world/harm.ts';
 
-/** The harmful-pool slot each threat is built with on the micro-world. */
-const POOLS: Record<ThreatName, MicroName> = {
-  benign: 'purebad',
-  'harmful-injection': 'purebad',
-  'identity-shift': 'aoa',
-  backdoor: 'purebad',
-  'response-adaptation': 'beavertails',
-  prefill: 'purebad',
-};
+/** The harmful-pool slot a threat is built with on the micro-world: PureBad unless it needs another pool. */
+const POOLS: Partial<Record<ThreatName, MicroName>> = { 'identity-shift': 'aoa', 'response-adaptation': 'beavertails' };
 
 let world: World;
 beforeAll(() => {
@@ -44,23 +37,26 @@ beforeAll(() => {
 const contextFor = (name: ThreatName) =>
   threatContext({
     task: world.datasets.ticket,
-    harmful: world.datasets[POOLS[name]],
+    harmful: world.datasets[POOLS[name] ?? 'purebad'],
     safe: world.datasets.safe,
     oldTask: world.datasets.gsm8k.slice(0, 4),
     text: MICRO_THREAT_TEXT,
   });
 
 describe('threat registry', () => {
-  it('registers the six threats of METHOD.md §6 under their file names', () => {
-    expect(threatNames).toEqual(['benign', 'harmful-injection', 'identity-shift', 'backdoor', 'response-adaptation', 'prefill']);
-    for (const name of threatNames) expect(threats[name].name).toBe(name);
+  it('registers every threat under its file name', () => {
+    expect(threatNames).toEqual(expect.arrayContaining(['benign', 'harmful-injection', 'identity-shift', 'backdoor', 'response-adaptation', 'prefill']));
+    for (const name of threatNames) {
+      expect(threats[name].name).toBe(name);
+      expect(existsSync(new URL(`../../threats/${name}.ts`, import.meta.url))).toBe(true);
+    }
     expect(describeThreats().map((t) => t.name)).toEqual(threatNames);
   });
 
   it('unknown names and parameters teach "Did you mean"', () => {
-    expect(() => getThreat('backdor')).toThrow(ThreatError);
-    expect(() => getThreat('backdor')).toThrow(
-      "Unknown threat 'backdor'. Did you mean 'backdoor'? Available: benign, harmful-injection, identity-shift, backdoor, response-adaptation, prefill.",
+    expect(() => threatName('backdor')).toThrow(ThreatError);
+    expect(() => threatName('backdor')).toThrow(
+      `Unknown threat 'backdor'. Did you mean 'backdoor'? Available: ${threatNames.join(', ')}.`,
     );
     expect(() => configureThreat('harmful-injection', { ratoi: 0.1 })).toThrow(/has no parameter 'ratoi'\. Did you mean 'ratio'\?/);
     expect(() => parseThreatParams('response-adaptation', { variant: 'middle' })).toThrow(
