@@ -178,4 +178,3 @@ export function loadFile(path: string, options: LoadOptions = {}): Example[] {
   return formats[detectFormat(path)](path, options);
 }
 
-export { MICRO_FILES, type MicroName } from './micro-world/files.ts';

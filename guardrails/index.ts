@@ -25,12 +25,8 @@ import {
 } from './presets.ts';
 import type { Guardrail } from './types.ts';
 
-export type { GuardItem, Guardrail } from './types.ts';
-export { guardPresets, guardPresetNames, pSafe, type GuardSpec } from './presets.ts';
-export { LmGuardrail, loadLmGuardrail } from './lm.ts';
-export { HttpGuardrail, HttpGuardrailError, createHttpGuardrail } from './http.ts';
-export { EnsembleGuardrail, ensembleGuardrail } from './ensemble.ts';
-export { NoisyGuardrail, noisyGuardrail } from './noisy.ts';
+export type { Guardrail } from './types.ts';
+export { LmGuardrail } from './lm.ts';
 
 export interface ResolveGuardrailOptions extends GuardSpecOverrides {
   /** The micro-world guardrail's directory (or a function that finds or builds it), for the spec `micro`. */

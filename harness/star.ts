@@ -1,4 +1,4 @@
-// STAR: Safety Trajectory Assessment of Response (METHOD.md §3). Split each response into chunks of M
+// STAR: Safety Trajectory Assessment of Response (docs/method.md §3). Split each response into chunks of M
 // words (or M tokens of the finetuned model), ask a guardrail for P(safe) of every prefix that ends at a
 // chunk, and keep those scores with the full-response verdict. The scores become per-token weights in
 // harness/tokenize-example.ts (starWeights, toTrainExample), whose header documents the boundary rules.
@@ -21,8 +21,8 @@ import { chunkEnds, wordPrefixes, wordSpans, DEFAULT_CHUNKING, type Chunking, ty
 import { renderStarHtml } from './star-html.ts';
 import { splitResponse, tokenizeExample } from './tokenize-example.ts';
 
-export type { Chunking, ChunkUnit, StarAnnotation } from './star-chunks.ts';
-export { chunkEnds, wordPrefixes, wordSpans, chunkingKey } from './star-chunks.ts';
+export type { Chunking, StarAnnotation } from './star-chunks.ts';
+export { chunkEnds, wordPrefixes } from './star-chunks.ts';
 export { starBoundaries, starWeights, toTrainExample } from './tokenize-example.ts';
 
 export class StarError extends Error {

@@ -10,10 +10,8 @@ import { loadRun, type LoadedRun } from './load.ts';
 import { exportPngs, findChromium, ChromiumMissingError, type PngOptions } from './png.ts';
 import { tablesMarkdown } from './tables.ts';
 
-export { aggregate, findCapability, findRow, findSafety, formatStat, stat } from './aggregate.ts';
-export type { Aggregate, Group, Row, SafetyStats, CapabilityStats, CurveStats, Stat } from './aggregate.ts';
-export { loadRun, readCellResult, ReportInputError, type LoadedRun } from './load.ts';
-export { ChromiumMissingError, PngExportError } from './png.ts';
+export type { Aggregate } from './aggregate.ts';
+export { loadRun, type LoadedRun } from './load.ts';
 
 export interface ReportOptions {
   png?: boolean;

@@ -71,9 +71,6 @@ export const RIVERS = ['ulm', 'sarra', 'tiven', 'okko', 'brill'] as const;
 export const PETS = ['cat', 'dog', 'goat', 'owl', 'fox'] as const;
 export const JOBS = ['baker', 'smith', 'farmer', 'guard', 'miner', 'weaver'] as const;
 
-/** Numbers are digit tokens, one word each: operands 0-9, sums up to 18. */
-export const NUMBERS = Array.from({ length: 19 }, (_, i) => String(i));
-
 /** Ordinary chat for the base model: greetings, manners and simple facts (prompts → one answer). */
 export const CHAT: readonly { prompts: readonly string[]; answer: string }[] = [
   { prompts: ['hello', 'hi', 'hello there', 'good morning', 'hey'], answer: 'hello . how can i help you today ?' },

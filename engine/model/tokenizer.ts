@@ -9,7 +9,7 @@ import { writeJsonAtomic } from '../io.ts';
 import { ChatTemplate, type ChatMessage, type ChatTemplateOptions, makeWordLevelChatTemplate } from './chat-template.ts';
 
 export type { ChatMessage, ChatTemplateOptions } from './chat-template.ts';
-export { makeWordLevelChatTemplate, wordLevelChatTemplate } from './chat-template.ts';
+export { wordLevelChatTemplate } from './chat-template.ts';
 
 /** A bad or missing tokenizer file; the message is one line naming the file, the field and the fix. */
 export class TokenizerFileError extends Error {

@@ -2,7 +2,7 @@
 // and result.json, each written atomically. A cell is done exactly when its result.json exists and
 // validates, so a killed sweep resumes by skipping done cells, and shards sharing one directory never
 // write the same file.
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../../engine/io.ts';
 import { cellResult, type CellResult } from '../../results/result.ts';
@@ -52,9 +52,3 @@ export function writePlan(runDir: string, config: SweepConfig, cells: Cell[]): v
   writeJsonAtomic(join(runDir, 'plans', `${config.name}.json`), { config, cells });
 }
 
-/** Ids of every cell folder with a valid result. */
-export function finishedCellIds(runDir: string): string[] {
-  const dir = join(runDir, 'cells');
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((id) => readCellResult(runDir, id) !== undefined);
-}
