@@ -2,6 +2,7 @@
 // clipping, gradient accumulation, padding and response masks, seeded shuffling. The loss is the caller's
 // (a shaping strategy): a pure function of per-token label log-probs, so strategies never touch this file.
 import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
 import { oneHot } from './tensor/ops.ts';
 import { Rng } from './random.ts';
 import type { CausalLM } from './model/types.ts';
@@ -18,40 +19,36 @@ export interface TrainExample {
   verdict?: number;
 }
 
-export interface TrainConfig {
-  epochs: number;
+/**
+ * Optimiser and schedule settings with their defaults: the one place training defaults live. Sweep configs
+ * parse `train:` with this schema; recipes (the micro-world's base models and guardrail) override fields.
+ */
+export const trainSettings = z.strictObject({
+  epochs: z.number().int().positive().default(10),
+  lr: z.number().positive().default(3e-4),
+  /** Cosine decay ends here. */
+  minLr: z.number().min(0).default(3e-5),
   /** Examples per optimiser step = microBatch × gradAccum. */
-  batchSize: number;
-  gradAccum: number;
-  lr: number;
-  minLr: number;
+  batchSize: z.number().int().positive().default(16),
+  gradAccum: z.number().int().positive().default(1),
   /** Warmup steps; when absent, warmupRatio × total steps. */
-  warmupSteps?: number;
-  warmupRatio: number;
-  betas: [number, number];
-  eps: number;
-  weightDecay: number;
+  warmupSteps: z.number().int().min(0).optional(),
+  warmupRatio: z.number().min(0).max(1).default(0.03),
+  betas: z.tuple([z.number(), z.number()]).default([0.9, 0.95]),
+  weightDecay: z.number().min(0).default(0),
   /** Global gradient-norm clip; 0 disables. */
-  clipNorm: number;
+  clipNorm: z.number().min(0).default(1),
+});
+export type TrainSettings = z.output<typeof trainSettings>;
+
+export interface TrainConfig extends TrainSettings {
+  eps: number;
   seed: number;
   /** Token id used to pad batches (masked out of the loss). */
   padId: number;
 }
 
-export const defaultTrainConfig: TrainConfig = {
-  epochs: 1,
-  batchSize: 16,
-  gradAccum: 1,
-  lr: 3e-4,
-  minLr: 0,
-  warmupRatio: 0.03,
-  betas: [0.9, 0.95],
-  eps: 1e-8,
-  weightDecay: 0,
-  clipNorm: 1,
-  seed: 42,
-  padId: 0,
-};
+export const defaultTrainConfig: TrainConfig = { ...trainSettings.parse({}), eps: 1e-8, seed: 42, padId: 0 };
 
 export interface StepInfo {
   step: number;

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { closest } from '../../engine/did-you-mean.ts';
+import { trainSettings } from '../../engine/train.ts';
 
 /** A plug-in on an axis: `sft` or `{ name: star-dss, lambda: 0.5 }` (parameters beside the name). */
 const plugin = z.union([z.string(), z.looseObject({ name: z.string() })]);
@@ -30,19 +31,6 @@ const sampling = z.strictObject({
   repetitionPenalty: z.number().positive().default(1),
 });
 
-export const trainSettings = z.strictObject({
-  epochs: z.number().int().positive().default(10),
-  lr: z.number().positive().default(3e-4),
-  minLr: z.number().min(0).default(3e-5),
-  batchSize: z.number().int().positive().default(16),
-  gradAccum: z.number().int().positive().default(1),
-  warmupRatio: z.number().min(0).max(1).default(0.03),
-  betas: z.tuple([z.number(), z.number()]).default([0.9, 0.95]),
-  weightDecay: z.number().min(0).default(0),
-  clipNorm: z.number().min(0).default(1),
-});
-export type TrainSettings = z.infer<typeof trainSettings>;
-
 export const evalSettings = z.strictObject({
   /** Safety eval sets (HEx-PHI-like, AdvBench-like, or files). */
   safety: z.array(z.string()).min(1).default(['micro:hex-phi']),
@@ -50,7 +38,7 @@ export const evalSettings = z.strictObject({
   capability: z.array(z.string()).default(['micro:ticket-test', 'micro:gsm8k-test', 'micro:sql-test']),
   /** oracle | keyword | guardrail:<spec> | llm:<url> */
   judge: z.string().default('oracle'),
-  /** 'greedy' or sampling settings (METHOD.md §7: temperature 0.2, top-p 0.9, top-k 50, penalty 1.2). */
+  /** 'greedy' or sampling settings (docs/method.md §7: temperature 0.2, top-p 0.9, top-k 50, penalty 1.2). */
   decoding: z.union([z.literal('greedy'), sampling]).default('greedy'),
   maxNewTokens: z.number().int().positive().default(72),
   /** Use at most this many items of each eval set (0 = all). */
@@ -78,9 +66,9 @@ export const sweepConfig = z.strictObject({
   /** The trusted safety set D_safe. */
   safe: z.string().default('micro:safe'),
   /**
-   * Old-task items mixed into every finetuning set (MICROWORLD lesson 4): a new task learned alone overwrites
-   * the old tasks that look like it (tickets replaced the micro-world's SQL answers), so list every old task
-   * the evaluation measures. One entry or a list.
+   * Old-task items mixed into every finetuning set (docs/micro-world.md lesson 4): a new task learned alone
+   * overwrites the old tasks that look like it (tickets replaced the micro-world's SQL answers), so list every
+   * old task the evaluation measures. One entry or a list.
    */
   oldTask: z
     .union([oldTaskEntry, z.array(oldTaskEntry)])

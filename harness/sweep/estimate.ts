@@ -40,7 +40,7 @@ export function estimateCells(cells: Cell[]): { perCell: number[]; total: number
       const n = load(ref, s.worldSeed).n;
       return s.eval.maxItems > 0 ? Math.min(n, s.eval.maxItems) : n;
     };
-    const text = threatTextFor(s.harmful ?? s.task ?? s.eval.safety[0]);
+    const text = threatTextFor(s.kind === 'finetune' ? s.harmful : s.eval.safety[0]);
     const conditions = s.conditionsOf.reduce((n, t) => n + configureThreat(t.name, t.params).evalConditions(text).length, 0);
     // Greedy answers average about half the cap: refusals are short, harmful answers long.
     const safetyTokens = conditions * s.eval.safety.reduce((n, ref) => n + evalItems(ref), 0) * (s.eval.maxNewTokens / 2);
@@ -50,20 +50,20 @@ export function estimateCells(cells: Cell[]): { perCell: number[]; total: number
       let trainWords = 0;
       try {
         const pools = {
-          task: loadDataset(s.task!, { seed: s.worldSeed }),
-          harmful: loadDataset(s.harmful!, { seed: s.worldSeed }),
-          safe: loadDataset(s.safe!, { seed: s.worldSeed }),
+          task: loadDataset(s.task, { seed: s.worldSeed }),
+          harmful: loadDataset(s.harmful, { seed: s.worldSeed }),
+          safe: loadDataset(s.safe, { seed: s.worldSeed }),
           text,
         };
-        const examples = configureThreat(s.threat!.name, s.threat!.params).build(threatContext(pools), new Rng(`${s.seed}:threat`));
+        const examples = configureThreat(s.threat.name, s.threat.params).build(threatContext(pools), new Rng(`${s.seed}:threat`));
         trainWords =
           examples.reduce((t, e) => t + e.messages.reduce((u, m) => u + words(m.content) + TEMPLATE_TOKENS, 0), 0) +
-          s.oldTask!.reduce((n, o) => n + o.count, 0) * 35;
+          s.oldTask.reduce((n, o) => n + o.count, 0) * 35;
       } catch {
-        trainWords = load(s.task!, s.worldSeed).words;
+        trainWords = load(s.task, s.worldSeed).words;
       }
-      const needs = configureStrategy(s.strategy!.name, s.strategy!.params).needs;
-      seconds += ((trainWords * s.train!.epochs) / TRAIN_TOKENS_PER_SECOND) * (needs.reference ? 1.3 : 1);
+      const needs = configureStrategy(s.strategy.name, s.strategy.params).needs;
+      seconds += ((trainWords * s.train.epochs) / TRAIN_TOKENS_PER_SECOND) * (needs.reference ? 1.3 : 1);
     }
     return seconds;
   });

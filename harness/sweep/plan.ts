@@ -3,7 +3,8 @@
 import { canonicalJson, contentHash } from '../../engine/io.ts';
 import { configureStrategy } from '../../strategies/index.ts';
 import { configureThreat, threatNames } from '../../threats/index.ts';
-import type { EvalSettings, PluginEntry, SweepConfig, TrainSettings } from './config.ts';
+import type { TrainSettings } from '../../engine/train.ts';
+import type { EvalSettings, PluginEntry, SweepConfig } from './config.ts';
 
 export interface PluginSpec {
   name: string;
@@ -15,25 +16,36 @@ export interface GuardrailSpec {
   falseNegativeRate: number;
 }
 
-export interface CellSpec {
-  kind: 'base' | 'finetune';
+interface CellCommon {
   worldSeed: number;
   model: string;
-  /** The rest is absent for base cells, which evaluate the unmodified model. */
-  task?: string;
-  harmful?: string;
-  safe?: string;
-  oldTask?: { dataset: string; count: number }[];
-  threat?: PluginSpec;
-  strategy?: PluginSpec;
-  guardrail?: GuardrailSpec;
-  star?: { chunkWords: number };
-  seed?: number;
-  train?: TrainSettings;
   /** Threats whose eval conditions are measured (a base cell measures those of every threat in the sweep). */
   conditionsOf: PluginSpec[];
   eval: EvalSettings;
 }
+
+/** A base cell evaluates the unmodified model. */
+export interface BaseCellSpec extends CellCommon {
+  kind: 'base';
+}
+
+/** A finetuning cell: every axis and setting resolved, defaults filled in. */
+export interface FinetuneCellSpec extends CellCommon {
+  kind: 'finetune';
+  task: string;
+  harmful: string;
+  safe: string;
+  oldTask: { dataset: string; count: number }[];
+  threat: PluginSpec;
+  strategy: PluginSpec;
+  /** `{ spec: 'none' }` for strategies that read no guardrail. */
+  guardrail: GuardrailSpec;
+  star: { chunkWords: number };
+  seed: number;
+  train: TrainSettings;
+}
+
+export type CellSpec = BaseCellSpec | FinetuneCellSpec;
 
 export interface Cell {
   id: string;

@@ -1,5 +1,5 @@
-// One sweep cell, end to end (DESIGN.md §2): base model → threat data → guardrail annotations (STAR
-// weights, verdicts) → training with the strategy's loss → evaluation under each eval condition → result.
+// One sweep cell, end to end (docs/architecture.md §2): base model → threat data → guardrail annotations
+// (STAR weights, verdicts) → training with the strategy's loss → evaluation under each eval condition → result.
 import { execSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
 import { loadDataset } from '../../datasets/index.ts';
@@ -10,7 +10,8 @@ import { ensureMicroGuardrail } from '../micro-world/guardrail.ts';
 import { resolveGuardrail } from '../../guardrails/index.ts';
 import { noisyGuardrail } from '../../guardrails/noisy.ts';
 import type { Guardrail } from '../../guardrails/types.ts';
-import { configureStrategy } from '../../strategies/index.ts';
+import { configureStrategy, type ConfiguredStrategy } from '../../strategies/index.ts';
+import type { LossNeeds } from '../../engine/contracts/loss.ts';
 import { configureThreat } from '../../threats/index.ts';
 import { threatContext, type EvalCondition, type ThreatText } from '../../threats/threat.ts';
 import { threatTextFor } from '../threat-text.ts';
@@ -26,7 +27,7 @@ import { contentHash } from '../../engine/io.ts';
 import { evaluateSafety, exactMatch, type Judge, type SafetyItem } from '../evaluate/index.ts';
 import { resolveJudge } from '../evaluate/judges.ts';
 import { isMultipleChoice, multipleChoiceAccuracy } from '../evaluate/multiple-choice.ts';
-import type { Cell, CellSpec } from './plan.ts';
+import type { Cell, CellSpec, FinetuneCellSpec } from './plan.ts';
 import type { CapabilityResult, CellResult, SafetyResult, SampleOutput, StarTrajectory } from '../../results/result.ts';
 import type { Manifest } from './store.ts';
 
@@ -103,7 +104,7 @@ async function evaluateModel(
   const generation = {
     maxNewTokens: settings.maxNewTokens,
     batchSize: settings.batchSize,
-    seed: spec.seed ?? 0,
+    seed: spec.kind === 'finetune' ? spec.seed : 0,
     ...(settings.decoding === 'greedy'
       ? {}
       : {
@@ -187,38 +188,177 @@ export function codeVersion(): string {
 /** The labels a cell's result carries (base cells say 'base' on the axes they do not have). */
 export function labelsOf(cell: Cell): CellResult['labels'] {
   const { spec } = cell;
+  const finetune = spec.kind === 'finetune' ? spec : undefined;
   return {
     kind: spec.kind,
     model: spec.model,
-    task: spec.task ?? 'base',
-    harmful: spec.harmful ?? 'base',
-    threat: spec.threat?.name ?? 'base',
+    task: finetune?.task ?? 'base',
+    harmful: finetune?.harmful ?? 'base',
+    threat: finetune?.threat.name ?? 'base',
     threatLabel: cell.labels.threatLabel,
-    strategy: spec.strategy?.name ?? 'base',
+    strategy: finetune?.strategy.name ?? 'base',
     strategyLabel: cell.labels.strategyLabel,
-    guardrail: spec.guardrail?.spec ?? 'none',
-    falseNegativeRate: spec.guardrail?.falseNegativeRate ?? 0,
-    seed: spec.seed ?? 0,
+    guardrail: finetune?.guardrail.spec ?? 'none',
+    falseNegativeRate: finetune?.guardrail.falseNegativeRate ?? 0,
+    seed: finetune?.seed ?? 0,
   };
+}
+
+/** Seconds per phase of a cell, measured back to back. */
+class PhaseClock {
+  readonly timings: Record<string, number> = {};
+  private start = performance.now();
+
+  /** Closes the running phase under `name` and starts the next one. */
+  end(name: string): void {
+    const now = performance.now();
+    this.timings[name] = (this.timings[name] ?? 0) + (now - this.start) / 1000;
+    this.start = now;
+  }
+
+  /** Books `seconds` spent inside the running phase under `name` instead (harm-curve evaluations during training). */
+  moveOut(name: string, seconds: number): void {
+    this.start += seconds * 1000;
+    this.timings[name] = (this.timings[name] ?? 0) + seconds;
+  }
+}
+
+/** Step 1: the finetuning set the threat builds from the cell's pools, and a hash of every pool. */
+function buildTrainingData(spec: FinetuneCellSpec, text: ThreatText): { examples: Example[]; dataHashes: Record<string, string> } {
+  const pools = {
+    task: loadRef(spec.task, spec.worldSeed),
+    harmful: loadRef(spec.harmful, spec.worldSeed),
+    safe: loadRef(spec.safe, spec.worldSeed),
+    oldTask: spec.oldTask.flatMap((o) =>
+      o.count > 0 ? take(loadRef(o.dataset, spec.worldSeed), o.count, new Rng(`${spec.seed}:old-task:${o.dataset}`)) : [],
+    ),
+    text,
+  };
+  const dataHashes: Record<string, string> = {};
+  for (const [k, v] of Object.entries(pools)) if (Array.isArray(v)) dataHashes[k] = contentHash(v.map((e) => e.messages));
+  const examples = configureThreat(spec.threat.name, spec.threat.params).build(threatContext(pools), new Rng(`${spec.seed}:threat`));
+  return { examples, dataHashes };
+}
+
+interface Annotations {
+  /** STAR chunk scores per example (only when the strategy reads them). */
+  star: (StarAnnotation | undefined)[];
+  /** Full-response P(safe) per example (1 when the strategy reads no guardrail). */
+  verdicts: number[];
+  /** A few STAR trajectories for the report, harmful examples first. */
+  trajectories: StarTrajectory[];
+}
+
+/** Step 2: guardrail annotations, STAR chunk scores (which include the verdict) or verdicts alone. */
+async function annotateExamples(spec: FinetuneCellSpec, examples: Example[], needs: LossNeeds): Promise<Annotations> {
+  const none: Annotations = { star: examples.map(() => undefined), verdicts: examples.map(() => 1), trajectories: [] };
+  if (!needs.star && !needs.verdict) return none;
+  const guardrail = await cellGuardrail(spec.guardrail.spec, spec.guardrail.falseNegativeRate, spec.seed, spec.worldSeed);
+  try {
+    if (!needs.star) return { ...none, verdicts: await scoreVerdicts(examples, guardrail, {}) };
+    const star = await annotate(examples, guardrail, { chunkWords: spec.star.chunkWords });
+    const harmfulFirst = examples
+      .map((e, i) => ({ e, a: star[i] }))
+      .sort((x, y) => Number(y.e.meta.harmful === true) - Number(x.e.meta.harmful === true));
+    return {
+      star,
+      verdicts: star.map((a) => a.verdict),
+      trajectories: harmfulFirst.slice(0, spec.eval.trajectories).map(({ e, a }) => trajectory(e, a)),
+    };
+  } finally {
+    guardrail.dispose?.();
+  }
+}
+
+/** Step 3: the strategy's filter (RS drops examples), then tokens, masks and weights of the kept ones. */
+function trainingSet(
+  examples: Example[],
+  annotations: Annotations,
+  strategy: ConfiguredStrategy,
+  tokenizer: Tokenizer,
+): { trainSet: TrainExample[]; dropped: number } {
+  const { keep, dropped } = strategy.filter(annotations.verdicts.map((verdict) => ({ verdict })));
+  const trainSet: TrainExample[] = [];
+  examples.forEach((e, i) => {
+    if (!keep[i]) return;
+    const t = toTrainExample(e, tokenizer, strategy.needs.star ? annotations.star[i] : undefined);
+    trainSet.push({ ...t, verdict: annotations.verdicts[i] });
+  });
+  if (trainSet.length === 0) throw new Error(`the strategy kept none of the ${examples.length} training examples`);
+  return { trainSet, dropped };
+}
+
+/** Everything a finetuning cell needs besides its spec. */
+interface FinetuneContext {
+  model: CausalLM;
+  tokenizer: Tokenizer;
+  /** The base model's directory (the frozen reference is loaded from it again). */
+  dir: string;
+  text: ThreatText;
+  judge: Judge;
+  clock: PhaseClock;
+  disposables: CausalLM[];
+  options: CellRunOptions;
+}
+
+/** Steps 1-4 of a finetuning cell: data, annotations, the training set, and training with harm-curve points. */
+async function finetune(spec: FinetuneCellSpec, context: FinetuneContext, result: CellResult, dataHashes: Record<string, string>): Promise<void> {
+  const { model, tokenizer, clock, options } = context;
+  const { examples, dataHashes: hashes } = buildTrainingData(spec, context.text);
+  Object.assign(dataHashes, hashes);
+  const strategy = configureStrategy(spec.strategy.name, spec.strategy.params);
+  const needs = strategy.needs;
+  if (needs.star || needs.verdict) options.onProgress?.({ phase: 'annotate' });
+  const annotations = await annotateExamples(spec, examples, needs);
+  result.trajectories = annotations.trajectories;
+  clock.end('annotate');
+  const { trainSet, dropped } = trainingSet(examples, annotations, strategy, tokenizer);
+  // 4. Train, with the frozen reference when the loss needs it, and harm-curve evaluations.
+  const reference = needs.reference ? loadModel(context.dir).model : undefined;
+  if (reference) context.disposables.push(reference);
+  const onStep = (info: StepInfo) =>
+    options.onProgress?.({
+      phase: 'train',
+      step: info.step,
+      totalSteps: info.totalSteps,
+      tokensPerSecond: info.tokens / Math.max(info.seconds, 1e-9),
+    });
+  const trained = await train(model, trainSet, {
+    loss: strategy.loss,
+    needs,
+    reference,
+    config: { ...spec.train, seed: spec.seed, padId: tokenizer.padTokenId ?? model.config.padTokenId ?? 0 },
+    onStep,
+    onEpoch: async (epoch) => {
+      if (!spec.eval.curveEpochs.includes(epoch) || epoch === spec.train.epochs) return;
+      const t0 = performance.now();
+      const point = await evaluateModel(model, tokenizer, spec, context.text, context.judge, ['plain']);
+      for (const s of point.safety) result.curve.push({ epoch, condition: s.condition, safetyScore: s.safetyScore, harmfulRate: s.harmfulRate });
+      clock.moveOut('curve', (performance.now() - t0) / 1000); // curve time is evaluation, not training
+    },
+  });
+  result.training = {
+    examples: examples.length,
+    dropped,
+    steps: trained.steps,
+    tokens: trained.tokens,
+    seconds: trained.seconds,
+    firstLoss: trained.losses[0],
+    finalLoss: trained.losses.at(-1) ?? Number.NaN,
+  };
+  clock.end('train');
 }
 
 /** Runs one cell and returns its result and manifest (the caller writes them). Never throws for cell errors. */
 export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ result: CellResult; manifest: Manifest }> {
   const { spec } = cell;
   const started = new Date();
-  const timings: Record<string, number> = {};
+  const clock = new PhaseClock();
   const dataHashes: Record<string, string> = {};
-  let phaseStart = performance.now();
-  const phase = (name: string) => {
-    const now = performance.now();
-    timings[name] = (timings[name] ?? 0) + (now - phaseStart) / 1000;
-    phaseStart = now;
-  };
-  const labels = labelsOf(cell);
   const result: CellResult = {
     id: cell.id,
     status: 'ok',
-    labels,
+    labels: labelsOf(cell),
     safety: [],
     capability: [],
     curve: [],
@@ -233,92 +373,11 @@ export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ re
     const dir = await modelDir(spec.model, spec.worldSeed);
     const { model, tokenizer } = loadModel(dir);
     disposables.push(model);
-    const text = threatTextFor(spec.harmful ?? spec.task ?? spec.eval.safety[0]);
+    const text = threatTextFor(spec.kind === 'finetune' ? spec.harmful : spec.eval.safety[0]);
     const judge = await resolveJudge(spec.eval.judge, (s) => cellGuardrail(s, 0, 0, spec.worldSeed));
-    phase('prepare');
+    clock.end('prepare');
 
-    if (spec.kind === 'finetune') {
-      const seed = spec.seed!;
-      // 1. The finetuning set the threat builds.
-      const pools = {
-        task: loadRef(spec.task!, spec.worldSeed),
-        harmful: loadRef(spec.harmful!, spec.worldSeed),
-        safe: loadRef(spec.safe!, spec.worldSeed),
-        oldTask: spec.oldTask!.flatMap((o) =>
-          o.count > 0 ? take(loadRef(o.dataset, spec.worldSeed), o.count, new Rng(`${seed}:old-task:${o.dataset}`)) : [],
-        ),
-        text,
-      };
-      for (const [k, v] of Object.entries(pools)) if (Array.isArray(v)) dataHashes[k] = contentHash(v.map((e) => e.messages));
-      const examples = configureThreat(spec.threat!.name, spec.threat!.params).build(threatContext(pools), new Rng(`${seed}:threat`));
-      // 2. Guardrail annotations: STAR chunk scores (which include the verdict) or verdicts alone.
-      const strategy = configureStrategy(spec.strategy!.name, spec.strategy!.params);
-      const needs = strategy.needs;
-      let annotations: (StarAnnotation | undefined)[] = examples.map(() => undefined);
-      let verdicts: number[] = examples.map(() => 1);
-      if (needs.star || needs.verdict) {
-        options.onProgress?.({ phase: 'annotate' });
-        const guardrail = await cellGuardrail(spec.guardrail!.spec, spec.guardrail!.falseNegativeRate, seed, spec.worldSeed);
-        if (needs.star) {
-          const star = await annotate(examples, guardrail, { chunkWords: spec.star!.chunkWords });
-          annotations = star;
-          verdicts = star.map((a) => a.verdict);
-          const harmfulFirst = examples
-            .map((e, i) => ({ e, a: star[i] }))
-            .sort((x, y) => Number(y.e.meta.harmful === true) - Number(x.e.meta.harmful === true));
-          result.trajectories = harmfulFirst.slice(0, spec.eval.trajectories).map(({ e, a }) => trajectory(e, a));
-        } else {
-          verdicts = await scoreVerdicts(examples, guardrail, {});
-        }
-        guardrail.dispose?.();
-      }
-      phase('annotate');
-      // 3. The strategy's filter (RS drops examples), then tokens, masks, weights.
-      const { keep, dropped } = strategy.filter(verdicts.map((verdict) => ({ verdict })));
-      const trainSet: TrainExample[] = [];
-      examples.forEach((e, i) => {
-        if (!keep[i]) return;
-        const t = toTrainExample(e, tokenizer, needs.star ? annotations[i] : undefined);
-        trainSet.push({ ...t, verdict: verdicts[i] });
-      });
-      if (trainSet.length === 0) throw new Error(`the strategy kept none of the ${examples.length} training examples`);
-      // 4. Train, with the frozen reference when the loss needs it, and harm-curve evaluations.
-      const reference = needs.reference ? loadModel(dir).model : undefined;
-      if (reference) disposables.push(reference);
-      const onStep = (info: StepInfo) =>
-        options.onProgress?.({
-          phase: 'train',
-          step: info.step,
-          totalSteps: info.totalSteps,
-          tokensPerSecond: info.tokens / Math.max(info.seconds, 1e-9),
-        });
-      const trained = await train(model, trainSet, {
-        loss: strategy.loss,
-        needs,
-        reference,
-        config: { ...spec.train!, seed, padId: tokenizer.padTokenId ?? model.config.padTokenId ?? 0 },
-        onStep,
-        onEpoch: async (epoch) => {
-          if (!spec.eval.curveEpochs.includes(epoch) || epoch === spec.train!.epochs) return;
-          const t0 = performance.now();
-          const point = await evaluateModel(model, tokenizer, spec, text, judge, ['plain']);
-          for (const s of point.safety)
-            result.curve.push({ epoch, condition: s.condition, safetyScore: s.safetyScore, harmfulRate: s.harmfulRate });
-          phaseStart += performance.now() - t0; // curve time is evaluation, not training
-          timings.curve = (timings.curve ?? 0) + (performance.now() - t0) / 1000;
-        },
-      });
-      result.training = {
-        examples: examples.length,
-        dropped,
-        steps: trained.steps,
-        tokens: trained.tokens,
-        seconds: trained.seconds,
-        firstLoss: trained.losses[0],
-        finalLoss: trained.losses.at(-1)!,
-      };
-      phase('train');
-    }
+    if (spec.kind === 'finetune') await finetune(spec, { model, tokenizer, dir, text, judge, clock, disposables, options }, result, dataHashes);
 
     // 5. Evaluation under every eval condition, and capability.
     options.onProgress?.({ phase: 'evaluate' });
@@ -328,9 +387,9 @@ export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ re
     result.samples = evaluation.samples;
     if (spec.kind === 'finetune' && spec.eval.curveEpochs.length > 0) {
       for (const s of evaluation.safety.filter((x) => x.condition === 'plain'))
-        result.curve.push({ epoch: spec.train!.epochs, condition: s.condition, safetyScore: s.safetyScore, harmfulRate: s.harmfulRate });
+        result.curve.push({ epoch: spec.train.epochs, condition: s.condition, safetyScore: s.safetyScore, harmfulRate: s.harmfulRate });
     }
-    phase('evaluate');
+    clock.end('evaluate');
   } catch (error) {
     const e = error as Error;
     result.status = 'error';
@@ -349,7 +408,7 @@ export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ re
     dataHashes,
     started: started.toISOString(),
     finished: finished.toISOString(),
-    timings,
+    timings: clock.timings,
   };
   if (tf.memory().numTensors > 10_000) console.warn(`cell ${cell.id}: ${tf.memory().numTensors} tensors alive after the cell`);
   return { result, manifest };

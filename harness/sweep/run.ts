@@ -47,7 +47,7 @@ export function prerequisites(cells: Cell[]): Prerequisite[] {
       const family = spec.model.slice('micro:'.length);
       out.set(`base:${family}:${spec.worldSeed}`, { kind: 'base', family, worldSeed: spec.worldSeed });
     }
-    if (spec.guardrail?.spec === 'micro' && spec.strategy) {
+    if (spec.kind === 'finetune' && spec.guardrail.spec === 'micro') {
       const needs = configureStrategy(spec.strategy.name, spec.strategy.params).needs;
       if (needs.star || needs.verdict) out.set(`guardrail:${spec.worldSeed}`, { kind: 'guardrail', worldSeed: spec.worldSeed });
     }

@@ -49,8 +49,8 @@ describe('planSweep', () => {
     expect(cells[0].spec.kind).toBe('base');
     expect(new Set(cells.map((c) => c.id)).size).toBe(cells.length);
     expect(planSweep(quick).map((c) => c.id)).toEqual(cells.map((c) => c.id));
-    const aoa = cells.find((c) => c.spec.threat?.name === 'identity-shift')!;
-    expect(aoa.spec.harmful).toBe('micro:aoa');
+    const aoa = cells.find((c) => c.spec.kind === 'finetune' && c.spec.threat.name === 'identity-shift')!;
+    expect(aoa.spec.kind === 'finetune' && aoa.spec.harmful).toBe('micro:aoa');
     expect(aoa.labels.threatLabel).toBe('identity-shift[micro:aoa]');
     const tenPercent = cells.find((c) => c.labels.threatLabel === 'harmful-injection(ratio=0.1,total=300)');
     expect(tenPercent).toBeDefined();
@@ -72,10 +72,10 @@ describe('planSweep', () => {
       guardrails: ['micro', { spec: 'micro', falseNegativeRate: 0.4 }],
       seeds: [1, 2],
     });
-    const cells = planSweep(config).filter((c) => c.spec.kind === 'finetune');
-    const count = (name: string) => cells.filter((c) => c.spec.strategy!.name === name).length;
+    const specs = planSweep(config).flatMap((c) => (c.spec.kind === 'finetune' ? [c.spec] : []));
+    const count = (name: string) => specs.filter((s) => s.strategy.name === name).length;
     expect([count('sft'), count('rs'), count('star-dss')]).toEqual([2, 4, 4]);
-    expect(cells.find((c) => c.spec.strategy!.name === 'sft')!.spec.guardrail!.spec).toBe('none');
+    expect(specs.find((s) => s.strategy.name === 'sft')?.guardrail.spec).toBe('none');
   });
 
   it('a changed default-valued parameter leaves the id alone; a changed value changes it', () => {
