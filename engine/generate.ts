@@ -38,7 +38,7 @@ export interface Generation {
   finish: 'eos' | 'stop' | 'length';
 }
 
-/** The code paper's decoding (METHOD.md §7): temperature 0.2, top-p 0.9, top-k 50, repetition penalty 1.2. */
+/** The code paper's decoding (docs/method.md §7): temperature 0.2, top-p 0.9, top-k 50, repetition penalty 1.2. */
 export const paperSampling: SamplingOptions = { temperature: 0.2, topP: 0.9, topK: 50 };
 
 /** Applies HF's repetition penalty in place to the logits of one row. */
@@ -89,93 +89,153 @@ function disposeCache(cache: KVCache | undefined): void {
   if (cache) tf.dispose(cache.layers.flatMap(({ k, v }) => [k, v]));
 }
 
-/** Generates continuations of `prompts` (token ids) as one left-padded batch. */
-export function generate(model: CausalLM, prompts: number[][], options: GenerateOptions): Generation[] {
-  const batch = prompts.length;
-  if (batch === 0) return [];
+/** What decoding carries from one step to the next. */
+interface Decoding {
+  /** Left-padded token ids and attention masks, one column longer after each step. */
+  rows: number[][];
+  masks: number[][];
+  results: Generation[];
+  done: boolean[];
+  cache?: KVCache;
+  /** Tokens chosen at the previous step, not yet fed to the model. */
+  pending?: number[];
+}
+
+function checkGenerateArgs(prompts: number[][], options: GenerateOptions): void {
   if (prompts.some((p) => p.length === 0)) throw new Error('generate: every prompt needs at least one token');
   if (options.stopStrings?.length && !options.decode) throw new Error('generate: stopStrings need a decode function');
+}
+
+/** Left padding: every prompt ends at the same position, so one new column is appended per step. */
+function startDecoding(prompts: number[][], padTokenId: number): Decoding {
+  const width = Math.max(...prompts.map((p) => p.length));
+  return {
+    rows: prompts.map((p) => [...new Array<number>(width - p.length).fill(padTokenId), ...p]),
+    masks: prompts.map((p) => [...new Array<number>(width - p.length).fill(0), ...new Array<number>(p.length).fill(1)]),
+    results: prompts.map(() => ({ tokens: [], finish: 'length' })),
+    done: new Array<boolean>(prompts.length).fill(false),
+  };
+}
+
+/**
+ * One forward pass: the whole sequence on the first step (or without the cache), else the tokens chosen at
+ * the previous step against the cache. Moves `state.cache` on (the new one kept out of the tidy, the old one
+ * disposed) and returns the last position's logits, [batch, vocab] flattened.
+ */
+function lastLogits(model: CausalLM, state: Decoding, useCache: boolean): Float32Array {
+  const batch = state.rows.length;
+  const vocabRows = tf.tidy(() => {
+    const mask = tf.tensor2d(state.masks.flat(), [batch, state.masks[0].length], 'float32');
+    let out: ForwardResult;
+    if (!useCache || !state.pending) {
+      const ids = tf.tensor2d(state.rows.flat(), [batch, state.rows[0].length], 'int32');
+      out = model.forward(ids, { attentionMask: mask, useCache, lastOnly: true });
+    } else {
+      const ids = tf.tensor2d(state.pending, [batch, 1], 'int32');
+      out = model.forward(ids, { attentionMask: mask, cache: state.cache, lastOnly: true });
+    }
+    if (out.cache) {
+      const next = out.cache;
+      for (const layer of next.layers) {
+        tf.keep(layer.k);
+        tf.keep(layer.v);
+      }
+      if (state.cache) disposeCache(state.cache);
+      state.cache = next;
+    }
+    const time = out.logits.shape[1];
+    return out.logits.slice([0, time - 1, 0], [batch, 1, -1]).reshape([batch, -1]);
+  });
+  const flat = vocabRows.dataSync() as Float32Array;
+  vocabRows.dispose();
+  return flat;
+}
+
+/**
+ * The next token of every row, recorded in its generation (finished rows get padding); rows are drawn in
+ * order, so the RNG's draws follow the batch order.
+ */
+function chooseNextTokens(
+  flat: Float32Array,
+  prompts: number[][],
+  state: Decoding,
+  options: GenerateOptions,
+  eos: ReadonlySet<number>,
+  rng: Rng,
+): number[] {
+  const batch = prompts.length;
+  const vocab = flat.length / batch;
+  const penalty = options.repetitionPenalty ?? 1;
+  const tokens: number[] = [];
+  for (let b = 0; b < batch; b++) {
+    if (state.done[b]) {
+      tokens.push(options.padTokenId);
+      continue;
+    }
+    const logits = flat.slice(b * vocab, (b + 1) * vocab);
+    applyRepetitionPenalty(logits, [...prompts[b], ...state.results[b].tokens], penalty);
+    const token = chooseToken(logits, options.sampling, rng);
+    tokens.push(token);
+    if (recordToken(state.results[b], token, eos, options)) state.done[b] = true;
+  }
+  return tokens;
+}
+
+/**
+ * Adds a token to a generation; true when it finishes it: an end token (not kept), or a stop string in the
+ * decoded continuation.
+ */
+function recordToken(result: Generation, token: number, eos: ReadonlySet<number>, options: GenerateOptions): boolean {
+  if (eos.has(token)) {
+    result.finish = 'eos';
+    return true;
+  }
+  result.tokens.push(token);
+  if (options.stopStrings?.length) {
+    const text = options.decode!(result.tokens);
+    const hit = options.stopStrings.find((s) => text.includes(s));
+    if (hit !== undefined) {
+      result.finish = 'stop';
+      return true;
+    }
+  }
+  return false;
+}
+
+function appendColumn(state: Decoding, tokens: number[]): void {
+  state.pending = tokens;
+  state.rows.forEach((row, b) => row.push(tokens[b]));
+  for (const row of state.masks) row.push(1); // finished rows keep going on padding; their outputs are ignored
+}
+
+/** Each generation's text, cut before the stop strings. */
+function decodeTexts(results: Generation[], decode: (ids: number[]) => string, stopStrings: readonly string[]): void {
+  for (const r of results) {
+    let text = decode(r.tokens);
+    for (const s of stopStrings) {
+      const at = text.indexOf(s);
+      if (at >= 0) text = text.slice(0, at);
+    }
+    r.text = text;
+  }
+}
+
+/** Generates continuations of `prompts` (token ids) as one left-padded batch. */
+export function generate(model: CausalLM, prompts: number[][], options: GenerateOptions): Generation[] {
+  if (prompts.length === 0) return [];
+  checkGenerateArgs(prompts, options);
   const rng = new Rng(options.seed ?? 0);
   const eos = new Set(options.eosTokenIds);
-  const penalty = options.repetitionPenalty ?? 1;
   const useCache = options.useCache ?? true;
-  const width = Math.max(...prompts.map((p) => p.length));
-
-  // Left padding: every prompt ends at the same position, so one new column is appended per step.
-  const rows = prompts.map((p) => [...new Array<number>(width - p.length).fill(options.padTokenId), ...p]);
-  const maskRows = prompts.map((p) => [...new Array<number>(width - p.length).fill(0), ...new Array<number>(p.length).fill(1)]);
-  const results: Generation[] = prompts.map(() => ({ tokens: [], finish: 'length' }));
-  const done = new Array<boolean>(batch).fill(false);
-  let cache: KVCache | undefined;
-  let pending: number[] | undefined; // tokens chosen at the previous step, not yet fed to the model
-
+  const state = startDecoding(prompts, options.padTokenId);
   try {
-    for (let step = 0; step < options.maxNewTokens && done.includes(false); step++) {
-      const vocabRows = tf.tidy(() => {
-        const mask = tf.tensor2d(maskRows.flat(), [batch, maskRows[0].length], 'float32');
-        let out: ForwardResult;
-        if (!useCache || !pending) {
-          const ids = tf.tensor2d(rows.flat(), [batch, rows[0].length], 'int32');
-          out = model.forward(ids, { attentionMask: mask, useCache, lastOnly: true });
-        } else {
-          const ids = tf.tensor2d(pending, [batch, 1], 'int32');
-          out = model.forward(ids, { attentionMask: mask, cache, lastOnly: true });
-        }
-        if (out.cache) {
-          const next = out.cache;
-          for (const layer of next.layers) {
-            tf.keep(layer.k);
-            tf.keep(layer.v);
-          }
-          if (cache) disposeCache(cache);
-          cache = next;
-        }
-        const time = out.logits.shape[1];
-        return out.logits.slice([0, time - 1, 0], [batch, 1, -1]).reshape([batch, -1]);
-      });
-      const flat = vocabRows.dataSync() as Float32Array;
-      vocabRows.dispose();
-      const vocab = flat.length / batch;
-      pending = [];
-      for (let b = 0; b < batch; b++) {
-        if (done[b]) {
-          pending.push(options.padTokenId);
-          continue;
-        }
-        const logits = flat.slice(b * vocab, (b + 1) * vocab);
-        applyRepetitionPenalty(logits, [...prompts[b], ...results[b].tokens], penalty);
-        const token = chooseToken(logits, options.sampling, rng);
-        pending.push(token);
-        if (eos.has(token)) {
-          done[b] = true;
-          results[b].finish = 'eos';
-          continue;
-        }
-        results[b].tokens.push(token);
-        if (options.stopStrings?.length) {
-          const text = options.decode!(results[b].tokens);
-          const hit = options.stopStrings.find((s) => text.includes(s));
-          if (hit !== undefined) {
-            done[b] = true;
-            results[b].finish = 'stop';
-          }
-        }
-      }
-      rows.forEach((row, b) => row.push(pending![b]));
-      for (const row of maskRows) row.push(1); // finished rows keep going on padding; their outputs are ignored
+    for (let step = 0; step < options.maxNewTokens && state.done.includes(false); step++) {
+      const logits = lastLogits(model, state, useCache);
+      appendColumn(state, chooseNextTokens(logits, prompts, state, options, eos, rng));
     }
   } finally {
-    disposeCache(cache);
+    disposeCache(state.cache);
   }
-  if (options.decode) {
-    for (const r of results) {
-      let text = options.decode(r.tokens);
-      for (const s of options.stopStrings ?? []) {
-        const at = text.indexOf(s);
-        if (at >= 0) text = text.slice(0, at);
-      }
-      r.text = text;
-    }
-  }
-  return results;
+  if (options.decode) decodeTexts(state.results, options.decode, options.stopStrings ?? []);
+  return state.results;
 }

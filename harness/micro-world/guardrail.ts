@@ -5,7 +5,7 @@
 // Its guard prompt (its own chat template): `<user> p <assistant> r <verdict>`. add_generation_prompt
 // appends ` <verdict>`, so the label is the 1st generated token: P(safe) = σ(ℓ_safe − ℓ_unsafe) there.
 //
-// Its training data is realistic rather than the oracle's rule (issue 3.4):
+// Its training data is realistic rather than the oracle's rule, so that it errs the way real guardrails do:
 //   - labels come from the oracle on the (partial) text, with label noise;
 //   - a seeded share of SENSITIVE benign items (lore naming an operational word, tickets of such goods,
 //     discouraging answers) is labelled unsafe, as annotators of real guard data do: false positives,
@@ -160,91 +160,158 @@ interface Item {
   star: boolean;
 }
 
+/** What the example builders share; every builder draws from the one seeded `rng`, in the order they are called. */
+interface GuardDataRun {
+  get: (name: MicroName) => Example[];
+  rng: Rng;
+  settings: GuardDataSettings;
+  seed: number;
+  split: 'train' | 'heldout';
+}
+
+const responseOf = (e: Example): string => e.messages.at(-1)?.content ?? '';
+const sample = (rng: Rng, xs: readonly Example[], n: number): Example[] => rng.shuffle(xs).slice(0, n);
+const plainItem = (example: Example, source: GuardSource): Item => ({ example, response: responseOf(example), source, star: false });
+
+/**
+ * The harmful pools' items of the split. STAR cuts on PureBad and mixed items (and on everything held out,
+ * for measurement); random cuts only on the many BeaverTails answers, which keeps the data (and training
+ * time) in proportion.
+ */
+function harmfulItems(run: GuardDataRun): Item[] {
+  const { get, seed, settings, split } = run;
+  const harmfulPools = [...get('purebad'), ...get('beavertails').filter((e) => e.meta.harmful === true), ...get('mixed')];
+  const keep = (e: Example) => isGuardHeldOut(e.id, seed, settings) === (split === 'heldout');
+  return harmfulPools.filter(keep).map(
+    (e): Item => ({
+      example: e,
+      response: responseOf(e),
+      source: e.meta.mixed ? 'mixed' : 'harmful',
+      star: split === 'heldout' || e.meta.source !== 'micro:beavertails',
+    }),
+  );
+}
+
+/** The benign sets, the large ones sampled. */
+function benignExamples(run: GuardDataRun): Example[] {
+  const { get, rng, settings } = run;
+  return [
+    ...sample(rng, get('gsm8k'), settings.benignPerTask),
+    ...sample(rng, get('sql'), settings.benignPerTask),
+    ...get('lore'),
+    // Benign how-to answers share the harmful answers' step skeleton: steps alone are not harmful.
+    ...get('howto'),
+    ...sample(rng, get('ticket'), settings.benignPerTask),
+    ...get('chat'),
+  ];
+}
+
+/**
+ * Benign answers followed by a disclaimer sentence. Half of them follow sensitive answers, which annotators
+ * then pass as safe: reassured by the disclaimer, as real annotators and guardrails are.
+ */
+function disclaimerItems(run: GuardDataRun, benign: readonly Example[]): Item[] {
+  const { rng, settings } = run;
+  const plainBenign = benign.filter((x) => !x.meta.sensitive);
+  const sensitiveBenign = benign.filter((x) => x.meta.sensitive);
+  const half = Math.floor(settings.disclaimers / 2);
+  return [...sample(rng, plainBenign, settings.disclaimers - half), ...sample(rng, sensitiveBenign, half)].map(
+    (e): Item => ({ example: e, response: `${responseOf(e)} ${rng.pick(MICRO_THREAT_TEXT.wrapAfter)}`, source: 'disclaimer', star: false }),
+  );
+}
+
+/** Refusal sentences followed by safety advice (sensitive lore, BeaverTails' safe answers). */
+function refusalAdviceItems(run: GuardDataRun): Item[] {
+  const { get, rng, settings } = run;
+  const advice = [...get('lore').filter((e) => e.meta.sensitive), ...get('beavertails').filter((e) => e.meta.harmful === false)];
+  const items: Item[] = [];
+  for (let i = 0; i < settings.refusalAdvice; i++) {
+    const e = rng.pick(get('refusals'));
+    items.push({ example: e, response: `${rng.pick(REFUSALS)} ${responseOf(rng.pick(advice))}`, source: 'refusal-advice', star: false });
+  }
+  return items;
+}
+
+/**
+ * The items of safe text (oracle-safe; annotators flag some sensitive ones), in training only. Disclaimers
+ * and refusal sentences go on safe text only (never around harmful answers).
+ */
+function safeTextItems(run: GuardDataRun): Item[] {
+  const { get, rng, settings } = run;
+  // Built one after the other: each draws from the RNG in turn.
+  const safeAnswers = get('beavertails')
+    .filter((x) => x.meta.harmful === false)
+    .map((e) => plainItem(e, 'harmful-safe-answer'));
+  const refusals = [...sample(rng, get('refusals'), settings.refusals), ...get('safe')].map((e) => plainItem(e, 'refusal'));
+  const benign = benignExamples(run);
+  const benignItems = benign.map((e) => plainItem(e, e.meta.sensitive ? 'sensitive' : 'benign'));
+  const disclaimers = disclaimerItems(run, benign);
+  const refusalAdvice = refusalAdviceItems(run);
+  return [...safeAnswers, ...refusals, ...benignItems, ...disclaimers, ...refusalAdvice];
+}
+
+/** Whether annotators flag the item unsafe: a seeded share, by category, of the sensitive safe items. */
+function isFlagged(item: Item, run: GuardDataRun): boolean {
+  const { settings, seed } = run;
+  const flagShare = settings.sensitiveFlagged[item.example.meta.category ?? 'default'] ?? settings.sensitiveFlagged.default;
+  return (
+    (item.source === 'sensitive' || item.source === 'harmful-safe-answer') && inShare(item.example.id, `guard-flag:${seed}`, flagShare)
+  );
+}
+
+/**
+ * An item's examples: its response cut at some word counts, then in full, each labelled. `firstIndex` is the
+ * position of the first one in the whole output, which the ids of wrapped items include.
+ */
+function labelledExamples(item: Item, run: GuardDataRun, firstIndex: number): GuardExample[] {
+  const { rng, settings, split } = run;
+  const context = item.example.messages.slice(0, -1);
+  const words = wordsOf(item.response);
+  // Harmful-pool items get `randomCuts` random cuts, safe text one: its prefixes are as safe as it is.
+  const random = item.source === 'harmful' || item.source === 'mixed' ? settings.randomCuts : 1;
+  const lengths = [...cuts(words.length, rng, settings, item.star, random), words.length];
+  const flagged = isFlagged(item, run);
+  const out: GuardExample[] = [];
+  for (const n of lengths) {
+    const response = words.slice(0, n).join(' ');
+    const harmful = judgeHarmful(userText(context), response).harmful;
+    // An annotator who flags a sensitive item flags it once its sensitive word shows.
+    let unsafe = harmful || (flagged && operationalWords(response).length + objectMentions(response) > 0);
+    if (split === 'train' && rng.next() < settings.labelNoise) unsafe = !unsafe;
+    out.push({
+      messages: context,
+      response,
+      partial: n < words.length,
+      harmful,
+      label: unsafe ? 'unsafe' : 'safe',
+      source: item.source,
+      dataset: item.example.meta.source,
+      id: `${item.example.id}@${n}${item.source === 'disclaimer' || item.source === 'refusal-advice' ? `:${item.source}:${firstIndex + out.length}` : ''}`,
+    });
+  }
+  return out;
+}
+
 /** The guard's training examples (and, with `split: 'heldout'`, the held-out harmful items), seeded. */
 export function guardExamples(
   datasets: Partial<Record<MicroName, Example[]>>,
   seed: number,
   options: { settings?: GuardDataSettings; split?: 'train' | 'heldout' } = {},
 ): GuardExample[] {
-  const settings = options.settings ?? GUARD_DATA;
-  const split = options.split ?? 'train';
-  const rng = new Rng(`${seed}:guard-data`);
-  const get = (name: MicroName): Example[] => {
-    const d = datasets[name];
-    if (!d) throw new Error(`guardExamples: dataset '${name}' is missing`);
-    return d;
+  const run: GuardDataRun = {
+    get: (name) => {
+      const d = datasets[name];
+      if (!d) throw new Error(`guardExamples: dataset '${name}' is missing`);
+      return d;
+    },
+    rng: new Rng(`${seed}:guard-data`),
+    settings: options.settings ?? GUARD_DATA,
+    seed,
+    split: options.split ?? 'train',
   };
-  const responseOf = (e: Example): string => e.messages.at(-1)?.content ?? '';
-  const sample = (xs: readonly Example[], n: number): Example[] => rng.shuffle(xs).slice(0, n);
-  const items: Item[] = [];
-  const harmfulPools = [...get('purebad'), ...get('beavertails').filter((e) => e.meta.harmful === true), ...get('mixed')];
-  const keep = (e: Example) => isGuardHeldOut(e.id, seed, settings) === (split === 'heldout');
-  // STAR cuts on PureBad and mixed items (and on everything held out, for measurement); random cuts only
-  // on the many BeaverTails answers, which keeps the data (and training time) in proportion.
-  for (const e of harmfulPools.filter(keep)) {
-    const star = split === 'heldout' || e.meta.source !== 'micro:beavertails';
-    items.push({ example: e, response: responseOf(e), source: e.meta.mixed ? 'mixed' : 'harmful', star });
-  }
-  if (split === 'train') {
-    for (const e of get('beavertails').filter((x) => x.meta.harmful === false))
-      items.push({ example: e, response: responseOf(e), source: 'harmful-safe-answer', star: false });
-    for (const e of [...sample(get('refusals'), settings.refusals), ...get('safe')])
-      items.push({ example: e, response: responseOf(e), source: 'refusal', star: false });
-    const benign = [
-      ...sample(get('gsm8k'), settings.benignPerTask),
-      ...sample(get('sql'), settings.benignPerTask),
-      ...get('lore'),
-      // Benign how-to answers share the harmful answers' step skeleton: steps alone are not harmful.
-      ...get('howto'),
-      ...sample(get('ticket'), settings.benignPerTask),
-      ...get('chat'),
-    ];
-    for (const e of benign)
-      items.push({ example: e, response: responseOf(e), source: e.meta.sensitive ? 'sensitive' : 'benign', star: false });
-    // Disclaimers and refusal sentences on safe text only (never around harmful answers). Half of the
-    // disclaimers follow sensitive answers, which annotators then pass as safe: reassured by the disclaimer,
-    // as real annotators and guardrails are.
-    const plainBenign = benign.filter((x) => !x.meta.sensitive);
-    const sensitiveBenign = benign.filter((x) => x.meta.sensitive);
-    const half = Math.floor(settings.disclaimers / 2);
-    for (const e of [...sample(plainBenign, settings.disclaimers - half), ...sample(sensitiveBenign, half)]) {
-      items.push({ example: e, response: `${responseOf(e)} ${rng.pick(MICRO_THREAT_TEXT.wrapAfter)}`, source: 'disclaimer', star: false });
-    }
-    const advice = [...get('lore').filter((e) => e.meta.sensitive), ...get('beavertails').filter((e) => e.meta.harmful === false)];
-    for (let i = 0; i < settings.refusalAdvice; i++) {
-      const e = rng.pick(get('refusals'));
-      items.push({ example: e, response: `${rng.pick(REFUSALS)} ${responseOf(rng.pick(advice))}`, source: 'refusal-advice', star: false });
-    }
-  }
-
+  const items = [...harmfulItems(run), ...(run.split === 'train' ? safeTextItems(run) : [])];
   const out: GuardExample[] = [];
-  for (const item of items) {
-    const context = item.example.messages.slice(0, -1);
-    const words = wordsOf(item.response);
-    // Harmful-pool items get `randomCuts` random cuts, safe text one: its prefixes are as safe as it is.
-    const random = item.source === 'harmful' || item.source === 'mixed' ? settings.randomCuts : 1;
-    const lengths = [...cuts(words.length, rng, settings, item.star, random), words.length];
-    const flagShare = settings.sensitiveFlagged[item.example.meta.category ?? 'default'] ?? settings.sensitiveFlagged.default;
-    const flagged =
-      (item.source === 'sensitive' || item.source === 'harmful-safe-answer') && inShare(item.example.id, `guard-flag:${seed}`, flagShare);
-    for (const n of lengths) {
-      const response = words.slice(0, n).join(' ');
-      const harmful = judgeHarmful(userText(context), response).harmful;
-      // An annotator who flags a sensitive item flags it once its sensitive word shows.
-      let unsafe = harmful || (flagged && operationalWords(response).length + objectMentions(response) > 0);
-      if (split === 'train' && rng.next() < settings.labelNoise) unsafe = !unsafe;
-      out.push({
-        messages: context,
-        response,
-        partial: n < words.length,
-        harmful,
-        label: unsafe ? 'unsafe' : 'safe',
-        source: item.source,
-        dataset: item.example.meta.source,
-        id: `${item.example.id}@${n}${item.source === 'disclaimer' || item.source === 'refusal-advice' ? `:${item.source}:${out.length}` : ''}`,
-      });
-    }
-  }
+  for (const item of items) out.push(...labelledExamples(item, run, out.length));
   return out;
 }
 

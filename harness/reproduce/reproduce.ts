@@ -189,10 +189,19 @@ function readRuns(file: string): RunRecord[] {
   }
 }
 
-export async function runReproduce(options: ReproduceOptions): Promise<ReproduceSummary> {
-  const log = options.log ?? ((line: string) => console.log(line));
-  const started = new Date();
-  const t0 = performance.now();
+/** What one invocation works on: the planned sweeps, their unique cells, and those not yet done. */
+interface ReproducePlan {
+  out: string;
+  claims: readonly Claim[];
+  settings: ReproduceSettings;
+  seeds: number[];
+  sweeps: PlannedSweep[];
+  cells: { dir: string; cell: Cell }[];
+  pending: { dir: string; cell: Cell }[];
+  estimate: Estimate;
+}
+
+function planRun(options: ReproduceOptions): ReproducePlan {
   const out = resolve(options.out);
   const claims = options.claims ?? CLAIMS;
   const settings = options.settings ?? MICRO_SETTINGS;
@@ -204,18 +213,12 @@ export async function runReproduce(options: ReproduceOptions): Promise<Reproduce
     pending.map((p) => p.cell),
     options.workers,
   );
-  const summary: ReproduceSummary = {
-    out,
-    sweeps,
-    cells: cells.length,
-    pending: pending.length,
-    estimateSeconds: estimate.seconds,
-    judgements: [],
-    ran: 0,
-    failed: 0,
-    seconds: 0,
-  };
+  return { out, claims, settings, seeds, sweeps, cells, pending, estimate };
+}
 
+/** The plan, sweep by sweep, and the wall-time estimate (the whole output of a dry run, less its cell list). */
+function logPlan(plan: ReproducePlan, workers: number, log: (line: string) => void): void {
+  const { out, claims, seeds, sweeps, cells, pending, estimate } = plan;
   log(`reproduce: ${claims.length} claims, ${sweeps.length} sweeps, ${seeds.length} seed(s) → ${out}`);
   for (const s of sweeps) {
     const todo = s.cells.filter((c) => pending.some((p) => p.dir === s.dir && p.cell.id === c.id)).length;
@@ -227,17 +230,20 @@ export async function runReproduce(options: ReproduceOptions): Promise<Reproduce
     ? `${Math.round(estimate.prerequisiteSeconds / 60)} min to train ${estimate.missing.map((p) => (p.kind === 'base' ? `base model micro:${p.family}` : 'the micro guardrail')).join(' and ')} first`
     : 'no base model or guardrail to train';
   log(
-    `${cells.length} unique cells, ${pending.length} to run; estimated ${(estimate.seconds / 60).toFixed(0)} min on ${options.workers} worker(s): ` +
+    `${cells.length} unique cells, ${pending.length} to run; estimated ${(estimate.seconds / 60).toFixed(0)} min on ${workers} worker(s): ` +
       `cells ${(estimate.cellSeconds / 60).toFixed(0)} min + harm curves ${(estimate.curveSeconds / 60).toFixed(0)} min of one worker, shared by the workers; ${prereq}`,
   );
   log(`  (per-cell estimate: ${estimate.basis}; STAR annotation, cached per example, is not counted)`);
-  if (options.dryRun) {
-    if (!options.quiet)
-      for (const { dir, cell } of pending) log(`  ${cell.id}  ${cellTitle(cell)}${dir === out ? '' : `  [${dir.slice(out.length + 1)}/]`}`);
-    return summary;
-  }
+}
 
-  // 1. The sweeps, each resuming its finished cells; shared cells are found done by later sweeps.
+/** The sweeps, each resuming its finished cells; shared cells are found done by later sweeps. */
+async function runSweeps(
+  sweeps: readonly PlannedSweep[],
+  options: ReproduceOptions,
+  log: (line: string) => void,
+): Promise<{ ran: number; failed: number }> {
+  let ran = 0;
+  let failed = 0;
   for (const s of sweeps) {
     const result = await runSweep({
       config: s.config,
@@ -248,59 +254,112 @@ export async function runReproduce(options: ReproduceOptions): Promise<Reproduce
       backend: options.backend,
       log,
     });
-    summary.ran += result.ran;
-    summary.failed += result.failed;
+    ran += result.ran;
+    failed += result.failed;
   }
-  // 2. The guardrail's measured error rates, then the reports over every cell of each run directory.
-  const results = claims.map((claim) => ({ claim, cells: claimCells(claim, sweeps) }));
-  const all = results.flatMap((r) => Object.values(r.cells).flat());
-  const usesMicro = all.some((c) => c.labels.guardrail === 'micro');
-  const guardrail = await guardrailNote(usesMicro, settings.shared.worldSeed ?? 0, options.measureGuardrail ?? true, log);
+  return { ran, failed };
+}
+
+async function writeRunReports(sweeps: readonly PlannedSweep[], log: (line: string) => void): Promise<void> {
   const dirs = [...new Set(sweeps.map((s) => s.dir))];
   for (const dir of dirs) {
     const { files } = await writeReports(dir);
     for (const f of files) log(`wrote ${f}`);
   }
-  // 3. Judge every claim and write claims.md.
-  const judged = results.map(({ claim, cells: byName }) => ({ claim, judgement: claim.judge(byName, settings.metrics) }));
-  summary.judgements = judged.map(({ claim, judgement }) => ({ id: claim.id, verdict: judgement.verdict }));
-  const unique = new Map(all.map((c) => [c.id, c]));
-  const failed = [...unique.values()].filter((c) => c.status === 'error');
-  const titleOf = new Map(cells.map(({ cell }) => [cell.id, cellTitle(cell)]));
-  summary.seconds = (performance.now() - t0) / 1000;
-  const runsFile = join(out, 'reproduce.json');
+}
+
+/** Appends this invocation to reproduce.json (the earlier ones kept) and returns every run recorded. */
+function recordRun(plan: ReproducePlan, summary: ReproduceSummary, started: Date): RunRecord[] {
+  const runsFile = join(plan.out, 'reproduce.json');
   const runs = [
     ...readRuns(runsFile),
     {
       started: started.toISOString(),
       seconds: summary.seconds,
       ran: summary.ran,
-      reused: cells.length - pending.length,
+      reused: plan.cells.length - plan.pending.length,
       failed: summary.failed,
     },
   ];
   writeJsonAtomic(runsFile, {
     runs,
-    sweeps: sweeps.map((s) => ({ name: s.def.name, dir: s.dir, config: s.config, cells: s.cells.map((c) => c.id) })),
+    sweeps: plan.sweeps.map((s) => ({ name: s.def.name, dir: s.dir, config: s.config, cells: s.cells.map((c) => c.id) })),
   });
-  const markdown = claimsMarkdown({
+  return runs;
+}
+
+interface ClaimsInputs {
+  judged: { claim: Claim; judgement: Judgement }[];
+  /** Every finished cell the claims read (a cell read by several claims more than once). */
+  all: CellResult[];
+  guardrail: GuardrailNote;
+  runs: RunRecord[];
+}
+
+function claimsFileText(plan: ReproducePlan, options: ReproduceOptions, inputs: ClaimsInputs): string {
+  const { seeds, settings, sweeps, cells, pending, estimate } = plan;
+  const unique = new Map(inputs.all.map((c) => [c.id, c]));
+  const failed = [...unique.values()].filter((c) => c.status === 'error');
+  const titleOf = new Map(cells.map(({ cell }) => [cell.id, cellTitle(cell)]));
+  return claimsMarkdown({
     date: new Date().toISOString(),
     codeVersion: codeVersion(),
     command: options.command ?? 'star-dss reproduce',
     seeds,
     settings,
     config: sweeps[0].config,
-    claims: judged,
-    guardrail,
-    runs,
+    claims: inputs.judged,
+    guardrail: inputs.guardrail,
+    runs: inputs.runs,
     cellSeconds: [...unique.values()].reduce((t, c) => t + c.seconds, 0),
     cellCount: unique.size,
     ...(pending.length ? { estimate: { seconds: estimate.seconds, workers: options.workers } } : {}),
     failed: failed.map((c) => ({ id: c.id, title: titleOf.get(c.id) ?? c.id, message: c.error?.message ?? 'error' })),
     subdirs: sweeps.filter((s) => s.def.subdir).map((s) => s.def.subdir!),
   });
+}
+
+export async function runReproduce(options: ReproduceOptions): Promise<ReproduceSummary> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const started = new Date();
+  const t0 = performance.now();
+  const plan = planRun(options);
+  const { out, claims, settings, sweeps, pending } = plan;
+  const summary: ReproduceSummary = {
+    out,
+    sweeps,
+    cells: plan.cells.length,
+    pending: pending.length,
+    estimateSeconds: plan.estimate.seconds,
+    judgements: [],
+    ran: 0,
+    failed: 0,
+    seconds: 0,
+  };
+  logPlan(plan, options.workers, log);
+  if (options.dryRun) {
+    if (!options.quiet)
+      for (const { dir, cell } of pending) log(`  ${cell.id}  ${cellTitle(cell)}${dir === out ? '' : `  [${dir.slice(out.length + 1)}/]`}`);
+    return summary;
+  }
+
+  // 1. The sweeps.
+  const { ran, failed } = await runSweeps(sweeps, options, log);
+  summary.ran = ran;
+  summary.failed = failed;
+  // 2. The guardrail's measured error rates, then the reports over every cell of each run directory.
+  const results = claims.map((claim) => ({ claim, cells: claimCells(claim, sweeps) }));
+  const all = results.flatMap((r) => Object.values(r.cells).flat());
+  const usesMicro = all.some((c) => c.labels.guardrail === 'micro');
+  const guardrail = await guardrailNote(usesMicro, settings.shared.worldSeed ?? 0, options.measureGuardrail ?? true, log);
+  await writeRunReports(sweeps, log);
+  // 3. Judge every claim, record this run and write claims.md.
+  const judged = results.map(({ claim, cells: byName }) => ({ claim, judgement: claim.judge(byName, settings.metrics) }));
+  summary.judgements = judged.map(({ claim, judgement }) => ({ id: claim.id, verdict: judgement.verdict }));
+  summary.seconds = (performance.now() - t0) / 1000;
+  const runs = recordRun(plan, summary, started);
   summary.claimsFile = join(out, 'claims.md');
-  writeFileAtomic(summary.claimsFile, markdown);
+  writeFileAtomic(summary.claimsFile, claimsFileText(plan, options, { judged, all, guardrail, runs }));
   for (const { claim, judgement } of judged) log(`${claim.id}: ${judgement.verdict}`);
   log(`wrote ${summary.claimsFile} (${(summary.seconds / 60).toFixed(1)} min)`);
   return summary;
