@@ -170,22 +170,117 @@ interface Moments {
   v: tf.Variable;
 }
 
+/** Optimiser state and the schedule one training run shares between its steps. */
+interface Optimiser {
+  config: TrainConfig;
+  vars: tf.Variable[];
+  moments: Moments[];
+  warmup: number;
+}
+
+/** The loss value and parameter gradients of one micro-batch (the reference's forward runs without gradients). */
+function lossAndGrads(model: CausalLM, batch: Batch, options: TrainOptions, vars: tf.Variable[]): { value: tf.Scalar; grads: tf.Tensor[] } {
+  const { needs } = options;
+  return tf.tidy(() => {
+    const ref =
+      needs.reference && options.reference ? tf.tidy(() => labelLogProbs(options.reference!, batch.ids, batch.labels)) : undefined;
+    const result = tf.variableGrads(() => {
+      const { logProbs, logp } = labelLogProbs(model, batch.ids, batch.labels);
+      const inputs: LossInputs = {
+        logp,
+        refLogp: ref?.logp,
+        mask: batch.mask,
+        weights: batch.weights,
+        verdicts: batch.verdicts,
+        logProbs: needs.fullLogProbs ? logProbs : undefined,
+        refLogProbs: needs.fullLogProbs ? ref?.logProbs : undefined,
+      };
+      return options.loss(inputs);
+    }, vars);
+    return { value: result.value, grads: vars.map((v) => result.grads[v.name]) };
+  });
+}
+
+/**
+ * Sums the gradients of the micro-batches of one optimiser step; returns them with the mean loss and the
+ * response tokens seen. A non-finite loss stops training with the step and epoch in the message.
+ */
+async function accumulate(
+  model: CausalLM,
+  micro: TrainExample[][],
+  options: TrainOptions,
+  optimiser: Optimiser,
+  where: { step: number; epoch: number },
+): Promise<{ grads: tf.Tensor[]; loss: number; tokens: number }> {
+  let accumulated: tf.Tensor[] | undefined;
+  let lossSum = 0;
+  let tokens = 0;
+  for (const examples of micro) {
+    const batch = makeBatch(examples, optimiser.config.padId, options.needs);
+    tokens += batch.tokens;
+    const { value, grads } = lossAndGrads(model, batch, options, optimiser.vars);
+    disposeBatch(batch);
+    const lossValue = (await value.data())[0];
+    value.dispose();
+    if (!Number.isFinite(lossValue)) {
+      tf.dispose(grads);
+      tf.dispose(accumulated ?? []);
+      throw new TrainError('NON_FINITE_LOSS', `training stopped at step ${where.step} (epoch ${where.epoch}): the loss is ${lossValue}`);
+    }
+    lossSum += lossValue;
+    if (!accumulated) accumulated = grads;
+    else {
+      const sum = accumulated.map((g, k) => tf.add(g, grads[k]));
+      tf.dispose([...accumulated, ...grads]);
+      accumulated = sum;
+    }
+  }
+  return { grads: accumulated ?? [], loss: lossSum / micro.length, tokens };
+}
+
+/** Averages summed gradients over `count` micro-batches, clips by global norm, takes an AdamW step; returns the norm. */
+function adamWStep(optimiser: Optimiser, summed: tf.Tensor[], count: number, step: number, lr: number): number {
+  const { config, vars, moments } = optimiser;
+  return tf.tidy(() => {
+    const scaled = summed.map((g) => tf.div(g, count));
+    const norm = tf.sqrt(tf.addN(scaled.map((g) => tf.sum(tf.square(g)))));
+    const n = norm.dataSync()[0];
+    const factor = config.clipNorm > 0 && n > config.clipNorm ? config.clipNorm / (n + 1e-6) : 1;
+    const [b1, b2] = config.betas;
+    const c1 = 1 - b1 ** step;
+    const c2 = 1 - b2 ** step;
+    vars.forEach((p, k) => {
+      const g = factor === 1 ? scaled[k] : tf.mul(scaled[k], factor);
+      const { m, v } = moments[k];
+      m.assign(tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1)));
+      v.assign(tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2)));
+      const update = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(v, c2)), config.eps));
+      const decay = config.weightDecay > 0 && p.rank >= 2 ? tf.mul(p, config.weightDecay) : undefined;
+      p.assign(tf.sub(p, tf.mul(decay ? tf.add(update, decay) : update, lr)));
+    });
+    return n;
+  });
+}
+
 /**
  * Trains `model` in place on `examples` with the caller's loss.
  * Weight decay is decoupled (AdamW) and applies to matrices and embeddings only, not to norms or biases.
  */
 export async function train(model: CausalLM, examples: TrainExample[], options: TrainOptions): Promise<TrainResult> {
   const config: TrainConfig = { ...defaultTrainConfig, ...options.config };
-  const { needs } = options;
-  if (needs.reference && !options.reference) throw new TrainError('BAD_INPUT', 'the strategy needs a reference model, but none was given');
+  if (options.needs.reference && !options.reference)
+    throw new TrainError('BAD_INPUT', 'the strategy needs a reference model, but none was given');
   if (examples.length === 0) throw new TrainError('BAD_INPUT', 'no training examples');
   const microBatch = Math.max(1, Math.floor(config.batchSize / config.gradAccum));
-  const stepsPerEpoch = Math.ceil(examples.length / (microBatch * config.gradAccum));
-  const totalSteps = stepsPerEpoch * config.epochs;
-  const warmup = config.warmupSteps ?? Math.round(config.warmupRatio * totalSteps);
-  const names = [...model.params.keys()];
-  const vars = names.map((n) => model.params.get(n)!);
-  const moments: Moments[] = vars.map((p) => ({ m: zeroState(p), v: zeroState(p) }));
+  const perStep = microBatch * config.gradAccum;
+  const totalSteps = Math.ceil(examples.length / perStep) * config.epochs;
+  const vars = [...model.params.values()];
+  const optimiser: Optimiser = {
+    config,
+    vars,
+    moments: vars.map((p) => ({ m: zeroState(p), v: zeroState(p) })),
+    warmup: config.warmupSteps ?? Math.round(config.warmupRatio * totalSteps),
+  };
   const rng = new Rng(config.seed);
   const losses: number[] = [];
   const started = performance.now();
@@ -196,80 +291,19 @@ export async function train(model: CausalLM, examples: TrainExample[], options: 
     for (let epoch = 1; epoch <= config.epochs; epoch++) {
       // 1. Seeded shuffle, then micro-batches grouped into optimiser steps.
       const order = rng.shuffle(examples.map((_, i) => i));
-      for (let start = 0; start < order.length; start += microBatch * config.gradAccum) {
+      for (let start = 0; start < order.length; start += perStep) {
         step++;
-        const stepIdx = order.slice(start, start + microBatch * config.gradAccum);
-        const micro: number[][] = [];
-        for (let j = 0; j < stepIdx.length; j += microBatch) micro.push(stepIdx.slice(j, j + microBatch));
-
+        const stepIdx = order.slice(start, start + perStep);
+        const micro: TrainExample[][] = [];
+        for (let j = 0; j < stepIdx.length; j += microBatch) micro.push(stepIdx.slice(j, j + microBatch).map((i) => examples[i]));
         // 2. Accumulate gradients of the mean micro-batch loss.
-        let accumulated: tf.Tensor[] | undefined;
-        let lossSum = 0;
-        for (const idx of micro) {
-          const batch = makeBatch(
-            idx.map((i) => examples[i]),
-            config.padId,
-            needs,
-          );
-          tokensSeen += batch.tokens;
-          const { value, grads } = tf.tidy(() => {
-            const ref = needs.reference ? tf.tidy(() => labelLogProbs(options.reference!, batch.ids, batch.labels)) : undefined;
-            const result = tf.variableGrads(() => {
-              const { logProbs, logp } = labelLogProbs(model, batch.ids, batch.labels);
-              const inputs: LossInputs = {
-                logp,
-                refLogp: ref?.logp,
-                mask: batch.mask,
-                weights: batch.weights,
-                verdicts: batch.verdicts,
-                logProbs: needs.fullLogProbs ? logProbs : undefined,
-                refLogProbs: needs.fullLogProbs ? ref?.logProbs : undefined,
-              };
-              return options.loss(inputs);
-            }, vars);
-            return { value: result.value, grads: vars.map((v) => result.grads[v.name]) };
-          });
-          disposeBatch(batch);
-          const lossValue = (await value.data())[0];
-          value.dispose();
-          if (!Number.isFinite(lossValue)) {
-            tf.dispose(grads);
-            tf.dispose(accumulated ?? []);
-            throw new TrainError('NON_FINITE_LOSS', `training stopped at step ${step} (epoch ${epoch}): the loss is ${lossValue}`);
-          }
-          lossSum += lossValue;
-          if (!accumulated) accumulated = grads;
-          else {
-            const sum = accumulated.map((g, k) => tf.add(g, grads[k]));
-            tf.dispose([...accumulated, ...grads]);
-            accumulated = sum;
-          }
-        }
-        const loss = lossSum / micro.length;
+        const { grads, loss, tokens } = await accumulate(model, micro, options, optimiser, { step, epoch });
+        tokensSeen += tokens;
         losses.push(loss);
-
         // 3. Average, clip by global norm, and take an AdamW step.
-        const lr = learningRate(step, totalSteps, config, warmup);
-        const gradNorm = tf.tidy(() => {
-          const scaled = accumulated!.map((g) => tf.div(g, micro.length));
-          const norm = tf.sqrt(tf.addN(scaled.map((g) => tf.sum(tf.square(g)))));
-          const n = norm.dataSync()[0];
-          const factor = config.clipNorm > 0 && n > config.clipNorm ? config.clipNorm / (n + 1e-6) : 1;
-          const [b1, b2] = config.betas;
-          const c1 = 1 - b1 ** step;
-          const c2 = 1 - b2 ** step;
-          vars.forEach((p, k) => {
-            const g = factor === 1 ? scaled[k] : tf.mul(scaled[k], factor);
-            const { m, v } = moments[k];
-            m.assign(tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1)));
-            v.assign(tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2)));
-            const update = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(v, c2)), config.eps));
-            const decay = config.weightDecay > 0 && p.rank >= 2 ? tf.mul(p, config.weightDecay) : undefined;
-            p.assign(tf.sub(p, tf.mul(decay ? tf.add(update, decay) : update, lr)));
-          });
-          return n;
-        });
-        tf.dispose(accumulated!);
+        const lr = learningRate(step, totalSteps, config, optimiser.warmup);
+        const gradNorm = adamWStep(optimiser, grads, micro.length, step, lr);
+        tf.dispose(grads);
         options.onStep?.({
           step,
           totalSteps,
@@ -284,7 +318,7 @@ export async function train(model: CausalLM, examples: TrainExample[], options: 
       await options.onEpoch?.(epoch);
     }
   } finally {
-    tf.dispose(moments.flatMap(({ m, v }) => [m, v]));
+    tf.dispose(optimiser.moments.flatMap(({ m, v }) => [m, v]));
   }
   return { losses, steps: step, tokens: tokensSeen, seconds: (performance.now() - started) / 1000 };
 }
