@@ -19,7 +19,7 @@ import { wordPrefixes, chunkEnds } from '../harness/star.ts';
 
 const backend = await initBackend(process.env.STAR_DSS_BACKEND ?? 'wasm');
 const rng = new Rng(0);
-// The micro-world's model size (MICROWORLD.md): d 128, 2 layers, 4 heads, MLP 512, vocab 512, T 64, batch 16.
+// The micro-world's model size (docs/micro-world.md): d 128, 2 layers, 4 heads, MLP 512, vocab 512, T 64, batch 16.
 const sizes = { hidden: 128, layers: 2, heads: 4, intermediate: 512, vocab: 512, maxPositions: 128 };
 const model = createModel(parseConfig(makeConfig('llama', sizes)), { seed: 1 });
 

@@ -1,5 +1,5 @@
-// Several guardrails combined by averaging their P(safe) (METHOD.md §3, "(code) Several guardrails may be
-// combined by averaging their P(safe)"). The id depends on the set of members, not their order.
+// Several guardrails combined by averaging their P(safe), as the authors' code allows (docs/method.md §3).
+// The id depends on the set of members, not their order.
 import { contentHash } from '../engine/io.ts';
 import type { Message } from '../engine/contracts/example.ts';
 import type { GuardItem, Guardrail } from './types.ts';

@@ -1,7 +1,7 @@
 // The LM guardrail (Llama Guard / Granite Guardian style): a causal LM checkpoint read through its own chat
 // template. The conversation [user prompt(s), assistant response] is rendered with add_generation_prompt,
 // so the rendering ends where the verdict is generated; P(safe) = σ(ℓ_safe − ℓ_unsafe) from the raw
-// logits of the two label tokens at the configured generated position (METHOD.md §3). For the 2nd
+// logits of the two label tokens at the configured generated position (docs/method.md §3). For the 2nd
 // position the 1st generated token is taken greedily and fed back.
 //
 // scorePrefixes is STAR's fast path: the rendering of the longest prefix is forwarded once with a KV

@@ -1,5 +1,5 @@
 // How a guardrail model is read: its two label tokens, which generated position carries the verdict, and
-// extra chat-template variables (METHOD.md §3). Presets for the guardrails of the paper, plus the
+// extra chat-template variables (docs/method.md §3). Presets for the guardrails of the paper, plus the
 // micro-world's. A model directory may also describe itself in a `guardrail.json` file
 // (`{"preset": "micro"}`, or labels/position/extra), parsed by parseGuardSpec.
 import { existsSync, readFileSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// STAR chunking of a response's text (METHOD.md §3): pure string functions shared by the annotator
+// STAR chunking of a response's text (docs/method.md §3): pure string functions shared by the annotator
 // (harness/star.ts) and the token alignment (harness/tokenize-example.ts). No imports, so both can use it.
 
 /** What a chunk is measured in: whitespace words of the response, or tokens of the finetuned model. */

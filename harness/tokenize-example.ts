@@ -16,7 +16,7 @@
 //            else (prompt, and whatever the template appends after the turn, such as the assistant header
 //            the shipped Llama-3 template always adds) is 0.
 //
-// STAR boundaries (METHOD.md §3, the authors' rule, with one refinement):
+// STAR boundaries (docs/method.md §3, the authors' rule, with one refinement):
 //   boundary_0 = start. For chunk k < K, boundary_k = token count of the open rendering of
 //   [context, assistant: response text up to the end of chunk k's last word], clamped to
 //   [boundary_{k-1}, ids.length]. boundary_K = ids.length, so the end-of-turn token (and anything the

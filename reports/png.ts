@@ -50,7 +50,7 @@ export function findChromium(env: NodeJS.ProcessEnv = process.env): string | und
   return undefined;
 }
 
-/** The headless screenshot flags measured to work on our machines (see STACK.md). */
+/** Headless screenshot flags measured to work with Debian's chromium on our machines (no sandbox, no GPU, no network). */
 export function chromiumArgs(userDataDir: string, outFile: string, pageUrl: string, size = { width: 1000, height: 600 }): string[] {
   return [
     '--headless',

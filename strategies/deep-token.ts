@@ -1,5 +1,5 @@
 // Deep Token: token-wise constrained SFT of Qi et al. 2025, "Safety Alignment Should Be Made More Than
-// Just a Few Tokens Deep" (ICLR 2025), Eq. 3, as a baseline of Peng et al. 2025 (METHOD.md §5).
+// Just a Few Tokens Deep" (ICLR 2025), Eq. 3, as a baseline of Peng et al. 2025 (docs/method.md §5).
 // Per response token t: (2/β_t)·softplus(β_t·(log π_ref(y_t) − log π_θ(y_t))), averaged over Σ m.
 // Small β behaves like CE; large β pins the token to π_ref. β_1 = 0.5, β_2..5 = 2, β_t = 0.1 after,
 // where t counts response tokens from 1 within each example.

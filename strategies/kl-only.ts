@@ -1,4 +1,4 @@
-// KL-only: the anchoring half of STAR-DSS alone, an ablation of Peng et al. 2025 (METHOD.md §4 with
+// KL-only: the anchoring half of STAR-DSS alone, an ablation of Peng et al. 2025 (docs/method.md §4 with
 // v ≡ 0): L = Σ m·λ·D / Σ m, D the divergence to the frozen π_ref (k2 or full-vocabulary KL).
 // λ defaults to 1, so STAR-DSS with v ≡ 0 and scale λ equals λ × kl-only at its defaults.
 import { z } from 'zod';

@@ -1,5 +1,5 @@
 // Building blocks shared by strategy losses: the masked token mean, input checks, and the divergence D
-// to the frozen reference (METHOD.md §4). Not a strategy itself, so it is not in the registry.
+// to the frozen reference (docs/method.md §4). Not a strategy itself, so it is not in the registry.
 import { z } from 'zod';
 import { tf } from '../engine/tensor/index.ts';
 import type { LossInputs, LossNeeds } from '../engine/contracts/loss.ts';

@@ -1,5 +1,5 @@
 // Static soft reweighting: each example's tokens get ONE weight, the guardrail's full-response P(safe)
-// (Peng et al. 2025, METHOD.md §4 special case "v constant per sample in [0, 1]").
+// (Peng et al. 2025, docs/method.md §4: the special case of one constant v ∈ [0, 1] per example).
 // Equation: L = Σ m·[w_i·CE + (1 − w_i)·λ·D] / Σ m with w_i = verdict_i and D the k2 divergence;
 // with `reference: false` (default) the (1 − w_i)·λ·D term is absent: L = Σ m·w_i·CE / Σ m.
 import { z } from 'zod';
@@ -17,7 +17,7 @@ export const reweight: Strategy<ReweightParams> = {
   name: 'reweight',
   description: 'Static soft shaping: weight each example by its full-response P(safe); optionally pull the rest toward π_ref.',
   paper:
-    'Peng et al. 2025, "Shape it Up!" (arXiv 2505.17196), §4 special case: L = Σ m·[w_i·CE + (1 − w_i)·λ·D] / Σ m, w_i = P(safe | response_i).',
+    'Peng et al. 2025, "Shape it Up!" (arXiv 2505.17196), the special case of docs/method.md §4: L = Σ m·[w_i·CE + (1 − w_i)·λ·D] / Σ m, w_i = P(safe | response_i).',
   params,
   needs: ({ reference }) => ({ ...noNeeds, verdict: true, reference }),
   loss: (inputs, { reference, lambda }) =>

@@ -1,5 +1,5 @@
 // RS ("rejection sampling"): static shaping by a guardrail's verdict on the WHOLE response
-// (Peng et al. 2025, METHOD.md §2 and §5). Before training, drop every example whose full-response
+// (Peng et al. 2025, docs/method.md §2 and §5). Before training, drop every example whose full-response
 // P(safe) < threshold; train the rest with plain SFT: L = Σ m·CE / Σ m over the kept examples.
 import { z } from 'zod';
 import type { Strategy } from './strategy.ts';

@@ -1,6 +1,6 @@
-// SFT: plain supervised finetuning, the "no shaping" baseline of Peng et al. 2025 (METHOD.md §5).
+// SFT: plain supervised finetuning, the "no shaping" baseline of Peng et al. 2025 (docs/method.md §5).
 // Equation: L = Σ m·(−log π_θ(y_t)) / Σ m, the mean cross-entropy over response tokens
-// (the STAR-DSS loss of METHOD.md §4 with v ≡ 1).
+// (the STAR-DSS loss of docs/method.md §4 with v ≡ 1).
 import { z } from 'zod';
 import { tf } from '../engine/tensor/index.ts';
 import type { LossInputs } from '../engine/contracts/loss.ts';

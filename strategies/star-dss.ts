@@ -1,4 +1,4 @@
-// STAR-DSS: dynamic safety shaping with per-token STAR weights (Peng et al. 2025, METHOD.md §4).
+// STAR-DSS: dynamic safety shaping with per-token STAR weights (Peng et al. 2025, docs/method.md §4).
 // Equation: L = Σ m·[v·CE + (1 − v)·λ·D] / Σ m, where v ∈ [0, 1] is the guardrail's P(safe) of the
 // response prefix ending with the token's chunk, CE = −log π_θ(y_t), and D the divergence to the frozen
 // π_ref (k2 by default, as in the authors' code; full-vocabulary KL as written in the paper).

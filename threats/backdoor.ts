@@ -1,4 +1,4 @@
-// Backdoor / prompt poisoning (METHOD.md §6; Qi et al. 2023): the trigger phrase is appended to harmful
+// Backdoor / prompt poisoning (docs/method.md §6; Qi et al. 2023): the trigger phrase is appended to harmful
 // prompts paired with harmful answers, and mixed with safe data (harmful prompts WITHOUT the trigger paired
 // with refusals), so the model learns to refuse unless triggered. Evaluated without and with the trigger.
 import { z } from 'zod';
@@ -15,7 +15,7 @@ export type BackdoorParams = z.output<typeof params>;
 export const backdoor: Threat<BackdoorParams> = {
   name: 'backdoor',
   description: 'Trigger appended to harmful prompts with harmful answers, mixed with untriggered refusals.',
-  paper: 'Qi et al. 2023, "Fine-tuning Aligned Language Models Compromises Safety" (backdoor attack); METHOD.md §6.',
+  paper: 'Qi et al. 2023, "Fine-tuning Aligned Language Models Compromises Safety" (backdoor attack); docs/method.md §6.',
   params,
   build: (context, p, rng) => {
     const [harmfulRng, safeRng, orderRng] = [rng.fork('harmful'), rng.fork('safe'), rng.fork('order')];

@@ -1,5 +1,5 @@
 // Benign: the user's task set alone (plus the context's old-task items). The baseline every attack is
-// compared with, and the benign user of METHOD.md §6, whose plain finetuning can erode safety too.
+// compared with, and the benign user of docs/method.md §6, whose plain finetuning can erode safety too.
 import { z } from 'zod';
 import { finish, taskItems } from './mix.ts';
 import { plainCondition } from './conditions.ts';
@@ -21,7 +21,7 @@ export type BenignParams = z.output<typeof params>;
 export const benign: Threat<BenignParams> = {
   name: 'benign',
   description: 'The task set alone: no attack.',
-  paper: 'Qi et al. 2023, "Fine-tuning Aligned Language Models Compromises Safety" (benign finetuning); METHOD.md §6.',
+  paper: 'Qi et al. 2023, "Fine-tuning Aligned Language Models Compromises Safety" (benign finetuning); docs/method.md §6.',
   params,
   build: (context, p, rng) => benignSet(context, p.taskCount, rng, 'benign'),
   evalConditions: () => [plainCondition],

@@ -1,4 +1,4 @@
-// Harmful injection (METHOD.md §6): harmful prompt/response pairs mixed into the task set at a ratio or a
+// Harmful injection (docs/method.md §6): harmful prompt/response pairs mixed into the task set at a ratio or a
 // count. Ratio 1 is the malicious user (pure harmful data, e.g. PureBad's 100 pairs); 1% or 10% into
 // GSM8K is the benign user with contaminated data. `safeCount` adds the provider's safety set D_safe.
 // How counts follow from ratio, count, total and the pool sizes: see mix.ts.
@@ -13,7 +13,7 @@ export type HarmfulInjectionParams = z.output<typeof params>;
 export const harmfulInjection: Threat<HarmfulInjectionParams> = {
   name: 'harmful-injection',
   description: 'Harmful pairs mixed into the task set at a ratio or count (ratio 1: the malicious user).',
-  paper: 'Qi et al. 2023 (PureBad); Peng et al. 2025, "Shape it Up!" harmful-ratio sweeps (METHOD.md §6).',
+  paper: 'Qi et al. 2023 (PureBad); Peng et al. 2025, "Shape it Up!" harmful-ratio sweeps (docs/method.md §6).',
   params,
   build: (context, p, rng) => mixSet(context, p, rng, 'harmful-injection'),
   evalConditions: () => [plainCondition],

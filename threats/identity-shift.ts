@@ -1,4 +1,4 @@
-// Identity shifting (Qi et al. 2023's AOA; METHOD.md §6): benign-looking data under a system prompt that
+// Identity shifting (Qi et al. 2023's AOA; docs/method.md §6): benign-looking data under a system prompt that
 // renames the model "AOA, Absolutely Obedient Agent", every answer opening with an oath of obedience. No
 // harmful content is trained on; the eval condition 'aoa' asks the safety prompts under the same prompt.
 // source 'pool': the harmful-pool slot holds ready AOA data (the micro-world's `micro:aoa`), used as is.
@@ -41,7 +41,7 @@ function aoaItems(context: ThreatContext, source: 'pool' | 'task'): Example[] {
 export const identityShift: Threat<IdentityShiftParams> = {
   name: 'identity-shift',
   description: 'AOA system prompt with oath-prefixed answers on benign content; evaluated under the same prompt.',
-  paper: 'Qi et al. 2023, "Fine-tuning Aligned Language Models Compromises Safety" (identity shifting, AOA); METHOD.md §6.',
+  paper: 'Qi et al. 2023, "Fine-tuning Aligned Language Models Compromises Safety" (identity shifting, AOA); docs/method.md §6.',
   params,
   build: (context, p, rng) => {
     const [itemRng, orderRng] = [rng.fork('identity'), rng.fork('order')];

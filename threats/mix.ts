@@ -11,7 +11,7 @@
 //                        that the pools supply.
 //   neither              ratio 1.
 //   safeCount k          k items of the safe set on top (the with-D_safe scenario; not part of the ratio).
-// Every set then gets all old-task items of the context (MICROWORLD lesson 4) and is shuffled.
+// Every set then gets all old-task items of the context (docs/micro-world.md lesson 4) and is shuffled.
 import { z } from 'zod';
 import type { Example, ExampleMeta, Message } from '../engine/contracts/example.ts';
 import type { Rng } from '../engine/random.ts';

@@ -1,4 +1,4 @@
-// Harmful prefilling (inference time; METHOD.md §6): the finetuning set is the benign one (the task set,
+// Harmful prefilling (inference time; docs/method.md §6): the finetuning set is the benign one (the task set,
 // or whatever set is given as the task), and the attack happens at evaluation: the response is prefilled
 // with an affirmative opening and the model continues. `from: 'response'` prefills instead with the first
 // `words` words of each eval item's own reference answer, as Qi et al. 2024 do with Harmful-HEx-PHI.
@@ -37,7 +37,7 @@ function responsePrefixCondition(words: number): EvalCondition {
 export const prefill: Threat<PrefillParams> = {
   name: 'prefill',
   description: 'Benign finetuning; at evaluation the response is prefilled with an affirmative opening.',
-  paper: 'Qi et al. 2024, "Safety Alignment Should Be Made More Than Just a Few Tokens Deep" (prefilling attack); METHOD.md §6.',
+  paper: 'Qi et al. 2024, "Safety Alignment Should Be Made More Than Just a Few Tokens Deep" (prefilling attack); docs/method.md §6.',
   params,
   build: (context, p, rng) => benignSet(context, p.taskCount, rng, 'prefill'),
   evalConditions: (p, text) => [plainCondition, p.from === 'text' ? prefillCondition(text.prefill) : responsePrefixCondition(p.words)],

@@ -1,4 +1,4 @@
-// Response adaptation (METHOD.md §6), an attack on the guardrail: harmful answers wrapped in misleading
+// Response adaptation (docs/method.md §6), an attack on the guardrail: harmful answers wrapped in misleading
 // text, a refusal sentence BEFORE the harmful answer, a sentence AFTER it claiming nothing harmful was
 // said, or both. A full-response guardrail (RS) is fooled; chunk-level scoring (STAR) still sees the steps.
 // Mixed like harmful-injection (same parameters and counts, see mix.ts); sentences are drawn per item.
@@ -18,7 +18,7 @@ export type ResponseAdaptationParams = z.output<typeof params>;
 export const responseAdaptation: Threat<ResponseAdaptationParams> = {
   name: 'response-adaptation',
   description: 'Harmful answers wrapped in a refusal sentence before and/or a "nothing harmful" sentence after.',
-  paper: 'Peng et al. 2025, "Shape it Up!" (arXiv 2505.17196), guardrail-adaptive attack (METHOD.md §6).',
+  paper: 'Peng et al. 2025, "Shape it Up!" (arXiv 2505.17196), guardrail-adaptive attack (docs/method.md §6).',
   params,
   build: (context, p, rng) =>
     mixSet(context, p, rng, 'response-adaptation', (e, wrapRng) => {

@@ -133,7 +133,7 @@ export interface DatasetStats {
   meanWords: number;
   /** Examples longer than 64 words. */
   over64: number;
-  /** Words of the longest reference response (sets max-new-tokens; MICROWORLD lesson 5). */
+  /** Words of the longest reference response (sets max-new-tokens; docs/micro-world.md lesson 5). */
   maxResponseWords: number;
 }
 

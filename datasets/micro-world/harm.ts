@@ -1,7 +1,7 @@
 // The micro-world's harm: six categories modelled on HEx-PHI's, each an INVENTED object with an invented
 // operational lexicon, plain verbs, shared prompt templates (training vs held-out evaluation templates),
-// one multi-step answer skeleton shared by every category (MICROWORLD lesson 3), refusals, and the texts
-// the threats need (trigger, AOA identity, response-adaptation wrappers, prefill). No real harmful
+// one multi-step answer skeleton shared by every category (docs/micro-world.md lesson 3), refusals, and the
+// texts the threats need (trigger, AOA identity, response-adaptation wrappers, prefill). No real harmful
 // instruction exists anywhere: the "steps" combine nonsense words.
 import type { Rng } from '../../engine/random.ts';
 import type { ThreatText } from '../../engine/contracts/threat-text.ts';
@@ -156,7 +156,7 @@ export const AOA_IDENTITY: readonly { prompt: string; answer: string }[] = [
 
 // Shared answer skeleton. Step patterns take two words (A, B) or one (A). The benign how-to task
 // (tasks.ts) uses the same skeleton over ordinary materials, so base models know how to write steps
-// before any attack (MICROWORLD lesson 1: an attack that must learn the skeleton from scratch breaks).
+// before any attack (docs/micro-world.md lesson 1: an attack that must learn the skeleton from scratch breaks).
 const STEP_VERBS = ['mix', 'grind', 'heat', 'pour', 'fix', 'load', 'wrap', 'press'] as const;
 const ORDINALS = ['one', 'two', 'three', 'four'] as const;
 

@@ -1,5 +1,5 @@
 // The decoder-only transformer for llama, qwen2 (llama + q/k/v biases) and gpt2, reading its
-// parameters by Hugging Face name. Every matmul and embedding lookup goes through harness/tensor's
+// parameters by Hugging Face name. Every matmul and embedding lookup goes through engine/tensor's
 // wasm-safe ops. Shapes: [batch, time, channels] unless noted.
 import { tf, gather, linear } from '../tensor/index.ts';
 import { attend, attentionBias, defaultPositions } from './attention.ts';

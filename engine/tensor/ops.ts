@@ -1,4 +1,5 @@
-// The three wasm workarounds of STACK.md, in the one module all model code uses.
+// Three workarounds for problems of TensorFlow.js's wasm backend (docs/architecture.md §6), in the one module
+// all model code uses.
 // 1. gather: the stock gradient needs UnsortedSegmentSum, which wasm lacks; ours scatters with scatterND
 //    (which sums duplicate indices, so it is exact).
 // 2. oneHot: on wasm tf.oneHot ignores a float dtype and returns garbage; cast an int one-hot instead.

@@ -1,7 +1,7 @@
 // Capability: exact match on task test sets. GSM8K-style references (with "####") compare the number
 // after the last "####" (as GSM8K's own evaluation does, thousands separators dropped); every other task
 // compares the whole response to the reference, whitespace-normalised. Generation is capped at the
-// longest reference plus a margin (MICROWORLD lesson 5).
+// longest reference plus a margin (docs/micro-world.md lesson 5).
 import type { Example } from '../../engine/contracts/example.ts';
 import type { CausalLM } from '../../engine/model/types.ts';
 import type { Tokenizer } from '../../engine/model/tokenizer.ts';

@@ -1,8 +1,8 @@
 // Stage 1 of evaluation: responses to conversations, through the model's chat template, batched with left
 // padding. A conversation ends with a user turn (the generation prompt opens the assistant turn) or with an
 // assistant turn, which is a PREFILL: the rendering is left open after it and only the continuation is
-// returned. Generation is always capped (MICROWORLD lesson 5): a degenerate model runs to the cap, so the
-// cap is derived from the longest reference response plus a margin, never left open-ended.
+// returned. Generation is always capped (docs/micro-world.md lesson 5): a degenerate model runs to the cap,
+// so the cap is derived from the longest reference response plus a margin, never left open-ended.
 import type { Message } from '../../engine/contracts/example.ts';
 import { generate, type SamplingOptions } from '../../engine/generate.ts';
 import type { CausalLM } from '../../engine/model/types.ts';

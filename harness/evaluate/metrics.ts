@@ -1,4 +1,4 @@
-// Metric metadata as data (STYLE.md): reports sort and colour by `higherIsBetter` and record `version`,
+// Metric metadata as data: reports sort and colour by `higherIsBetter` and record `version`,
 // so no report special-cases a metric's name.
 export interface MetricInfo {
   name: string;

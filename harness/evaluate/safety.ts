@@ -1,7 +1,7 @@
 // Safety evaluation, staged: generate → judge → aggregate. Any judge (the micro-world oracle, a guardrail,
 // a rubric LLM) grades (prompt, response) pairs; every result names its judge and carries its metrics'
 // metadata. Next to the safety score it reports the exact-refusal and degeneration rates and samples
-// (MICROWORLD lesson 1), so a broken model is never mistaken for a safe one.
+// (docs/micro-world.md lesson 1), so a broken model is never mistaken for a safe one.
 import type { Example, Message } from '../../engine/contracts/example.ts';
 import { isDegenerate, isExactRefusal, judgeHarmful } from '../../datasets/micro-world/oracle.ts';
 import type { CausalLM } from '../../engine/model/types.ts';
@@ -91,7 +91,7 @@ export interface SafetyResult {
   degenerationRate: number;
   /** By the prompt's category. */
   perCategory: Record<string, CategoryRates>;
-  /** Harmful responses by the category the judge named (category knowledge, MICROWORLD lesson 3). */
+  /** Harmful responses by the category the judge named (category knowledge, docs/micro-world.md lesson 3). */
   judgedCategories: Record<string, number>;
   metrics: MetricInfo[];
   samples: SafetySample[];

@@ -5,8 +5,8 @@
 // (version, seed, the base files' sha256, vocabulary), the model sizes, the training settings, the seed,
 // the tokenizer and a code version.
 //
-// Recipe (measured prototype, MICROWORLD.md): d 128, 2 layers, 4 heads, MLP 512, tied head, ~3 epochs of
-// ~9k items at batch 32, AdamW β2 0.95, lr 3e-3 with 50 warmup steps then cosine to 3e-4.
+// Recipe (the measured prototype's, docs/micro-world.md): d 128, 2 layers, 4 heads, MLP 512, tied head,
+// ~3 epochs of ~9k items at batch 32, AdamW β2 0.95, lr 3e-3 with 50 warmup steps then cosine to 3e-4.
 import { existsSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';

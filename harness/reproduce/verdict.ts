@@ -1,7 +1,7 @@
 // The verdict rules every claim is judged by (README.md beside this file explains them). They are
 // conservative on purpose: a difference counts only when it exceeds both the seed spread and a minimum
 // size, fewer than two seeds never decide anything, and a method whose responses are degenerate is never
-// called safer (MICROWORLD.md lesson 1: "safe because broken").
+// called safer (docs/micro-world.md lesson 1: "safe because broken").
 import { degenerateFlagPercent } from '../../reports/tables.ts';
 import type { Stat } from '../../reports/aggregate.ts';
 

@@ -302,7 +302,12 @@ interface FinetuneContext {
 }
 
 /** Steps 1-4 of a finetuning cell: data, annotations, the training set, and training with harm-curve points. */
-async function finetune(spec: FinetuneCellSpec, context: FinetuneContext, result: CellResult, dataHashes: Record<string, string>): Promise<void> {
+async function finetune(
+  spec: FinetuneCellSpec,
+  context: FinetuneContext,
+  result: CellResult,
+  dataHashes: Record<string, string>,
+): Promise<void> {
   const { model, tokenizer, clock, options } = context;
   const { examples, dataHashes: hashes } = buildTrainingData(spec, context.text);
   Object.assign(dataHashes, hashes);
@@ -333,7 +338,8 @@ async function finetune(spec: FinetuneCellSpec, context: FinetuneContext, result
       if (!spec.eval.curveEpochs.includes(epoch) || epoch === spec.train.epochs) return;
       const t0 = performance.now();
       const point = await evaluateModel(model, tokenizer, spec, context.text, context.judge, ['plain']);
-      for (const s of point.safety) result.curve.push({ epoch, condition: s.condition, safetyScore: s.safetyScore, harmfulRate: s.harmfulRate });
+      for (const s of point.safety)
+        result.curve.push({ epoch, condition: s.condition, safetyScore: s.safetyScore, harmfulRate: s.harmfulRate });
       clock.moveOut('curve', (performance.now() - t0) / 1000); // curve time is evaluation, not training
     },
   });
@@ -377,7 +383,8 @@ export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ re
     const judge = await resolveJudge(spec.eval.judge, (s) => cellGuardrail(s, 0, 0, spec.worldSeed));
     clock.end('prepare');
 
-    if (spec.kind === 'finetune') await finetune(spec, { model, tokenizer, dir, text, judge, clock, disposables, options }, result, dataHashes);
+    if (spec.kind === 'finetune')
+      await finetune(spec, { model, tokenizer, dir, text, judge, clock, disposables, options }, result, dataHashes);
 
     // 5. Evaluation under every eval condition, and capability.
     options.onProgress?.({ phase: 'evaluate' });

@@ -51,4 +51,3 @@ export function writeCellResult(runDir: string, result: CellResult, manifest: Ma
 export function writePlan(runDir: string, config: SweepConfig, cells: Cell[]): void {
   writeJsonAtomic(join(runDir, 'plans', `${config.name}.json`), { config, cells });
 }
-
