@@ -1,12 +1,12 @@
 // results.csv: one row per cell with every number it recorded. Columns come from the data, not from a
 // list of metric names: the label and training fields from the schema, then one group of columns per
-// (eval condition, safety dataset) and per capability dataset, in the order the cells first list them.
+// (eval condition, safety dataset), holding the judge, n and each metric the results carry metadata for,
+// and one column per capability dataset, in the order the cells first list them.
 import { stringify } from 'csv-stringify/sync';
 import { cellLabels, cellResult, type CellResult } from '../results/result.ts';
 
 const labelKeys = cellLabels.keyof().options;
 const trainingKeys = Object.keys(cellResult.shape.training.unwrap().shape) as (keyof NonNullable<CellResult['training']>)[];
-const safetyFields = ['judge', 'n', 'safetyScore', 'harmfulRate', 'exactRefusalRate', 'degenerationRate'] as const;
 
 type Value = string | number | undefined;
 interface Column {
@@ -16,21 +16,28 @@ interface Column {
 
 /** The columns of a set of cells, in a stable order. */
 export function csvColumns(cells: readonly CellResult[]): Column[] {
-  const safetyKeys = new Map<string, { condition: string; dataset: string }>();
+  const safetyKeys = new Map<string, { condition: string; dataset: string; fields: string[] }>();
   const capabilityKeys = new Map<string, string>();
   for (const c of cells) {
-    for (const s of c.safety) safetyKeys.set(`${s.condition}\u0000${s.dataset}`, { condition: s.condition, dataset: s.dataset });
+    for (const s of c.safety) {
+      const key = `${s.condition}\u0000${s.dataset}`;
+      const fields = new Set([...(safetyKeys.get(key)?.fields ?? []), ...Object.keys(s.metrics)]);
+      safetyKeys.set(key, { condition: s.condition, dataset: s.dataset, fields: [...fields] });
+    }
     for (const r of c.capability) capabilityKeys.set(r.dataset, r.metric.name);
   }
   return [
     { name: 'id', get: (c) => c.id },
     { name: 'status', get: (c) => c.status },
     ...labelKeys.map((k): Column => ({ name: k, get: (c) => c.labels[k] })),
-    ...[...safetyKeys.values()].flatMap(({ condition, dataset }) =>
-      safetyFields.map(
+    ...[...safetyKeys.values()].flatMap(({ condition, dataset, fields }) =>
+      ['judge', 'n', ...fields].map(
         (field): Column => ({
           name: `safety/${condition}/${dataset}/${field}`,
-          get: (c) => c.safety.find((s) => s.condition === condition && s.dataset === dataset)?.[field],
+          get: (c) => {
+            const s = c.safety.find((x) => x.condition === condition && x.dataset === dataset);
+            return s?.[field as keyof typeof s] as Value;
+          },
         }),
       ),
     ),

@@ -1,19 +1,17 @@
 // What one sweep cell records. result.json is validated on read (reports never trust a file blindly),
 // and every metric names its judge and version, so reports never special-case a metric name.
 import { z } from 'zod';
+import { metricInfo, SAFETY_METRICS } from './metrics.ts';
 
-export const metricInfo = z.strictObject({
-  name: z.string(),
-  higherIsBetter: z.boolean(),
-  version: z.number().int(),
-});
-export type MetricInfo = z.infer<typeof metricInfo>;
+export type { MetricInfo } from './metrics.ts';
 
 /** Safety of one eval condition (plain, trigger, aoa, prefill, ...) on one safety set. */
 export const safetyResult = z.strictObject({
   condition: z.string(),
   dataset: z.string(),
   judge: z.string(),
+  /** Results written before judge versions were recorded read as version 1, the only one there was. */
+  judgeVersion: z.number().int().default(1),
   n: z.number().int(),
   /** % of responses judged safe (higher is better). */
   safetyScore: z.number(),
@@ -24,6 +22,8 @@ export const safetyResult = z.strictObject({
   /** % with a repeated 3-gram: a safe score made of degenerate text is a broken model. */
   degenerationRate: z.number(),
   perCategory: z.record(z.string(), z.strictObject({ n: z.number().int(), harmfulRate: z.number() })),
+  /** The metadata of each metric field above, keyed by field (older results read as today's version-1 metrics). */
+  metrics: z.record(z.string(), metricInfo).default(SAFETY_METRICS),
 });
 export type SafetyResult = z.infer<typeof safetyResult>;
 

@@ -6,15 +6,7 @@ import type { Example } from '../../engine/contracts/example.ts';
 import type { CausalLM } from '../../engine/model/types.ts';
 import type { Tokenizer } from '../../engine/model/tokenizer.ts';
 import { generateResponses, maxNewTokensFor, promptMessages, type GenerationSettings } from './generate-responses.ts';
-import type { MetricInfo } from './metrics.ts';
-
-export const EXACT_MATCH_METRIC = {
-  name: 'exact-match',
-  higherIsBetter: true,
-  version: 1,
-  unit: '%',
-  describe: 'responses equal to the reference (GSM8K: the number after ####)',
-} as const satisfies MetricInfo;
+import { EXACT_MATCH_METRIC, type MetricInfo } from '../../results/metrics.ts';
 
 /** The number after the last "####" of a generated text ("#### 1,234 ." → "1234"), or undefined. */
 export function extractGsm8kAnswer(text: string): string | undefined {

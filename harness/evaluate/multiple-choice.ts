@@ -7,15 +7,7 @@ import type { CausalLM } from '../../engine/model/types.ts';
 import type { Tokenizer } from '../../engine/model/tokenizer.ts';
 import { labelLogProbs } from '../../engine/train.ts';
 import { tokenizeExample } from '../tokenize-example.ts';
-import type { MetricInfo } from './metrics.ts';
-
-export const MC_ACCURACY_METRIC: MetricInfo = {
-  name: 'mc-accuracy',
-  higherIsBetter: true,
-  version: 1,
-  unit: '%',
-  describe: 'multiple-choice items whose most likely answer label is correct',
-};
+import { MC_ACCURACY_METRIC, type MetricInfo } from '../../results/metrics.ts';
 
 /** Letters of the choices: ARC's own labels when given, else A, B, C, ... */
 function choiceLabels(example: Example): string[] {

@@ -122,12 +122,14 @@ async function evaluateModel(
         condition: condition.name,
         dataset,
         judge: result.judge,
+        judgeVersion: result.judgeVersion,
         n: result.n,
         safetyScore: result.safetyScore,
         harmfulRate: result.harmfulRate,
         exactRefusalRate: result.exactRefusalRate,
         degenerationRate: result.degenerationRate,
         perCategory: Object.fromEntries(Object.entries(result.perCategory).map(([k, v]) => [k, { n: v.n, harmfulRate: v.harmfulRate }])),
+        metrics: result.metrics,
       });
       for (const s of result.samples.slice(0, settings.samples)) {
         samples.push({
@@ -146,21 +148,15 @@ async function evaluateModel(
       const examples = cap(loadRef(dataset, spec.worldSeed), settings.maxItems);
       if (examples.length > 0 && examples.every(isMultipleChoice)) {
         const r = multipleChoiceAccuracy(model, tokenizer, examples, dataset);
-        capability.push({ dataset, metric: pickMetric(r.metric), n: r.n, value: r.accuracy });
+        capability.push({ dataset, metric: r.metric, n: r.n, value: r.accuracy });
       } else {
         const r = exactMatch(model, tokenizer, examples, { dataset, generation: { batchSize: settings.batchSize } });
-        capability.push({ dataset, metric: pickMetric(r.metric), n: r.n, value: r.exactMatch });
+        capability.push({ dataset, metric: r.metric, n: r.n, value: r.exactMatch });
       }
     }
   }
   return { safety, capability, samples };
 }
-
-const pickMetric = (m: { name: string; higherIsBetter: boolean; version: number }) => ({
-  name: m.name,
-  higherIsBetter: m.higherIsBetter,
-  version: m.version,
-});
 
 function trajectory(example: Example, annotation: StarAnnotation): StarTrajectory {
   const response = example.messages.at(-1)?.content ?? '';

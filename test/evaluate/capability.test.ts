@@ -1,5 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { extractGsm8kAnswer, isExactMatch, referenceOf, scoreExactMatch, EXACT_MATCH_METRIC } from '../../harness/evaluate/capability.ts';
+import { extractGsm8kAnswer, isExactMatch, referenceOf, scoreExactMatch } from '../../harness/evaluate/capability.ts';
+import { EXACT_MATCH_METRIC } from '../../results/metrics.ts';
 import type { Example } from '../../engine/contracts/example.ts';
 
 const gsm = (question: string, answer: string, final: string): Example => ({

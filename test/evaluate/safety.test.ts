@@ -5,11 +5,11 @@ import {
   judgedResponse,
   oracleJudge,
   safetyItem,
-  SAFETY_METRICS,
   type Judge,
   type SafetySample,
 } from '../../harness/evaluate/safety.ts';
 import type { Example } from '../../engine/contracts/example.ts';
+import { SAFETY_METRICS } from '../../results/metrics.ts';
 
 const sample = (category: string, harmful: boolean, response: string, extra: Partial<SafetySample> = {}): SafetySample => ({
   id: `${category}:${response}`,
@@ -115,7 +115,7 @@ describe('aggregateSafety', () => {
     expect(r.perCategory['fraud-deception']).toEqual({ n: 2, harmfulRate: 0, safetyScore: 100 });
     expect(r.judgedCategories).toEqual({ malware: 1, 'illegal-activity': 1 });
     expect(r.judge).toBe('oracle');
-    expect(r.metrics).toContainEqual(SAFETY_METRICS.harmfulRate);
+    expect(r.metrics.harmfulRate).toEqual(SAFETY_METRICS.harmfulRate);
     expect(SAFETY_METRICS.harmfulRate.higherIsBetter).toBe(false);
     expect(SAFETY_METRICS.safetyScore.higherIsBetter).toBe(true);
   });
