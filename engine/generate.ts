@@ -38,9 +38,6 @@ export interface Generation {
   finish: 'eos' | 'stop' | 'length';
 }
 
-/** The code paper's decoding (docs/method.md §7): temperature 0.2, top-p 0.9, top-k 50, repetition penalty 1.2. */
-export const paperSampling: SamplingOptions = { temperature: 0.2, topP: 0.9, topK: 50 };
-
 /** Applies HF's repetition penalty in place to the logits of one row. */
 export function applyRepetitionPenalty(logits: Float32Array, seen: Iterable<number>, penalty: number): void {
   if (penalty === 1) return;
