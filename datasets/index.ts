@@ -177,4 +177,3 @@ function firstJsonRecord(text: string, path: string): { line: number; value: Jso
 export function loadFile(path: string, options: LoadOptions = {}): Example[] {
   return formats[detectFormat(path)](path, options);
 }
-

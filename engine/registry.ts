@@ -116,7 +116,10 @@ export function createRegistry<R extends Record<string, PluginSpec>>(
     const key = issue.path[0];
     const invalid = (message: string) => fail('invalid-params', message);
     if (issue.code === 'unrecognized_keys') {
-      const guess = closest(issue.keys[0], params.map((p) => p.name));
+      const guess = closest(
+        issue.keys[0],
+        params.map((p) => p.name),
+      );
       throw invalid(`${Kind} '${spec.name}' has no parameter '${issue.keys[0]}'.${guess ? ` Did you mean '${guess}'?` : ''} ${listing}`);
     }
     if (issue.code === 'custom') throw invalid(`${Kind} '${spec.name}': ${issue.message}. ${listing}`);
@@ -128,6 +131,7 @@ export function createRegistry<R extends Record<string, PluginSpec>>(
         `Fix: set '${key}' to ${expectedValue(issue)} or leave it out${fallback ? ` for the default ${fallback}` : ' (it is optional)'}.`,
     );
   };
-  const describe = () => names.map((name) => ({ name, description: entries[name].description, paper: entries[name].paper, params: paramInfo(entries[name]) }));
+  const describe = () =>
+    names.map((name) => ({ name, description: entries[name].description, paper: entries[name].paper, params: paramInfo(entries[name]) }));
   return { entries, names, has, resolve, parse, describe };
 }

@@ -51,8 +51,6 @@ export const SAFETY_METRICS = {
     describe: 'responses with a word 3-gram repeated ≥ 3 times',
   },
 } as const satisfies Record<string, MetricInfo>;
-export type SafetyMetricField = keyof typeof SAFETY_METRICS;
-export const safetyMetricFields = Object.keys(SAFETY_METRICS) as SafetyMetricField[];
 
 export const EXACT_MATCH_METRIC = {
   name: 'exact-match',

@@ -27,7 +27,6 @@ const registry = createRegistry('strategy', strategies, (failure, message) =>
 );
 
 export const strategyNames = registry.names;
-export const isStrategyName = registry.has;
 /** `name` as a StrategyName, or a StrategyError that suggests the nearest registered name. */
 export const strategyName = registry.resolve;
 

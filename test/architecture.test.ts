@@ -28,12 +28,15 @@ afterAll(() => rmSync(fixture, { recursive: true, force: true }));
 function write(files: Record<string, string>): string {
   const dir = mkdtempSync(join(fixture, 'tree-'));
   const base: Record<string, string> = {
-    'tsconfig.json': JSON.stringify({ compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', allowImportingTsExtensions: true } }),
+    'tsconfig.json': JSON.stringify({
+      compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', allowImportingTsExtensions: true },
+    }),
     'engine/random.ts': 'export const seed = 1;\n',
     'datasets/load.ts': "import { seed } from '../engine/random.ts';\nexport const load = () => seed;\n",
     'results/result.ts': "import { seed } from '../engine/random.ts';\nexport const result = seed;\n",
     'reports/tables.ts': "import { result } from '../results/result.ts';\nexport const table = result;\n",
-    'harness/run.ts': "import { load } from '../datasets/load.ts';\nimport { table } from '../reports/tables.ts';\nexport const run = () => load() + table;\n",
+    'harness/run.ts':
+      "import { load } from '../datasets/load.ts';\nimport { table } from '../reports/tables.ts';\nexport const run = () => load() + table;\n",
     'test/helpers.ts': 'export const helper = 1;\n',
   };
   for (const [path, text] of Object.entries({ ...base, ...files })) {
@@ -44,11 +47,26 @@ function write(files: Record<string, string>): string {
 }
 
 /** The top-level folders of a planted tree. */
-const folders = (dir: string) => readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+const folders = (dir: string) =>
+  readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name);
 
 describe('layering rules', () => {
   it('the repository has no violation', () => {
-    const { code, output } = cruise(root, ['engine', 'datasets', 'threats', 'strategies', 'guardrails', 'results', 'reports', 'harness', 'bench', 'bin', 'test']);
+    const { code, output } = cruise(root, [
+      'engine',
+      'datasets',
+      'threats',
+      'strategies',
+      'guardrails',
+      'results',
+      'reports',
+      'harness',
+      'bench',
+      'bin',
+      'test',
+    ]);
     expect(output).toContain('no dependency violations');
     expect(code).toBe(0);
   });

@@ -27,7 +27,6 @@ const registry = createRegistry('threat', threats, (failure, message) =>
 );
 
 export const threatNames = registry.names;
-export const isThreatName = registry.has;
 /** `name` as a ThreatName, or a ThreatError that suggests the nearest registered name. */
 export const threatName = registry.resolve;
 

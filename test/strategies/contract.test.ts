@@ -205,13 +205,9 @@ describe('registry errors and listing', () => {
   it('an unknown strategy name suggests the nearest one and lists the rest', () => {
     const error = catchError(() => getStrategy('star-dds'));
     expect(error.code).toBe('UNKNOWN_STRATEGY');
-    expect(error.message).toBe(
-      `Unknown strategy 'star-dds'. Did you mean 'star-dss'? Available: ${strategyNames.join(', ')}.`,
-    );
+    expect(error.message).toBe(`Unknown strategy 'star-dds'. Did you mean 'star-dss'? Available: ${strategyNames.join(', ')}.`);
     expect(catchError(() => configureStrategy('Deep-Tokens')).message).toContain("Did you mean 'deep-token'?");
-    expect(catchError(() => getStrategy('ppo')).message).toBe(
-      `Unknown strategy 'ppo'. Available: ${strategyNames.join(', ')}.`,
-    );
+    expect(catchError(() => getStrategy('ppo')).message).toBe(`Unknown strategy 'ppo'. Available: ${strategyNames.join(', ')}.`);
     expect(catchError(() => getStrategy('toString')).code).toBe('UNKNOWN_STRATEGY');
   });
 

@@ -45,7 +45,9 @@ const contextFor = (name: ThreatName) =>
 
 describe('threat registry', () => {
   it('registers every threat under its file name', () => {
-    expect(threatNames).toEqual(expect.arrayContaining(['benign', 'harmful-injection', 'identity-shift', 'backdoor', 'response-adaptation', 'prefill']));
+    expect(threatNames).toEqual(
+      expect.arrayContaining(['benign', 'harmful-injection', 'identity-shift', 'backdoor', 'response-adaptation', 'prefill']),
+    );
     for (const name of threatNames) {
       expect(threats[name].name).toBe(name);
       expect(existsSync(new URL(`../../threats/${name}.ts`, import.meta.url))).toBe(true);
@@ -55,9 +57,7 @@ describe('threat registry', () => {
 
   it('unknown names and parameters teach "Did you mean"', () => {
     expect(() => threatName('backdor')).toThrow(ThreatError);
-    expect(() => threatName('backdor')).toThrow(
-      `Unknown threat 'backdor'. Did you mean 'backdoor'? Available: ${threatNames.join(', ')}.`,
-    );
+    expect(() => threatName('backdor')).toThrow(`Unknown threat 'backdor'. Did you mean 'backdoor'? Available: ${threatNames.join(', ')}.`);
     expect(() => configureThreat('harmful-injection', { ratoi: 0.1 })).toThrow(/has no parameter 'ratoi'\. Did you mean 'ratio'\?/);
     expect(() => parseThreatParams('response-adaptation', { variant: 'middle' })).toThrow(
       /parameter 'variant' must be one of "before", "after", "both", got "middle"/,
