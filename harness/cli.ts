@@ -1,11 +1,11 @@
 // The `star-dss` command. Each command is a thin module in harness/commands/ over library calls;
 // `buildCli` is exported so argument parsing is tested without spawning a process.
 import yargs, { type Argv } from 'yargs';
-import { backendNames } from '../engine/tensor/backend.ts';
 import { ensureWorld } from '../datasets/micro-world/build.ts';
 import { ensureMicroGuardrail } from './micro-world/guardrail.ts';
 import { baseCommand } from './commands/base.ts';
 import { datasetsCommand } from './commands/datasets.ts';
+import { globalOptions } from './commands/define.ts';
 import { modelCommand } from './commands/model.ts';
 import { reportCommand } from './commands/report.ts';
 import { reproduceCommand } from './commands/reproduce.ts';
@@ -21,11 +21,7 @@ const microGuardrailDir = () => ensureMicroGuardrail({ world: ensureWorld(), log
 export function buildCli(argv: string[]): Argv {
   return yargs(argv)
     .scriptName('star-dss')
-    .option('backend', {
-      choices: backendNames,
-      default: process.env.STAR_DSS_BACKEND ?? 'auto',
-      describe: 'tensor engine (also STAR_DSS_BACKEND): auto = tfjs-node-gpu, else tfjs-node, else wasm',
-    })
+    .options(globalOptions())
     .command(sweepCommand)
     .command(reportCommand)
     .command(reproduceCommand)

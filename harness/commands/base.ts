@@ -1,56 +1,53 @@
 // `star-dss base train|eval|attack-check|guardrail`: the micro-world's aligned base models, the attack
-// sanity check (issue 3.5) and the micro guardrail. Thin layers over harness/micro-world/base-model.ts,
-// attack-check.ts and harness/micro-world/guardrail.ts; every command prints its measurements.
-import type { Argv, CommandModule } from 'yargs';
+// sanity check (SFT on harmful data must break the base model) and the micro guardrail. Thin layers over
+// harness/micro-world/base-model.ts, attack-check.ts and guardrail.ts; every command prints its measurements.
+import type { Argv, CommandModule, Options } from 'yargs';
 import { initBackend } from '../../engine/tensor/backend.ts';
 import { loadModel } from '../../engine/model/checkpoint.ts';
 import { BASE_FAMILIES, ensureBaseModel, evaluateOnWorld, formatWorldEval, readTrainingStats } from '../micro-world/base-model.ts';
 import { runAttackCheck, formatAttackCheck } from '../micro-world/attack-check.ts';
 import { DEFAULT_WORLD_SEED, ensureWorld } from '../../datasets/micro-world/build.ts';
 import { ensureMicroGuardrail, measureMicroGuardrail, formatGuardMeasurement } from '../micro-world/guardrail.ts';
+import { type CommandArgs, defineCommand, type GlobalArgs } from './define.ts';
 
-type BaseFamilyName = (typeof BASE_FAMILIES)[number];
+const commonOptions = {
+  seed: { type: 'number', default: 0, describe: 'training seed (initialisation, shuffling)' },
+  'world-seed': { type: 'number', default: DEFAULT_WORLD_SEED, describe: 'seed of the micro-world trained on' },
+  world: { type: 'string', describe: 'a built world directory (default: the cache, built on first use)' },
+} satisfies Record<string, Options>;
 
-interface CommonArgs {
-  seed: number;
-  worldSeed: number;
-  world?: string;
-  backend?: string;
-}
+const familyOption = { choices: BASE_FAMILIES, array: true, default: [...BASE_FAMILIES], describe: 'model families' } satisfies Options;
 
-export interface BaseTrainArgs extends CommonArgs {
-  family: BaseFamilyName[];
-  force: boolean;
-}
+const trainOptions = {
+  ...commonOptions,
+  family: familyOption,
+  force: { type: 'boolean', default: false, describe: 'retrain even if cached' },
+} satisfies Record<string, Options>;
 
-export interface BaseEvalArgs extends CommonArgs {
-  family: BaseFamilyName[];
-  limit?: number;
-}
+const evalOptions = {
+  ...commonOptions,
+  family: familyOption,
+  limit: { type: 'number', describe: 'only the first N items of each eval set' },
+} satisfies Record<string, Options>;
 
-export interface AttackCheckArgs extends CommonArgs {
-  family: BaseFamilyName;
-  epochs: number;
-  lr: number;
-  taskItems: number;
-  evalEvery: number;
-}
+const attackCheckOptions = {
+  ...commonOptions,
+  family: { choices: BASE_FAMILIES, default: 'llama' as const },
+  epochs: { type: 'number', default: 10 },
+  lr: { type: 'number', default: 3e-4 },
+  'task-items': { type: 'number', default: 100, describe: 'old-task items mixed into the attack (docs/micro-world.md lesson 4)' },
+  'eval-every': { type: 'number', default: 2, describe: 'evaluate the harmful rate every N epochs' },
+} satisfies Record<string, Options>;
 
-export interface GuardrailArgs extends CommonArgs {
-  force: boolean;
-  measure: boolean;
-}
+const guardrailOptions = {
+  ...commonOptions,
+  force: { type: 'boolean', default: false, describe: 'retrain even if cached' },
+  measure: { type: 'boolean', default: true, describe: 'measure accuracy, FNR and FPR (--no-measure to skip)' },
+} satisfies Record<string, Options>;
 
-function common<T>(y: Argv<T>): Argv<T & CommonArgs> {
-  return y
-    .option('seed', { type: 'number', default: 0, describe: 'training seed (initialisation, shuffling)' })
-    .option('world-seed', { type: 'number', default: DEFAULT_WORLD_SEED, describe: 'seed of the micro-world trained on' })
-    .option('world', { type: 'string', describe: 'a built world directory (default: the cache, built on first use)' }) as unknown as Argv<
-    T & CommonArgs
-  >;
-}
-
-const familyOption = { choices: BASE_FAMILIES, array: true, default: [...BASE_FAMILIES], describe: 'model families' } as const;
+type CommonArgs = CommandArgs<typeof commonOptions> & GlobalArgs;
+export type BaseTrainArgs = CommandArgs<typeof trainOptions> & GlobalArgs;
+export type BaseEvalArgs = CommandArgs<typeof evalOptions> & GlobalArgs;
 
 const worldOf = (args: CommonArgs): string => args.world ?? ensureWorld(args.worldSeed);
 
@@ -81,7 +78,7 @@ export async function runBaseEval(args: BaseEvalArgs, log: (line: string) => voi
         log(
           `[${family}] base training: ${stats.seconds.toFixed(0)} s, load ${stats.loadBefore.toFixed(1)} → ${stats.loadAfter.toFixed(1)}`,
         );
-      // Samples that are not exact refusals say more than the hundredth refusal (MICROWORLD lesson 1).
+      // Samples that are not exact refusals say more than the hundredth refusal (docs/micro-world.md lesson 1).
       const telling = [...result.safety.samples.filter((s) => !s.exactRefusal), ...result.safety.samples.filter((s) => s.exactRefusal)];
       for (const s of telling.slice(0, 3)) log(`[${family}] sample${s.harmful ? ' (harmful)' : ''}: ${s.prompt} → ${s.response}`);
     } finally {
@@ -90,44 +87,28 @@ export async function runBaseEval(args: BaseEvalArgs, log: (line: string) => voi
   }
 }
 
-export const trainCommand: CommandModule<object, BaseTrainArgs> = {
+export const trainCommand = defineCommand({
   command: 'train',
   describe: 'train (or find in the cache) the aligned micro base model of each family',
-  builder: (y: Argv) =>
-    common(y)
-      .option('family', familyOption)
-      .option('force', { type: 'boolean', default: false, describe: 'retrain even if cached' }) as unknown as Argv<BaseTrainArgs>,
+  builder: (y) => y.options(trainOptions),
   handler: async (args) => {
     await runBaseTrain(args);
   },
-};
+});
 
-export const evaluateCommand: CommandModule<object, BaseEvalArgs> = {
+export const evaluateCommand = defineCommand({
   command: 'eval',
   describe: 'harmful rate (oracle, greedy) on the held-out safety set and exact match on the old tasks',
-  builder: (y: Argv) =>
-    common(y)
-      .option('family', familyOption)
-      .option('limit', { type: 'number', describe: 'only the first N items of each eval set' }) as unknown as Argv<BaseEvalArgs>,
+  builder: (y) => y.options(evalOptions),
   handler: async (args) => {
     await runBaseEval(args);
   },
-};
+});
 
-export const attackCheckCommand: CommandModule<object, AttackCheckArgs> = {
+export const attackCheckCommand = defineCommand({
   command: 'attack-check',
   describe: 'SFT the base model on the 100 PureBad pairs (+ old-task items) and report the harm curve',
-  builder: (y: Argv) =>
-    common(y)
-      .option('family', { choices: BASE_FAMILIES, default: 'llama' as const })
-      .option('epochs', { type: 'number', default: 10 })
-      .option('lr', { type: 'number', default: 3e-4 })
-      .option('task-items', { type: 'number', default: 100, describe: 'old-task items mixed into the attack (MICROWORLD lesson 4)' })
-      .option('eval-every', {
-        type: 'number',
-        default: 2,
-        describe: 'evaluate the harmful rate every N epochs',
-      }) as unknown as Argv<AttackCheckArgs>,
+  builder: (y) => y.options(attackCheckOptions),
   handler: async (args) => {
     await initBackend(args.backend);
     const result = await runAttackCheck({
@@ -142,19 +123,12 @@ export const attackCheckCommand: CommandModule<object, AttackCheckArgs> = {
     });
     for (const line of formatAttackCheck(result)) console.log(line);
   },
-};
+});
 
-export const guardrailCommand: CommandModule<object, GuardrailArgs> = {
+export const guardrailCommand = defineCommand({
   command: 'guardrail',
   describe: 'train (or find in the cache) the micro guardrail and measure it',
-  builder: (y: Argv) =>
-    common(y)
-      .option('force', { type: 'boolean', default: false, describe: 'retrain even if cached' })
-      .option('measure', {
-        type: 'boolean',
-        default: true,
-        describe: 'measure accuracy, FNR and FPR (--no-measure to skip)',
-      }) as unknown as Argv<GuardrailArgs>,
+  builder: (y) => y.options(guardrailOptions),
   handler: async (args) => {
     await initBackend(args.backend);
     const world = worldOf(args);
@@ -163,7 +137,7 @@ export const guardrailCommand: CommandModule<object, GuardrailArgs> = {
     if (args.measure)
       for (const line of formatGuardMeasurement(await measureMicroGuardrail(dir, { world, seed: args.seed }))) console.log(line);
   },
-};
+});
 
 export const baseCommand: CommandModule = {
   command: 'base',

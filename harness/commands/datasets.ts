@@ -1,14 +1,24 @@
 // `star-dss datasets verify PATH [--show N] [--json]`: the detected format, item counts (by kind, category
 // and harmful label), schema problems (one line each) and duplicate items of a dataset file or a directory
 // of HEx-PHI CSVs. Exits 1 when the file has schema problems; duplicates are reported, not fatal.
-import type { Argv, CommandModule } from 'yargs';
+import type { Argv, CommandModule, Options, PositionalOptions } from 'yargs';
 import { formatVerifyReport, verifyDataset, type VerifyReport } from '../../datasets/verify.ts';
+import { type CommandArgs, defineCommand } from './define.ts';
 
-export interface DatasetsVerifyArgs {
-  path: string;
-  show: number;
-  json: boolean;
-}
+const verifyPositionals = {
+  path: {
+    type: 'string',
+    demandOption: true,
+    describe: 'a dataset file or a directory of HEx-PHI category_<N>.csv files',
+  },
+} satisfies Record<string, PositionalOptions>;
+
+const verifyOptions = {
+  show: { type: 'number', default: 5, describe: 'problems and duplicates to list' },
+  json: { type: 'boolean', default: false, describe: 'print the report as JSON' },
+} satisfies Record<string, Options>;
+
+export type DatasetsVerifyArgs = CommandArgs<typeof verifyPositionals & typeof verifyOptions>;
 
 export interface DatasetsVerifyResult {
   report: VerifyReport;
@@ -24,24 +34,16 @@ export function runDatasetsVerify(args: DatasetsVerifyArgs): DatasetsVerifyResul
   return { report, lines, ok: report.problems.count === 0 };
 }
 
-const verifyCommand: CommandModule<object, DatasetsVerifyArgs> = {
+const verifyCommand = defineCommand({
   command: 'verify <path>',
   describe: 'Check a dataset file (or a HEx-PHI directory): format, counts, schema problems, duplicates',
-  builder: (y: Argv) =>
-    y
-      .positional('path', {
-        type: 'string',
-        demandOption: true,
-        describe: 'a dataset file or a directory of HEx-PHI category_<N>.csv files',
-      })
-      .option('show', { type: 'number', default: 5, describe: 'problems and duplicates to list' })
-      .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' }),
+  builder: (y) => y.positional('path', verifyPositionals.path).options(verifyOptions),
   handler: (args) => {
     const result = runDatasetsVerify({ path: args.path, show: args.show, json: args.json });
     for (const line of result.lines) console.log(line);
     if (!result.ok) process.exitCode = 1;
   },
-};
+});
 
 export const datasetsCommand: CommandModule = {
   command: 'datasets',

@@ -1,13 +1,13 @@
 // `star-dss model init|logits|generate|info`: create, inspect and run Hugging Face-layout checkpoints.
-import type { Argv, CommandModule } from 'yargs';
+import type { Argv, CommandModule, Options } from 'yargs';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../engine/tensor/backend.ts';
-import { makeConfig, parseConfig, type ConfigSizes } from '../../engine/model/config.ts';
+import { makeConfig, parseConfig } from '../../engine/model/config.ts';
 import { createModel, parameterCount } from '../../engine/model/transformer.ts';
 import { loadModel, saveModel } from '../../engine/model/checkpoint.ts';
 import { buildWordLevelTokenizer, wordLevelChatTemplate } from '../../engine/model/tokenizer.ts';
 import { generate } from '../../engine/generate.ts';
-import type { Family } from '../../engine/model/types.ts';
+import { type CommandArgs, defineCommand } from './define.ts';
 
 const families = ['llama', 'qwen2', 'gpt2'] as const;
 const specials = { pad: '<pad>', unk: '<unk>', bos: '<bos>', eos: '<eos>', system: '<system>', user: '<user>', assistant: '<assistant>' };
@@ -27,13 +27,21 @@ export function parseIds(text: string, vocabSize?: number): number[] {
 }
 
 /** The sizes of config.ts's ConfigSizes (context length required here), plus where and how to initialise. */
-export interface InitArgs extends Pick<ConfigSizes, 'hidden' | 'layers' | 'heads' | 'kvHeads' | 'intermediate' | 'vocab'> {
-  family: Family;
-  out: string;
-  maxPositions: number;
-  tied: boolean;
-  seed: number;
-}
+const initOptions = {
+  family: { choices: families, demandOption: true },
+  out: { type: 'string', demandOption: true, describe: 'model directory to write' },
+  hidden: { type: 'number', default: 64 },
+  layers: { type: 'number', default: 2 },
+  heads: { type: 'number', default: 4 },
+  'kv-heads': { type: 'number', describe: 'key/value heads (llama, qwen2); default = heads' },
+  intermediate: { type: 'number', describe: 'MLP width; default 4 × hidden (gpt2) or 8/3 × hidden' },
+  vocab: { type: 'number', default: 256 },
+  'max-positions': { type: 'number', default: 128 },
+  tied: { type: 'boolean', default: true, describe: 'tie the output head to the embeddings (gpt2 always)' },
+  seed: { type: 'number', default: 0 },
+} satisfies Record<string, Options>;
+
+export type InitArgs = CommandArgs<typeof initOptions>;
 
 /** Writes a randomly initialised checkpoint with a word-level tokenizer that covers its vocabulary. */
 export function initCheckpoint(args: InitArgs): void {
@@ -68,39 +76,28 @@ export function initCheckpoint(args: InitArgs): void {
   }
 }
 
-const init: CommandModule<object, InitArgs> = {
+const init = defineCommand({
   command: 'init',
   describe: 'write a randomly initialised checkpoint in Hugging Face layout',
-  builder: (y: Argv) =>
-    y
-      .option('family', { choices: families, demandOption: true })
-      .option('out', { type: 'string', demandOption: true, describe: 'model directory to write' })
-      .option('hidden', { type: 'number', default: 64 })
-      .option('layers', { type: 'number', default: 2 })
-      .option('heads', { type: 'number', default: 4 })
-      .option('kv-heads', { type: 'number', describe: 'key/value heads (llama, qwen2); default = heads' })
-      .option('intermediate', { type: 'number', describe: 'MLP width; default 4 × hidden (gpt2) or 8/3 × hidden' })
-      .option('vocab', { type: 'number', default: 256 })
-      .option('max-positions', { type: 'number', default: 128 })
-      .option('tied', { type: 'boolean', default: true, describe: 'tie the output head to the embeddings (gpt2 always)' })
-      .option('seed', { type: 'number', default: 0 }) as unknown as Argv<InitArgs>,
+  builder: (y) => y.options(initOptions),
   handler: async (args) => {
-    await initBackend((args as { backend?: string }).backend);
+    await initBackend(args.backend);
     initCheckpoint(args);
     console.log(`wrote ${args.family} checkpoint to ${args.out}`);
   },
-};
+});
 
-const logits: CommandModule<object, { model: string; ids: string }> = {
+const logitsOptions = {
+  model: { type: 'string', demandOption: true },
+  ids: { type: 'string', demandOption: true },
+} satisfies Record<string, Options>;
+
+const logits = defineCommand({
   command: 'logits',
   describe: 'print {"logits": [[...], ...]}: one row of vocabulary logits per input position',
-  builder: (y: Argv) =>
-    y.option('model', { type: 'string', demandOption: true }).option('ids', { type: 'string', demandOption: true }) as unknown as Argv<{
-      model: string;
-      ids: string;
-    }>,
+  builder: (y) => y.options(logitsOptions),
   handler: async (args) => {
-    await initBackend((args as { backend?: string }).backend);
+    await initBackend(args.backend);
     const { model } = loadModel(args.model);
     try {
       const ids = parseIds(args.ids, model.config.vocabSize);
@@ -115,42 +112,27 @@ const logits: CommandModule<object, { model: string; ids: string }> = {
       model.dispose();
     }
   },
-};
+});
 
-interface GenerateArgs {
-  model: string;
-  prompt: string;
-  maxNewTokens: number;
-  greedy: boolean;
-  temperature: number;
-  topP: number;
-  topK: number;
-  repetitionPenalty: number;
-  seed: number;
-  raw: boolean;
-}
+const generateOptions = {
+  model: { type: 'string', demandOption: true },
+  prompt: { type: 'string', demandOption: true },
+  'max-new-tokens': { type: 'number', default: 64 },
+  greedy: { type: 'boolean', default: false },
+  temperature: { type: 'number', default: 0.2 },
+  'top-p': { type: 'number', default: 0.9 },
+  'top-k': { type: 'number', default: 50 },
+  'repetition-penalty': { type: 'number', default: 1.2 },
+  seed: { type: 'number', default: 0 },
+  raw: { type: 'boolean', default: false, describe: 'encode the prompt as plain text, no chat template' },
+} satisfies Record<string, Options>;
 
-const generateCommand: CommandModule<object, GenerateArgs> = {
+const generateCommand = defineCommand({
   command: 'generate',
   describe: 'generate a reply to --prompt (through the chat template unless --raw)',
-  builder: (y: Argv) =>
-    y
-      .option('model', { type: 'string', demandOption: true })
-      .option('prompt', { type: 'string', demandOption: true })
-      .option('max-new-tokens', { type: 'number', default: 64 })
-      .option('greedy', { type: 'boolean', default: false })
-      .option('temperature', { type: 'number', default: 0.2 })
-      .option('top-p', { type: 'number', default: 0.9 })
-      .option('top-k', { type: 'number', default: 50 })
-      .option('repetition-penalty', { type: 'number', default: 1.2 })
-      .option('seed', { type: 'number', default: 0 })
-      .option('raw', {
-        type: 'boolean',
-        default: false,
-        describe: 'encode the prompt as plain text, no chat template',
-      }) as unknown as Argv<GenerateArgs>,
+  builder: (y) => y.options(generateOptions),
   handler: async (args) => {
-    await initBackend((args as { backend?: string }).backend);
+    await initBackend(args.backend);
     const { model, tokenizer } = loadModel(args.model);
     try {
       const prompt =
@@ -171,14 +153,18 @@ const generateCommand: CommandModule<object, GenerateArgs> = {
       model.dispose();
     }
   },
-};
+});
 
-const info: CommandModule<object, { model: string }> = {
+const infoOptions = {
+  model: { type: 'string', demandOption: true },
+} satisfies Record<string, Options>;
+
+const info = defineCommand({
   command: 'info',
   describe: 'print family, parameter count, dtype and vocabulary size',
-  builder: (y: Argv) => y.option('model', { type: 'string', demandOption: true }) as unknown as Argv<{ model: string }>,
+  builder: (y) => y.options(infoOptions),
   handler: async (args) => {
-    await initBackend((args as { backend?: string }).backend);
+    await initBackend(args.backend);
     const { model, tokenizer, dtype } = loadModel(args.model);
     try {
       const c = model.config;
@@ -200,7 +186,7 @@ const info: CommandModule<object, { model: string }> = {
       model.dispose();
     }
   },
-};
+});
 
 export const modelCommand: CommandModule = {
   command: 'model',

@@ -2,21 +2,33 @@
 // sweeps every claim needs into one run directory (reusing finished cells), writes results.csv, tables.md,
 // report.html and claims.md. `--dry-run` prints the sweeps, the cell count and the estimated time.
 import { availableParallelism } from 'node:os';
-import type { Argv, CommandModule } from 'yargs';
+import type { Options } from 'yargs';
 import { initBackend } from '../../engine/tensor/backend.ts';
 import { claimIds, selectClaims } from '../reproduce/claims.ts';
 import { runReproduce, type ReproduceSummary } from '../reproduce/reproduce.ts';
+import { type CommandArgs, defineCommand, type GlobalArgs } from './define.ts';
 
-export interface ReproduceArgs {
-  out: string;
-  seeds: number;
-  workers: number;
-  claim: string[];
-  dryRun: boolean;
-  quiet: boolean;
-  retryFailed: boolean;
-  backend?: string;
-}
+const reproduceOptions = {
+  out: { type: 'string', default: 'runs/reproduce', describe: 'run directory; a re-run reuses its finished cells' },
+  seeds: { type: 'number', default: 3, describe: 'seeds per cell (1..n); fewer than 2 makes every comparison inconclusive' },
+  workers: {
+    type: 'number',
+    default: availableParallelism(),
+    describe: 'cells run in parallel processes (wasm uses one core each)',
+  },
+  claim: {
+    type: 'string',
+    array: true,
+    default: [],
+    choices: claimIds,
+    describe: 'only these claims (repeatable; default: all)',
+  },
+  'dry-run': { type: 'boolean', default: false, describe: 'print the sweeps, the cell count and the estimated time' },
+  quiet: { type: 'boolean', default: false, describe: 'only one line per finished cell' },
+  'retry-failed': { type: 'boolean', default: false, describe: 'run cells whose result recorded an error again' },
+} satisfies Record<string, Options>;
+
+export type ReproduceArgs = CommandArgs<typeof reproduceOptions> & GlobalArgs;
 
 export async function runReproduceCommand(args: ReproduceArgs, log: (line: string) => void = console.log): Promise<ReproduceSummary> {
   if (!Number.isInteger(args.seeds) || args.seeds < 1) throw new Error(`--seeds: expected a whole number ≥ 1, got ${args.seeds}`);
@@ -45,33 +57,11 @@ export async function runReproduceCommand(args: ReproduceArgs, log: (line: strin
   return summary;
 }
 
-export const reproduceCommand: CommandModule<object, ReproduceArgs> = {
+export const reproduceCommand = defineCommand({
   command: 'reproduce',
   describe: "reproduce the paper's claims on the micro-world and write claims.md beside the sweep reports",
-  builder: (y: Argv) =>
-    y
-      .option('out', { type: 'string', default: 'runs/reproduce', describe: 'run directory; a re-run reuses its finished cells' })
-      .option('seeds', { type: 'number', default: 3, describe: 'seeds per cell (1..n); fewer than 2 makes every comparison inconclusive' })
-      .option('workers', {
-        type: 'number',
-        default: availableParallelism(),
-        describe: 'cells run in parallel processes (wasm uses one core each)',
-      })
-      .option('claim', {
-        type: 'string',
-        array: true,
-        default: [],
-        choices: claimIds,
-        describe: 'only these claims (repeatable; default: all)',
-      })
-      .option('dry-run', { type: 'boolean', default: false, describe: 'print the sweeps, the cell count and the estimated time' })
-      .option('quiet', { type: 'boolean', default: false, describe: 'only one line per finished cell' })
-      .option('retry-failed', {
-        type: 'boolean',
-        default: false,
-        describe: 'run cells whose result recorded an error again',
-      }) as unknown as Argv<ReproduceArgs>,
+  builder: (y) => y.options(reproduceOptions),
   handler: async (args) => {
     await runReproduceCommand(args);
   },
-};
+});

@@ -2,18 +2,20 @@
 // over the OpenAI-compatible completions API with logprobs (harness/guardrail-server.ts) until the process is
 // stopped, so several processes, or the HTTP guardrail, can share one guardrail model.
 import { basename, resolve } from 'node:path';
-import type { Argv, CommandModule } from 'yargs';
+import type { Argv, CommandModule, Options } from 'yargs';
 import { initBackend } from '../../engine/tensor/backend.ts';
 import { resolveLocalGuardrail, type ResolveGuardrailOptions } from '../../guardrails/index.ts';
 import { startGuardrailServer, type RunningServer } from '../guardrail-server.ts';
+import { type CommandArgs, defineCommand, type GlobalArgs } from './define.ts';
 
-export interface ServeGuardrailArgs {
-  guardrail: string;
-  port: number;
-  host: string;
-  name?: string;
-  backend?: string;
-}
+const serveGuardrailOptions = {
+  guardrail: { type: 'string', demandOption: true, describe: 'micro, <preset>:DIR or DIR (a causal LM checkpoint)' },
+  port: { type: 'number', demandOption: true, describe: 'TCP port (0 = any free port)' },
+  host: { type: 'string', default: '127.0.0.1', describe: 'interface to listen on' },
+  name: { type: 'string', describe: 'served model name (default: micro, or the directory name)' },
+} satisfies Record<string, Options>;
+
+export type ServeGuardrailArgs = CommandArgs<typeof serveGuardrailOptions> & GlobalArgs;
 
 export interface ServeDeps {
   /** Where the micro-world guardrail lives (for `--guardrail micro`). */
@@ -56,23 +58,17 @@ export async function serveGuardrail(args: ServeGuardrailArgs, deps: ServeDeps =
 }
 
 export function makeServeCommand(deps: ServeDeps = {}): CommandModule {
-  const guardrail: CommandModule<object, ServeGuardrailArgs> = {
+  const guardrail = defineCommand({
     command: 'guardrail',
     describe: 'serve a local LM guardrail over the OpenAI-compatible completions API with logprobs',
-    builder: (y: Argv) =>
-      y
-        .option('guardrail', { type: 'string', demandOption: true, describe: 'micro, <preset>:DIR or DIR (a causal LM checkpoint)' })
-        .option('port', { type: 'number', demandOption: true, describe: 'TCP port (0 = any free port)' })
-        .option('host', { type: 'string', default: '127.0.0.1', describe: 'interface to listen on' })
-        .option('name', { type: 'string', describe: 'served model name (default: micro, or the directory name)' })
-        .check((a) => {
-          const port = a.port as number;
-          if (!Number.isInteger(port) || port < 0 || port > 65535)
-            throw new Error(`--port must be an integer in [0, 65535], got ${a.port}`);
-          return true;
-        }) as unknown as Argv<ServeGuardrailArgs>,
+    builder: (y) =>
+      y.options(serveGuardrailOptions).check((a) => {
+        if (!Number.isInteger(a.port) || a.port < 0 || a.port > 65535)
+          throw new Error(`--port must be an integer in [0, 65535], got ${a.port}`);
+        return true;
+      }),
     handler: (args) => serveGuardrail(args, deps),
-  };
+  });
   return {
     command: 'serve',
     describe: 'serve models over HTTP',
@@ -80,5 +76,3 @@ export function makeServeCommand(deps: ServeDeps = {}): CommandModule {
     handler: () => {},
   };
 }
-
-export const serveCommand: CommandModule = makeServeCommand();

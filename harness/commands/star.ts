@@ -2,28 +2,38 @@
 // messages JSONL file. Each output line is the input line plus `star: {unit, chunkEnds, scores, verdict}`.
 // A thin layer over harness/star.ts (annotateFile); guardrail specs are resolved by guardrails/index.ts
 // (several --guardrail flags are averaged, as the authors' ensemble does).
-import type { Argv, CommandModule } from 'yargs';
+import type { Options } from 'yargs';
 import { initBackend } from '../../engine/tensor/backend.ts';
 import { loadTokenizer } from '../../engine/model/tokenizer.ts';
 import { annotateFile, type StarFileOptions } from '../star.ts';
 import { resolveGuardrail, type ResolveGuardrailOptions } from '../../guardrails/index.ts';
 import type { Guardrail } from '../../guardrails/types.ts';
+import { type CommandArgs, defineCommand, type GlobalArgs } from './define.ts';
 
-export interface StarArgs {
-  data: string;
+const starOptions = {
+  data: { type: 'string', demandOption: true, describe: 'messages JSONL to annotate' },
   /** One spec, or several whose P(safe) are averaged. */
-  guardrail: string[];
-  guardrailTokenizer?: string;
-  chunkWords?: number;
-  chunkTokens?: number;
-  out: string;
-  html?: string;
-  tokenizer?: string;
-  cacheDir?: string;
-  cache: boolean;
-  batchSize: number;
-  backend?: string;
-}
+  guardrail: {
+    type: 'string',
+    array: true,
+    demandOption: true,
+    describe: 'micro, <preset>:DIR, DIR or http(s)://URL; repeat to average several guardrails',
+  },
+  'guardrail-tokenizer': { type: 'string', describe: "directory with a URL guardrail's tokenizer files (its chat template)" },
+  'chunk-words': { type: 'number', describe: 'M: words per chunk (default 5)' },
+  'chunk-tokens': { type: 'number', describe: 'M in tokens of --tokenizer instead of words' },
+  out: { type: 'string', demandOption: true, describe: 'annotated JSONL to write' },
+  html: { type: 'string', describe: 'also write an HTML page with responses coloured by STAR weight' },
+  tokenizer: {
+    type: 'string',
+    describe: 'finetuned model DIR: colour tokens by training weight; needed by --chunk-tokens',
+  },
+  'cache-dir': { type: 'string', describe: 'cache root (default $STAR_DSS_CACHE/star)' },
+  cache: { type: 'boolean', default: true, describe: 'read and write the annotation cache (--no-cache to rescore)' },
+  'batch-size': { type: 'number', default: 64, describe: 'items per guardrail call' },
+} satisfies Record<string, Options>;
+
+export type StarArgs = CommandArgs<typeof starOptions> & GlobalArgs;
 
 export interface StarDeps {
   /** Where the micro-world guardrail lives (for `--guardrail micro`). */
@@ -72,34 +82,13 @@ export async function runStar(args: StarArgs, deps: StarDeps = {}): Promise<void
   }
 }
 
-export function makeStarCommand(deps: StarDeps = {}): CommandModule<object, StarArgs> {
-  return {
+export function makeStarCommand(deps: StarDeps = {}) {
+  return defineCommand({
     command: 'star',
     describe: 'score response prefixes with a guardrail (STAR) and write per-chunk P(safe) next to the data',
-    builder: (y: Argv) =>
-      y
-        .option('data', { type: 'string', demandOption: true, describe: 'messages JSONL to annotate' })
-        .option('guardrail', {
-          type: 'string',
-          array: true,
-          demandOption: true,
-          describe: 'micro, <preset>:DIR, DIR or http(s)://URL; repeat to average several guardrails',
-        })
-        .option('guardrail-tokenizer', { type: 'string', describe: "directory with a URL guardrail's tokenizer files (its chat template)" })
-        .option('chunk-words', { type: 'number', describe: 'M: words per chunk (default 5)' })
-        .option('chunk-tokens', { type: 'number', describe: 'M in tokens of --tokenizer instead of words' })
-        .conflicts('chunk-words', 'chunk-tokens')
-        .option('out', { type: 'string', demandOption: true, describe: 'annotated JSONL to write' })
-        .option('html', { type: 'string', describe: 'also write an HTML page with responses coloured by STAR weight' })
-        .option('tokenizer', {
-          type: 'string',
-          describe: 'finetuned model DIR: colour tokens by training weight; needed by --chunk-tokens',
-        })
-        .option('cache-dir', { type: 'string', describe: 'cache root (default $STAR_DSS_CACHE/star)' })
-        .option('cache', { type: 'boolean', default: true, describe: 'read and write the annotation cache (--no-cache to rescore)' })
-        .option('batch-size', { type: 'number', default: 64, describe: 'items per guardrail call' }) as unknown as Argv<StarArgs>,
+    builder: (y) => y.options(starOptions).conflicts('chunk-words', 'chunk-tokens'),
     handler: (args) => runStar(args, deps),
-  };
+  });
 }
 
-export const starCommand: CommandModule<object, StarArgs> = makeStarCommand();
+export const starCommand = makeStarCommand();

@@ -1,6 +1,11 @@
 // `star-dss strategies`: every registered shaping strategy with its parameters and defaults.
-import type { CommandModule } from 'yargs';
+import type { Options } from 'yargs';
 import { describeStrategies } from '../../strategies/index.ts';
+import { defineCommand } from './define.ts';
+
+const strategiesOptions = {
+  json: { type: 'boolean', default: false, describe: 'print JSON instead of text' },
+} satisfies Record<string, Options>;
 
 export function formatStrategies(): string {
   return describeStrategies()
@@ -13,11 +18,11 @@ export function formatStrategies(): string {
     .join('\n\n');
 }
 
-export const strategiesCommand: CommandModule<object, { json: boolean }> = {
+export const strategiesCommand = defineCommand({
   command: 'strategies',
   describe: 'list the shaping strategies with their parameters and defaults',
-  builder: { json: { type: 'boolean', default: false, describe: 'print JSON instead of text' } },
+  builder: (y) => y.options(strategiesOptions),
   handler: (args) => {
     console.log(args.json ? JSON.stringify(describeStrategies(), null, 2) : formatStrategies());
   },
-};
+});

@@ -2,24 +2,30 @@
 // default), runs its cells (resuming finished ones), and writes results.csv, tables.md and report.html.
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import type { Argv, CommandModule } from 'yargs';
+import type { Options } from 'yargs';
 import { initBackend } from '../../engine/tensor/backend.ts';
 import { loadSweepConfig, presetFile, presetNames } from '../sweep/config.ts';
 import { parseShard } from '../sweep/plan.ts';
 import { runSweep } from '../sweep/run.ts';
 import { writeReports } from '../../reports/index.ts';
+import { type CommandArgs, defineCommand, type GlobalArgs } from './define.ts';
 
-export interface SweepArgs {
-  config?: string;
-  preset: string;
-  out?: string;
-  workers: number;
-  shard?: string;
-  dryRun: boolean;
-  quiet: boolean;
-  retryFailed: boolean;
-  backend?: string;
-}
+const sweepOptions = {
+  config: { type: 'string', describe: 'sweep config (YAML)' },
+  preset: { type: 'string', choices: presetNames, default: 'quick', describe: 'a built-in config, when --config is absent' },
+  out: { type: 'string', describe: 'run directory (default runs/<config name>); a re-run resumes it' },
+  workers: {
+    type: 'number',
+    default: availableParallelism(),
+    describe: 'cells run in parallel processes (wasm uses one core each)',
+  },
+  shard: { type: 'string', describe: 'run slice i of n (i/n), e.g. for a Slurm job array sharing --out' },
+  'dry-run': { type: 'boolean', default: false, describe: 'list the cells and estimate their cost' },
+  quiet: { type: 'boolean', default: false, describe: 'only one line per finished cell' },
+  'retry-failed': { type: 'boolean', default: false, describe: 'run cells whose result recorded an error again' },
+} satisfies Record<string, Options>;
+
+export type SweepArgs = CommandArgs<typeof sweepOptions> & GlobalArgs;
 
 /** Runs a sweep from parsed flags and returns the run directory. */
 export async function runSweepCommand(args: SweepArgs, log: (line: string) => void = console.log): Promise<string> {
@@ -48,28 +54,11 @@ export async function runSweepCommand(args: SweepArgs, log: (line: string) => vo
   return out;
 }
 
-export const sweepCommand: CommandModule<object, SweepArgs> = {
+export const sweepCommand = defineCommand({
   command: 'sweep',
   describe: 'run a sweep (default: the quick preset on the micro-world) and write its reports',
-  builder: (y: Argv) =>
-    y
-      .option('config', { type: 'string', describe: 'sweep config (YAML)' })
-      .option('preset', { type: 'string', choices: presetNames, default: 'quick', describe: 'a built-in config, when --config is absent' })
-      .option('out', { type: 'string', describe: 'run directory (default runs/<config name>); a re-run resumes it' })
-      .option('workers', {
-        type: 'number',
-        default: availableParallelism(),
-        describe: 'cells run in parallel processes (wasm uses one core each)',
-      })
-      .option('shard', { type: 'string', describe: 'run slice i of n (i/n), e.g. for a Slurm job array sharing --out' })
-      .option('dry-run', { type: 'boolean', default: false, describe: 'list the cells and estimate their cost' })
-      .option('quiet', { type: 'boolean', default: false, describe: 'only one line per finished cell' })
-      .option('retry-failed', {
-        type: 'boolean',
-        default: false,
-        describe: 'run cells whose result recorded an error again',
-      }) as unknown as Argv<SweepArgs>,
+  builder: (y) => y.options(sweepOptions),
   handler: async (args) => {
     await runSweepCommand(args);
   },
-};
+});

@@ -1,6 +1,6 @@
 // `star-dss world build [--seed S] [--out DIR]`: writes the micro-world's files (default: the cache
 // directory of the seed) and prints what was written, the vocabulary size and the length statistics.
-import type { Argv, CommandModule } from 'yargs';
+import type { Argv, CommandModule, Options } from 'yargs';
 import {
   buildWorld,
   defaultWorldDir,
@@ -10,11 +10,14 @@ import {
   writeWorld,
 } from '../../datasets/micro-world/build.ts';
 import { MICRO_FILES, MICRO_NAMES } from '../../datasets/micro-world/files.ts';
+import { type CommandArgs, defineCommand } from './define.ts';
 
-export interface WorldBuildArgs {
-  seed: number;
-  out?: string;
-}
+const worldBuildOptions = {
+  seed: { type: 'number', default: DEFAULT_WORLD_SEED, describe: 'world seed (same seed, byte-identical files)' },
+  out: { type: 'string', describe: 'output directory (default: the cache directory of the seed)' },
+} satisfies Record<string, Options>;
+
+export type WorldBuildArgs = CommandArgs<typeof worldBuildOptions>;
 
 export interface WorldBuildSummary {
   dir: string;
@@ -41,17 +44,14 @@ export function runWorldBuild(args: WorldBuildArgs): WorldBuildSummary {
   return { dir, vocabularySize, lines };
 }
 
-const worldBuildCommand: CommandModule<object, WorldBuildArgs> = {
+const worldBuildCommand = defineCommand({
   command: 'build',
   describe: 'Generate the micro-world files in their public formats',
-  builder: (y: Argv) =>
-    y
-      .option('seed', { type: 'number', default: DEFAULT_WORLD_SEED, describe: 'world seed (same seed, byte-identical files)' })
-      .option('out', { type: 'string', describe: 'output directory (default: the cache directory of the seed)' }),
+  builder: (y) => y.options(worldBuildOptions),
   handler: (args) => {
     for (const line of runWorldBuild({ seed: args.seed, out: args.out }).lines) console.log(line);
   },
-};
+});
 
 export const worldCommand: CommandModule = {
   command: 'world',

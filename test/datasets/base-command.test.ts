@@ -1,12 +1,12 @@
 import { describe, it, expect } from 'vitest';
-import yargs, { type CommandModule } from 'yargs';
+import yargs, { type ArgumentsCamelCase, type CommandModule } from 'yargs';
 import { attackCheckCommand, baseCommand, evaluateCommand, guardrailCommand, trainCommand } from '../../harness/commands/base.ts';
 
 /** Parses with the command's own builder but a handler that only captures the arguments. */
-async function parse<T>(command: CommandModule<object, T>, args: string[]): Promise<T> {
-  let captured: T | undefined;
+async function parse<T>(command: CommandModule<object, T>, args: string[]): Promise<ArgumentsCamelCase<T>> {
+  let captured: ArgumentsCamelCase<T> | undefined;
   await yargs()
-    .command({ ...command, handler: (a) => void (captured = a as T) })
+    .command({ ...command, handler: (a) => void (captured = a) })
     .strict()
     .exitProcess(false)
     .fail((msg, err) => {

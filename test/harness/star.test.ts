@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import yargs, { type Argv } from 'yargs';
+import yargs from 'yargs';
 import { makeStarCommand, starCommand, starFileOptions, type StarArgs } from '../../harness/commands/star.ts';
 import { initBackend } from '../../engine/tensor/backend.ts';
 import { buildWordLevelTokenizer, loadTokenizer, tokenizerFromObjects, type Tokenizer } from '../../engine/model/tokenizer.ts';
@@ -402,13 +402,15 @@ describe('HTML and the star command', () => {
 
 describe('star command flags', () => {
   const parse = (args: string[]): StarArgs =>
-    (starCommand.builder as (y: Argv) => Argv)(
-      yargs(args)
-        .exitProcess(false)
-        .fail((msg, err) => {
-          throw err ?? new Error(msg);
-        }),
-    ).parseSync() as unknown as StarArgs;
+    starCommand
+      .builder(
+        yargs(args)
+          .exitProcess(false)
+          .fail((msg, err) => {
+            throw err ?? new Error(msg);
+          }),
+      )
+      .parseSync();
 
   it('maps flags to library options', () => {
     const args = parse(['--data', 'd.jsonl', '--guardrail', 'micro', '--out', 'o.jsonl', '--chunk-words', '3', '--no-cache']);

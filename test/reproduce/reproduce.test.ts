@@ -148,15 +148,19 @@ describe('reproduce --dry-run', () => {
 });
 
 describe('reproduce command flags', () => {
-  const parse = (args: string[]) =>
+  const parse = (args: string[]): ReproduceArgs => {
+    let parsed: ReproduceArgs | undefined;
     yargs(args)
-      .command({ ...reproduceCommand, handler: () => {} })
+      .command({ ...reproduceCommand, handler: (a) => void (parsed = a) })
       .exitProcess(false)
       .strict()
       .fail((msg, err) => {
         throw err ?? new Error(msg);
       })
-      .parseSync() as unknown as ReproduceArgs;
+      .parseSync();
+    if (parsed === undefined) throw new Error('handler not reached');
+    return parsed;
+  };
 
   it('parses defaults and flags', () => {
     const d = parse(['reproduce']);
