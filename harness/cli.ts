@@ -11,7 +11,7 @@ import { reportCommand } from './commands/report.ts';
 import { reproduceCommand } from './commands/reproduce.ts';
 import { makeServeCommand } from './commands/serve.ts';
 import { makeStarCommand } from './commands/star.ts';
-import { strategiesCommand } from './commands/strategies.ts';
+import { strategiesCommand, threatsCommand } from './commands/plugins.ts';
 import { sweepCommand } from './commands/sweep.ts';
 import { worldCommand } from './commands/world.ts';
 
@@ -30,6 +30,7 @@ export function buildCli(argv: string[]): Argv {
     .command(makeStarCommand({ microGuardrailDir }))
     .command(makeServeCommand({ microGuardrailDir }))
     .command(strategiesCommand)
+    .command(threatsCommand)
     .command(datasetsCommand)
     .command(modelCommand)
     .demandCommand(1, 'Name a command; see --help.')

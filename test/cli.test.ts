@@ -50,12 +50,22 @@ describe('CLI (in process, no spawning)', () => {
   });
 });
 
-describe('star-dss strategies', () => {
+describe('star-dss strategies | threats', () => {
   it('lists every strategy with its parameters and defaults', async () => {
-    const { formatStrategies } = await import('../harness/commands/strategies.ts');
-    const text = formatStrategies();
-    for (const name of ['sft', 'rs', 'reweight', 'star-dss', 'deep-token', 'kl-only']) expect(text).toMatch(new RegExp(`^${name}: `, 'm'));
+    const { formatPlugins } = await import('../harness/commands/plugins.ts');
+    const { describeStrategies, strategyNames } = await import('../strategies/index.ts');
+    const text = formatPlugins(describeStrategies());
+    for (const name of strategyNames) expect(text).toMatch(new RegExp(`^${name}: `, 'm'));
     expect(text).toContain('lambda: number ≥ 0 = 0.5');
     expect(text).toContain('threshold: number ≥ 0 ≤ 1 = 0.5');
+  });
+
+  it('lists every threat, optional parameters marked as such', async () => {
+    const { formatPlugins } = await import('../harness/commands/plugins.ts');
+    const { describeThreats, threatNames } = await import('../threats/index.ts');
+    const text = formatPlugins(describeThreats());
+    for (const name of threatNames) expect(text).toMatch(new RegExp(`^${name}: `, 'm'));
+    expect(text).toContain('safeCount: integer ≥ 0 = 0');
+    expect(text).toMatch(/count: .* = \(optional\)/);
   });
 });
