@@ -9,7 +9,7 @@ const only = (name, from, allowed, comment) => ({
   comment,
   severity: 'error',
   from: { path: `^${from}/` },
-  to: { path: '^[^/]+/', pathNot: [`^(${allowed.join('|')})/`, '^node_modules/'] },
+  to: { path: '^[^/]+/', pathNot: [`^(${allowed.join('|')})/`, '(^|/)node_modules/'] },
 });
 
 module.exports = {
@@ -20,7 +20,7 @@ module.exports = {
       comment: 'A plug-in folder imports only engine/ and its own folder.',
       severity: 'error',
       from: { path: `^${plugins}/` },
-      to: { path: '^[^/]+/', pathNot: ['^engine/', '^$1/', '^node_modules/'] },
+      to: { path: '^[^/]+/', pathNot: ['^engine/', '^$1/', '(^|/)node_modules/'] },
     },
     only('results-import-engine', 'results', ['engine', 'results'], 'results/ (the result schema) sits below reports/ and harness/.'),
     only('reports-import-below', 'reports', ['engine', 'results', 'reports'], 'reports/ reads results through results/, never harness/.'),
@@ -48,7 +48,7 @@ module.exports = {
   ],
   options: {
     doNotFollow: { path: 'node_modules' },
-    exclude: { path: '^node_modules/' },
+    exclude: { path: '(^|/)node_modules/' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
     enhancedResolveOptions: {
