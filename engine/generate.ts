@@ -101,6 +101,15 @@ interface Decoding {
 function checkGenerateArgs(prompts: number[][], options: GenerateOptions): void {
   if (prompts.some((p) => p.length === 0)) throw new Error('generate: every prompt needs at least one token');
   if (options.stopStrings?.length && !options.decode) throw new Error('generate: stopStrings need a decode function');
+  const bad = (field: string, expected: string, value: unknown) => new RangeError(`generate: ${field} must be ${expected}, got ${value}`);
+  const { maxNewTokens, sampling, repetitionPenalty = 1 } = options;
+  if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw bad('maxNewTokens', 'an integer ≥ 0', maxNewTokens);
+  if (!(repetitionPenalty > 0 && Number.isFinite(repetitionPenalty))) throw bad('repetitionPenalty', 'a number > 0', repetitionPenalty);
+  if (!sampling) return;
+  if (!(sampling.temperature > 0 && Number.isFinite(sampling.temperature)))
+    throw bad('sampling.temperature', 'a number > 0 (greedy decoding: no sampling)', sampling.temperature);
+  if (!(sampling.topP > 0 && sampling.topP <= 1)) throw bad('sampling.topP', 'in (0, 1]', sampling.topP);
+  if (!Number.isInteger(sampling.topK) || sampling.topK < 0) throw bad('sampling.topK', 'an integer ≥ 0', sampling.topK);
 }
 
 /** Left padding: every prompt ends at the same position, so one new column is appended per step. */

@@ -14,6 +14,7 @@ import type { Example, Message } from '../engine/contracts/example.ts';
 import type { GuardItem, Guardrail } from '../guardrails/types.ts';
 import { parseJsonl, readText } from '../datasets/formats/read.ts';
 import { parseMessagesJsonl } from '../datasets/formats/messages-jsonl.ts';
+import { DatasetFormatError } from '../datasets/errors.ts';
 import { contentHash, writeFileAtomic, writeJsonlAtomic } from '../engine/io.ts';
 import type { Tokenizer } from '../engine/model/tokenizer.ts';
 import { StarCache, defaultStarCacheRoot } from './star-cache.ts';
@@ -252,11 +253,37 @@ export interface StarFileSummary {
   annotations: StarAnnotation[];
 }
 
-/** `star-dss star`: annotate a messages JSONL file, write the annotated file and an optional HTML view. */
-export async function annotateFile(guardrail: Guardrail, options: StarFileOptions): Promise<StarFileSummary> {
-  const text = readText(options.data);
-  const rows = parseJsonl(text, options.data).map((r) => r.value);
-  const examples = parseMessagesJsonl(text, options.data);
+/** The lines of a messages JSONL file as they are (`rows`, written back with `star` added) and as examples. */
+export interface StarInput {
+  rows: Record<string, unknown>[];
+  examples: Example[];
+}
+
+/** Reads and checks the input of annotateFile; a file without a single example is an error, not an empty output. */
+export function readStarInput(file: string): StarInput {
+  const text = readText(file);
+  const rows = parseJsonl(text, file).map((r) => r.value);
+  if (rows.length === 0)
+    throw new DatasetFormatError(
+      file,
+      undefined,
+      undefined,
+      'no examples (the file is empty or holds only blank lines)',
+      'pass a messages JSONL file with at least one {"messages": [...]} line',
+    );
+  return { rows, examples: parseMessagesJsonl(text, file) };
+}
+
+/**
+ * `star-dss star`: annotate a messages JSONL file, write the annotated file and an optional HTML view.
+ * `input` is the file already read by readStarInput (read here when absent).
+ */
+export async function annotateFile(
+  guardrail: Guardrail,
+  options: StarFileOptions,
+  input = readStarInput(options.data),
+): Promise<StarFileSummary> {
+  const { rows, examples } = input;
   const callsBefore = guardrail.calls;
   const annotations = await annotate(examples, guardrail, options);
   writeJsonlAtomic(

@@ -11,6 +11,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { readTextFile } from '../io.ts';
 
 export type SafetensorsErrorCode =
   | 'TRUNCATED'
@@ -387,9 +388,9 @@ function layout(tensors: readonly PreparedTensor[], metadata: Record<string, str
   return [header, ...sorted.map((t) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength))];
 }
 
-/** Writes `file.tmp-<pid>`, fsyncs, then renames over `file`, so readers never see a partial file. */
+/** Writes a temp file of its own beside `file`, fsyncs, then renames over `file`, so readers never see a partial file. */
 function writeAtomic(file: string, chunks: readonly Uint8Array[]): void {
-  const tmp = `${file}.tmp-${process.pid}`;
+  const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const fd = fs.openSync(tmp, 'w');
   let ok = false;
   try {
@@ -500,9 +501,10 @@ export function writeCheckpointTensors(dir: string, tensors: TensorEntries, opti
 }
 
 function readIndex(file: string): Record<string, string> {
+  const text = readTextFile(file);
   let json: unknown;
   try {
-    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+    json = JSON.parse(text);
   } catch (error) {
     throw new SafetensorsError('BAD_INDEX', file, `invalid JSON: ${(error as Error).message}`);
   }

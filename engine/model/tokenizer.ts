@@ -2,10 +2,10 @@
 // @huggingface/tokenizers) and optionally tokenizer_config.json (special tokens, chat_template),
 // chat_template.jinja and generation_config.json, as transformers writes them. The micro-world's
 // word-level tokenizer is built here as the same two files, so it loads in Python transformers too.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
-import { writeJsonAtomic } from '../io.ts';
+import { readTextFile, TextEncodingError, writeJsonAtomic } from '../io.ts';
 import { ChatTemplate, type ChatMessage, type ChatTemplateOptions, makeWordLevelChatTemplate } from './chat-template.ts';
 
 export type { ChatMessage, ChatTemplateOptions } from './chat-template.ts';
@@ -268,8 +268,9 @@ export function tokenizerFromObjects(tokenizerJson: unknown, tokenizerConfig?: u
 function readJson(file: string): unknown {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readTextFile(file);
   } catch (err) {
+    if (err instanceof TextEncodingError) throw err;
     throw new TokenizerFileError(file, undefined, `cannot read: ${errorMessage(err)}`);
   }
   try {
@@ -301,7 +302,7 @@ export function loadTokenizer(dir: string): Tokenizer {
   const tokenizerJson = readJson(files.tokenizer);
   const tokenizerConfig = existsSync(files.config) ? readJson(files.config) : {};
   const generationConfig = existsSync(files.generationConfig) ? readJson(files.generationConfig) : undefined;
-  const chatTemplate = existsSync(files.chatTemplate) ? readFileSync(files.chatTemplate, 'utf8') : undefined;
+  const chatTemplate = existsSync(files.chatTemplate) ? readTextFile(files.chatTemplate) : undefined;
   return new Tokenizer(tokenizerJson, tokenizerConfig, { generationConfig, chatTemplate, files });
 }
 

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../engine/tensor/backend.ts';
 import { makeConfig, parseConfig } from '../../engine/model/config.ts';
 import { createModel, parameterCount } from '../../engine/model/transformer.ts';
-import { loadModel, saveModel } from '../../engine/model/checkpoint.ts';
+import { CheckpointError, loadModel, saveModel, saveTargetProblem } from '../../engine/model/checkpoint.ts';
 import { buildWordLevelTokenizer, wordLevelChatTemplate } from '../../engine/model/tokenizer.ts';
 import { generate } from '../../engine/generate.ts';
 import { type CommandArgs, defineCommand } from './define.ts';
@@ -26,10 +26,52 @@ export function parseIds(text: string, vocabSize?: number): number[] {
   return ids;
 }
 
+/** Decoding flags of `model generate`, checked before any work: a one-line error naming the flag. */
+function checkDecodingFlags(args: {
+  maxNewTokens: number;
+  temperature: number;
+  topP: number;
+  topK: number;
+  repetitionPenalty: number;
+}): void {
+  const checks: [flag: string, value: number, ok: boolean, expected: string][] = [
+    ['--max-new-tokens', args.maxNewTokens, Number.isInteger(args.maxNewTokens) && args.maxNewTokens > 0, 'a positive integer'],
+    [
+      '--temperature',
+      args.temperature,
+      args.temperature > 0 && Number.isFinite(args.temperature),
+      'a number > 0 (use --greedy for greedy decoding)',
+    ],
+    ['--top-p', args.topP, args.topP > 0 && args.topP <= 1, 'a number in (0, 1] (1 disables it)'],
+    ['--top-k', args.topK, Number.isInteger(args.topK) && args.topK >= 0, 'an integer ≥ 0 (0 disables it)'],
+    [
+      '--repetition-penalty',
+      args.repetitionPenalty,
+      args.repetitionPenalty > 0 && Number.isFinite(args.repetitionPenalty),
+      'a number > 0 (1 disables it)',
+    ],
+  ];
+  for (const [flag, value, ok, expected] of checks) if (!ok) throw new Error(`${flag}: expected ${expected}, got ${value}`);
+}
+
+/** Throws when a model's logits hold NaN or ±Infinity (weights are checked on load; this catches overflow). */
+function checkFiniteLogits(values: ArrayLike<number>, dir: string): void {
+  for (let i = 0; i < values.length; i++)
+    if (!Number.isFinite(values[i]))
+      throw new CheckpointError(
+        `${dir}: the logits are ${values[i]} (element ${i}) although the weights are finite: the forward pass overflows. Fix: check the checkpoint's weights and config (norm epsilon, scaling)`,
+      );
+}
+
 /** The sizes of config.ts's ConfigSizes (context length required here), plus where and how to initialise. */
 const initOptions = {
   family: { choices: families, demandOption: true },
-  out: { type: 'string', demandOption: true, describe: 'model directory to write' },
+  out: { type: 'string', demandOption: true, describe: 'model directory to write (new or empty, unless --force)' },
+  force: {
+    type: 'boolean',
+    describe:
+      'write into a non-empty --out: replace its checkpoint files (config.json, *.safetensors, tokenizer files), keep every other file',
+  },
   hidden: { type: 'number', default: 64 },
   layers: { type: 'number', default: 2 },
   heads: { type: 'number', default: 4 },
@@ -45,6 +87,14 @@ export type InitArgs = CommandArgs<typeof initOptions>;
 
 /** Writes a randomly initialised checkpoint with a word-level tokenizer that covers its vocabulary. */
 export function initCheckpoint(args: InitArgs): void {
+  // Refuse a non-empty --out (an existing checkpoint included) before any work; --force replaces only the
+  // checkpoint files in it. Nothing here deletes or renames the directory or any other file in it.
+  const existing = args.force ? 'force' : 'refuse';
+  const problem = saveTargetProblem(args.out, existing);
+  if (problem)
+    throw new Error(
+      `--out ${args.out}: ${problem}. Fix: ${problem.startsWith('exists') ? 'choose another --out' : 'choose a new or empty directory, or pass --force to replace only the checkpoint files in it (every other file is kept)'}`,
+    );
   const specialList = Object.values(specials);
   if (args.vocab < specialList.length + 1)
     throw new Error(`--vocab must be at least ${specialList.length + 1} (the special tokens plus one word)`);
@@ -70,7 +120,7 @@ export function initCheckpoint(args: InitArgs): void {
   });
   const model = createModel(parseConfig(raw), { seed: args.seed });
   try {
-    saveModel(args.out, model, { files: { 'tokenizer.json': tokenizerJson, 'tokenizer_config.json': tokenizerConfig } });
+    saveModel(args.out, model, { files: { 'tokenizer.json': tokenizerJson, 'tokenizer_config.json': tokenizerConfig } }, { existing });
   } finally {
     model.dispose();
   }
@@ -107,6 +157,7 @@ const logits = defineCommand({
           .logits.squeeze([0])
           .arraySync(),
       ) as number[][];
+      checkFiniteLogits(rows.flat(), args.model);
       process.stdout.write(`${JSON.stringify({ logits: rows })}\n`);
     } finally {
       model.dispose();
@@ -132,6 +183,7 @@ const generateCommand = defineCommand({
   describe: 'generate a reply to --prompt (through the chat template unless --raw)',
   builder: (y) => y.options(generateOptions),
   handler: async (args) => {
+    checkDecodingFlags(args);
     await initBackend(args.backend);
     const { model, tokenizer } = loadModel(args.model);
     try {
@@ -139,6 +191,12 @@ const generateCommand = defineCommand({
         args.raw || !tokenizer.chatTemplate
           ? tokenizer.encode(args.prompt, { addSpecialTokens: true })
           : tokenizer.encodeChat([{ role: 'user', content: args.prompt }], { addGenerationPrompt: true });
+      if (prompt.length === 0) throw new Error('--prompt: encodes to no tokens. Fix: pass a prompt with at least one word');
+      // One forward pass of the prompt first: NaN logits fail here with a message, not as an empty reply.
+      checkFiniteLogits(
+        tf.tidy(() => model.forward(tf.tensor2d([prompt], [1, prompt.length], 'int32'), { lastOnly: true }).logits.dataSync()),
+        args.model,
+      );
       const [out] = generate(model, [prompt], {
         maxNewTokens: args.maxNewTokens,
         sampling: args.greedy ? undefined : { temperature: args.temperature, topP: args.topP, topK: args.topK },

@@ -5,7 +5,7 @@
 import type { Options } from 'yargs';
 import { initBackend } from '../../engine/tensor/backend.ts';
 import { loadTokenizer } from '../../engine/model/tokenizer.ts';
-import { annotateFile, type StarFileOptions } from '../star.ts';
+import { annotateFile, readStarInput, type StarFileOptions } from '../star.ts';
 import { resolveGuardrail, type ResolveGuardrailOptions } from '../../guardrails/index.ts';
 import type { Guardrail } from '../../guardrails/types.ts';
 import { type CommandArgs, defineCommand, type GlobalArgs } from './define.ts';
@@ -63,6 +63,8 @@ export function starFileOptions(args: StarArgs): StarFileOptions {
 export async function runStar(args: StarArgs, deps: StarDeps = {}): Promise<void> {
   await initBackend(args.backend);
   const options = starFileOptions(args);
+  // Read and check the data before resolving the guardrail (which may train one): no examples, no work.
+  const input = readStarInput(options.data);
   const resolveOptions: ResolveGuardrailOptions = {
     microGuardrailDir: deps.microGuardrailDir,
     ...(args.guardrailTokenizer ? { http: { tokenizerDir: args.guardrailTokenizer } } : {}),
@@ -71,7 +73,7 @@ export async function runStar(args: StarArgs, deps: StarDeps = {}): Promise<void
   const log = deps.log ?? console.log;
   try {
     const started = performance.now();
-    const summary = await annotateFile(guardrail, options);
+    const summary = await annotateFile(guardrail, options, input);
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     log(
       `annotated ${summary.examples} examples with ${guardrail.id} in ${seconds} s (${summary.calls} guardrail evaluations) → ${args.out}`,
