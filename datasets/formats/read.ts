@@ -1,13 +1,32 @@
-// Shared reading for the loaders: whole-file reads with one-line errors, JSON Lines and CSV parsing that
-// keep 1-based line numbers, so every schema error can name its file, line and field.
+// Shared reading for the loaders: whole-file reads (strictly UTF-8) with one-line errors, JSON Lines and CSV
+// parsing that keep 1-based line numbers, so every schema error can name its file, line and field.
 import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
 import { parse } from 'csv-parse/sync';
+import { readTextFile, TextEncodingError } from '../../engine/io.ts';
 import { DatasetFormatError } from '../errors.ts';
 
+/**
+ * A whole data file as text, strictly UTF-8 (engine/io.ts readTextFile): a byte sequence that is not UTF-8 (a
+ * Latin-1 or Windows-1252 export) is a one-line error naming the file, the line and the byte offset, never
+ * text with U+FFFD in place of the bytes.
+ */
 export function readText(file: string): string {
   try {
-    return readFileSync(file, 'utf8');
+    return readTextFile(file);
   } catch (error) {
+    if (error instanceof TextEncodingError) {
+      const line = readFileSync(file)
+        .subarray(0, error.offset)
+        .reduce((n, b) => (b === 0x0a ? n + 1 : n), 1);
+      throw new DatasetFormatError(
+        file,
+        line,
+        undefined,
+        `invalid UTF-8 at byte offset ${error.offset}`,
+        `convert the file to UTF-8, e.g. iconv -f WINDOWS-1252 -t UTF-8 '${file}' > converted${extname(file)} (name its real encoding after -f)`,
+      );
+    }
     const code = (error as NodeJS.ErrnoException).code;
     throw new DatasetFormatError(
       file,

@@ -53,8 +53,15 @@ export const evalSettings = z.strictObject({
 });
 export type EvalSettings = z.infer<typeof evalSettings>;
 
+/** The name becomes a folder (runs/<name>, plans/<name>.json): one plain path segment, never a way out of the run folder. */
+const SWEEP_NAME = /^[A-Za-z0-9._-]+$/;
+const sweepName = z.string().refine((name) => SWEEP_NAME.test(name) && name !== '.' && name !== '..', {
+  error: (issue) =>
+    `must be a plain folder name (letters, digits, '.', '_', '-'; no path separators, not '.' or '..'), got '${String(issue.input)}'. Fix: name: my-sweep (the run goes to runs/<name>; pick its folder with --out)`,
+});
+
 export const sweepConfig = z.strictObject({
-  name: z.string().default('sweep'),
+  name: sweepName.default('sweep'),
   /** The micro-world's seed (used by every `micro:` reference). */
   worldSeed: z.number().int().default(0),
   /** `micro:llama|qwen2|gpt2` (the world's aligned base models) or a checkpoint directory. */
@@ -99,11 +106,25 @@ export function parseSweepConfig(raw: unknown, file = '<config>'): SweepConfig {
   const path = issue.path.join('.') || '(top level)';
   let hint = '';
   if (issue.code === 'unrecognized_keys') {
-    const known = Object.keys(issue.path.length === 0 ? sweepConfig.shape : {});
+    const known = objectsAt(sweepConfig, issue.path).flatMap((o) => Object.keys(o.shape));
     const suggestion = issue.keys.map((k) => closest(k, known)).find(Boolean);
     hint = suggestion ? `. Did you mean '${suggestion}'?` : '';
   }
   throw new ConfigFileError(`${file}: field '${path}': ${issue.message}${hint}`);
+}
+
+/** The object schemas that can sit at `path` (through defaults, optionals, transforms, unions and arrays). */
+function objectsAt(schema: z.ZodType, path: readonly PropertyKey[]): z.ZodObject[] {
+  if (schema instanceof z.ZodDefault || schema instanceof z.ZodOptional || schema instanceof z.ZodNullable)
+    return objectsAt(schema.unwrap() as z.ZodType, path);
+  if (schema instanceof z.ZodPipe) return objectsAt(schema.in as z.ZodType, path);
+  if (schema instanceof z.ZodUnion) return schema.options.flatMap((option) => objectsAt(option as z.ZodType, path));
+  if (path.length === 0) return schema instanceof z.ZodObject ? [schema] : [];
+  const [head, ...rest] = path;
+  if (schema instanceof z.ZodArray && typeof head === 'number') return objectsAt(schema.element as z.ZodType, rest);
+  if (schema instanceof z.ZodObject && typeof head === 'string' && Object.hasOwn(schema.shape, head))
+    return objectsAt(schema.shape[head] as z.ZodType, rest);
+  return [];
 }
 
 export function loadSweepConfig(file: string): SweepConfig {

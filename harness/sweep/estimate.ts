@@ -22,15 +22,13 @@ export function estimateCells(cells: Cell[]): { perCell: number[]; total: number
   const load = (ref: string, worldSeed: number) => {
     const key = `${worldSeed}:${ref}`;
     if (!sizes.has(key)) {
-      try {
-        const examples = loadDataset(ref, { seed: worldSeed });
-        sizes.set(key, {
-          n: examples.length,
-          words: examples.reduce((s, e) => s + e.messages.reduce((t, m) => t + words(m.content) + TEMPLATE_TOKENS, 0), 0),
-        });
-      } catch {
-        sizes.set(key, { n: 0, words: 0 });
-      }
+      // No fallback: the references were resolved before (references.ts), so a load that fails now is an
+      // error to show, not an empty set that makes the estimate look cheap.
+      const examples = loadDataset(ref, { seed: worldSeed });
+      sizes.set(key, {
+        n: examples.length,
+        words: examples.reduce((s, e) => s + e.messages.reduce((t, m) => t + words(m.content) + TEMPLATE_TOKENS, 0), 0),
+      });
     }
     return sizes.get(key)!;
   };
@@ -47,19 +45,20 @@ export function estimateCells(cells: Cell[]): { perCell: number[]; total: number
     const capabilityTokens = s.eval.capability.reduce((n, ref) => n + evalItems(ref), 0) * 20;
     let seconds = (safetyTokens + capabilityTokens) / GENERATE_TOKENS_PER_SECOND;
     if (s.kind === 'finetune') {
-      let trainWords = 0;
+      const pools = {
+        task: loadDataset(s.task, { seed: s.worldSeed }),
+        harmful: loadDataset(s.harmful, { seed: s.worldSeed }),
+        safe: loadDataset(s.safe, { seed: s.worldSeed }),
+        text,
+      };
+      let trainWords: number;
       try {
-        const pools = {
-          task: loadDataset(s.task, { seed: s.worldSeed }),
-          harmful: loadDataset(s.harmful, { seed: s.worldSeed }),
-          safe: loadDataset(s.safe, { seed: s.worldSeed }),
-          text,
-        };
         const examples = configureThreat(s.threat.name, s.threat.params).build(threatContext(pools), new Rng(`${s.seed}:threat`));
         trainWords =
           examples.reduce((t, e) => t + e.messages.reduce((u, m) => u + words(m.content) + TEMPLATE_TOKENS, 0), 0) +
           s.oldTask.reduce((n, o) => n + o.count, 0) * 35;
       } catch {
+        // The threat cannot build its set from these pools (the cell would fail too): count the task set.
         trainWords = load(s.task, s.worldSeed).words;
       }
       const needs = configureStrategy(s.strategy.name, s.strategy.params).needs;

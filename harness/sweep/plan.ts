@@ -1,6 +1,12 @@
 // Plan: the grid of a sweep config as a list of cells with content-addressed ids. A cell's spec holds every
-// parameter with its defaults filled in, so equal work gets an equal id across sweeps and re-runs.
+// parameter with its defaults filled in, and the content hashes of the files it reads, so equal work gets an
+// equal id across sweeps and re-runs, and a data file changed in place gets new cells (resume never reuses
+// a cell computed from other bytes).
+import { WORLD_VERSION } from '../../datasets/micro-world/build.ts';
 import { canonicalJson, contentHash } from '../../engine/io.ts';
+import { BASE_MODEL_CODE_VERSION } from '../micro-world/base-model.ts';
+import { MICRO_GUARD_CODE_VERSION } from '../micro-world/guardrail.ts';
+import { hashPath, localPath, referenceHashes, type ReferenceKind } from './references.ts';
 import { configureStrategy } from '../../strategies/index.ts';
 import { configureThreat, threatNames } from '../../threats/index.ts';
 import type { TrainSettings } from '../../engine/train.ts';
@@ -22,6 +28,16 @@ interface CellCommon {
   /** Threats whose eval conditions are measured (a base cell measures those of every threat in the sweep). */
   conditionsOf: PluginSpec[];
   eval: EvalSettings;
+  /**
+   * Content hash of every local file or directory the cell reads (model, data, eval sets, guardrail), by path;
+   * absent when it reads none (micro-world cells). The rule is in references.ts.
+   */
+  contents?: Record<string, string>;
+  /**
+   * Versions of the micro-world generators behind the cell's `micro:` references, where they differ from
+   * MICRO_ID_BASELINE; absent otherwise.
+   */
+  microVersions?: Partial<typeof MICRO_ID_BASELINE>;
 }
 
 /** A base cell evaluates the unmodified model. */
@@ -106,6 +122,60 @@ export function cellId(spec: CellSpec): string {
 }
 
 /**
+ * `micro:` data is generated from the world seed (in every spec) by generators with versions: the world
+ * (datasets/micro-world/build.ts), the base models' training code and the micro guardrail's. A version other
+ * than these enters the spec of each cell it concerns (so bumping one gives those cells new ids); at these
+ * versions, the ones current when ids were first made, the spec leaves them out and the ids made before
+ * versions were hashed stay valid.
+ */
+const MICRO_ID_BASELINE = { world: 2, baseModel: 1, guardrail: 2 };
+
+/** The references a cell reads, by kind. */
+function cellReads(spec: CellSpec): [ReferenceKind, string][] {
+  const reads: [ReferenceKind, string][] = [
+    ['model', spec.model],
+    ...spec.eval.safety.map((r): [ReferenceKind, string] => ['dataset', r]),
+    ...spec.eval.capability.map((r): [ReferenceKind, string] => ['dataset', r]),
+    ['judge', spec.eval.judge],
+  ];
+  if (spec.kind === 'finetune') {
+    reads.push(['dataset', spec.task], ['dataset', spec.harmful], ['dataset', spec.safe]);
+    for (const o of spec.oldTask) if (o.count > 0) reads.push(['dataset', o.dataset]);
+    if (spec.guardrail.spec !== 'none') reads.push(['guardrail', spec.guardrail.spec]);
+  }
+  return reads;
+}
+
+/** The spec with what identifies the content it reads: file hashes and the micro-world generator versions. */
+function withContents(spec: CellSpec, hashes: Map<string, string>): CellSpec {
+  const reads = cellReads(spec);
+  const paths = [...new Set(reads.map(([kind, ref]) => localPath(kind, ref)).filter((p) => p !== undefined))].sort();
+  const contents = Object.fromEntries(
+    paths.map((p) => {
+      let hash = hashes.get(p);
+      if (hash === undefined) hashes.set(p, (hash = hashPath(p)));
+      return [p, hash];
+    }),
+  );
+  const micro = (kind: ReferenceKind) => reads.some(([k, ref]) => k === kind && ref.startsWith('micro:'));
+  const guardrail = reads.some(
+    ([kind, ref]) => (kind === 'guardrail' && ref === 'micro') || (kind === 'judge' && ref === 'guardrail:micro'),
+  );
+  const current = { world: WORLD_VERSION, baseModel: BASE_MODEL_CODE_VERSION, guardrail: MICRO_GUARD_CODE_VERSION };
+  const used = { world: micro('dataset') || micro('model') || guardrail, baseModel: micro('model'), guardrail };
+  const versions = Object.fromEntries(
+    (Object.keys(current) as (keyof typeof current)[])
+      .filter((k) => used[k] && current[k] !== MICRO_ID_BASELINE[k])
+      .map((k) => [k, current[k]]),
+  );
+  return {
+    ...spec,
+    ...(paths.length > 0 ? { contents } : {}),
+    ...(Object.keys(versions).length > 0 ? { microVersions: versions } : {}),
+  };
+}
+
+/**
  * Every cell of the grid: one base cell per model, then models × tasks × harmful pools × threats ×
  * strategies × guardrails × seeds. Guardrails only matter to strategies that read them; for the others
  * the guardrail axis collapses to its first entry (no duplicate cells that differ by an unused field).
@@ -114,9 +184,11 @@ export function planSweep(config: SweepConfig): Cell[] {
   const threats = config.threats.map(threatSpec);
   const strategies = config.strategies.map(strategySpec);
   const guardrails = config.guardrails.map(guardrailSpec);
+  const hashes = referenceHashes(config);
   const cells: Cell[] = [];
   const seen = new Set<string>();
-  const push = (spec: CellSpec, labels: Cell['labels']) => {
+  const push = (plain: CellSpec, labels: Cell['labels']) => {
+    const spec = withContents(plain, hashes);
     const id = cellId(spec);
     if (!seen.has(id)) {
       seen.add(id);
