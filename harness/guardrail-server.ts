@@ -4,9 +4,16 @@
 //   POST /v1/completions  {model?, prompt: string | string[] | ids | ids[], max_tokens?, temperature?: 0,
 //                          logprobs?: K, add_special_tokens?, ignore_eos?}  → greedy decoding, with the top-K
 //                          log-probabilities over the full vocabulary at each generated position
-//   GET  /v1/models, GET /health
+//   GET  /v1/models, GET /health (→ {status: 'ok', pending, maxPending}: requests being scored or waiting)
 // Decoding is greedy only (temperature must be 0 or absent). Tokens are returned as strings (each token
 // decoded on its own); errors as {error: {message, type, param, code}} with a 4xx status.
+//
+// Limits, so that one client cannot take the process down or starve the others: a prompt plus its generated
+// tokens must fit the model's context (400), a request holds at most `maxPrompts` prompts (400), at most
+// `maxPending` requests are scored or wait to be (429 with Retry-After beyond that; they are scored one at a
+// time), and scoring yields to the event loop before every forward pass, so GET /health answers at once while
+// a request is scored. With `apiKey`, every route but GET /health needs `Authorization: Bearer <key>` (401).
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { disposeCache } from '../engine/model/transformer.ts';
@@ -26,6 +33,15 @@ export interface ServerLimits {
   maxTokens: number;
   /** Prompts decoded together in one left-padded batch. Default 8. */
   batchSize: number;
+  /** Most prompts in one request. Default 64. */
+  maxPrompts: number;
+  /**
+   * Most tokens a prompt plus its generated tokens may take: the model's context length (config max
+   * positions), or less. Default: the context length.
+   */
+  maxContextTokens: number;
+  /** Most requests being scored or waiting to be; one more is answered 429. Default 8. */
+  maxPending: number;
 }
 
 export interface GuardrailServerOptions extends Partial<ServerLimits> {
@@ -35,6 +51,10 @@ export interface GuardrailServerOptions extends Partial<ServerLimits> {
   host?: string;
   /** Default 0: a free port. */
   port?: number;
+  /** When set, every request but GET /health must carry `Authorization: Bearer <apiKey>`. */
+  apiKey?: string;
+  /** Where warnings go (listening on a non-loopback address). Default: stderr. */
+  warn?: (line: string) => void;
 }
 
 export interface RunningServer {
@@ -101,6 +121,13 @@ export function parseCompletionRequest(body: unknown, name: string, limits: Serv
   else if (isIdList(p)) prompts = [p];
   else if (Array.isArray(p) && p.length > 0 && p.every((x) => typeof x === 'string' || isIdList(x))) prompts = p as (string | number[])[];
   else throw new RequestError(400, "'prompt' must be a string, a list of strings, a list of token ids or a list of such lists", 'prompt');
+  if (prompts.length > limits.maxPrompts) {
+    throw new RequestError(
+      400,
+      `'prompt' has ${prompts.length} prompts; this server accepts at most ${limits.maxPrompts} per request: split the request`,
+      'prompt',
+    );
+  }
   const temperature = body.temperature;
   if (temperature !== undefined && temperature !== null && temperature !== 0) {
     throw new RequestError(
@@ -153,8 +180,11 @@ interface Decoded {
   finish: 'stop' | 'length';
 }
 
+/** Lets pending I/O (a health check, a new request to refuse) run between two forward passes. */
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 /** Greedy decoding of one left-padded batch, with each position's log-probabilities. */
-function decodeBatch(served: ServedModel, prompts: number[][], request: CompletionRequest): Decoded[] {
+async function decodeBatch(served: ServedModel, prompts: number[][], request: CompletionRequest): Promise<Decoded[]> {
   const { model, tokenizer } = served;
   const eos = new Set([...tokenizer.eosTokenIds, ...model.config.eosTokenIds]);
   const pad = tokenizer.padTokenId ?? model.config.padTokenId ?? 0;
@@ -166,6 +196,7 @@ function decodeBatch(served: ServedModel, prompts: number[][], request: Completi
     : undefined;
   const out: Decoded[] = prompts.map(() => ({ ids: [], logprobs: [], tops: [], finish: 'length' }));
   const done = prompts.map(() => false);
+  await yieldToEventLoop();
   let step = forwardLast(model, rows, { mask, keepCache: request.maxTokens > 1 });
   let cache: KVCache | undefined = step.cache;
   try {
@@ -193,6 +224,7 @@ function decodeBatch(served: ServedModel, prompts: number[][], request: Completi
       });
       if (t === request.maxTokens - 1 || done.every(Boolean)) break;
       mask?.forEach((m) => m.push(1)); // finished rows continue on padding; their outputs are ignored
+      await yieldToEventLoop();
       step = forwardLast(
         model,
         next.map((id) => [id]),
@@ -207,19 +239,48 @@ function decodeBatch(served: ServedModel, prompts: number[][], request: Completi
   return out;
 }
 
-/** The OpenAI completions response for a validated request. */
-export function runCompletions(served: ServedModel, request: CompletionRequest, name: string, batchSize = 8): Record<string, unknown> {
+/**
+ * The token ids of a validated request's prompts; a 400 for an empty prompt, an id outside the vocabulary,
+ * or a prompt whose tokens plus the generated ones exceed `maxContextTokens` (default: the model's context).
+ */
+export function encodePrompts(served: ServedModel, request: CompletionRequest, maxContextTokens?: number): number[][] {
   const { tokenizer, model } = served;
-  const prompts = request.prompts.map((p, i) => {
+  const context = model.config.maxPositions;
+  const limit = Math.min(context, maxContextTokens ?? context);
+  const what =
+    limit < context
+      ? `this server's limit is ${limit} tokens (the model's context length is ${context})`
+      : `this model's context length is ${context} tokens`;
+  return request.prompts.map((p, i) => {
+    if (typeof p !== 'string' && p.length > limit) throw new RequestError(400, `prompt ${i} has ${p.length} tokens; ${what}`, 'prompt');
     const ids = typeof p === 'string' ? tokenizer.encode(p, { addSpecialTokens: request.addSpecialTokens }) : p;
     if (ids.length === 0) throw new RequestError(400, `prompt ${i} encodes to no tokens`, 'prompt');
+    // The last generated token is never fed back: a prompt of n tokens and max_tokens m use n + m - 1 positions.
+    if (ids.length + request.maxTokens - 1 > limit) {
+      throw new RequestError(
+        400,
+        `prompt ${i} has ${ids.length} prompt tokens and max_tokens ${request.maxTokens} asks for ${request.maxTokens} more; ${what}: shorten the prompt or lower max_tokens`,
+        ids.length > limit ? 'prompt' : 'max_tokens',
+      );
+    }
     const bad = ids.find((id) => id < 0 || id >= model.config.vocabSize);
     if (bad !== undefined) throw new RequestError(400, `prompt ${i} has token id ${bad} outside [0, ${model.config.vocabSize})`, 'prompt');
     return ids;
   });
+}
+
+/** The OpenAI completions response for a validated request (its prompts encoded by encodePrompts). */
+export async function runCompletions(
+  served: ServedModel,
+  request: CompletionRequest,
+  name: string,
+  batchSize = 8,
+  prompts: number[][] = encodePrompts(served, request),
+): Promise<Record<string, unknown>> {
+  const { tokenizer, model } = served;
   const decoded: Decoded[] = [];
   for (let start = 0; start < prompts.length; start += batchSize)
-    decoded.push(...decodeBatch(served, prompts.slice(start, start + batchSize), request));
+    decoded.push(...(await decodeBatch(served, prompts.slice(start, start + batchSize), request)));
   const eos = new Set([...tokenizer.eosTokenIds, ...model.config.eosTokenIds]);
   const choices = decoded.map((d, index) => {
     const tokens = d.ids.map((id) => tokenizer.decode([id]));
@@ -264,41 +325,96 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent || res.destroyed) return;
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
   res.end(text);
 }
 
-function sendError(res: ServerResponse, status: number, message: string, param?: string): void {
-  const type = status === 404 ? 'not_found_error' : status >= 500 ? 'internal_server_error' : 'invalid_request_error';
-  send(res, status, { error: { message, type, param: param ?? null, code: status } });
+const errorTypes: Record<number, string> = {
+  401: 'authentication_error',
+  404: 'not_found_error',
+  429: 'rate_limit_error',
+};
+
+function sendError(res: ServerResponse, status: number, message: string, param?: string, headers?: Record<string, string>): void {
+  const type = errorTypes[status] ?? (status >= 500 ? 'internal_server_error' : 'invalid_request_error');
+  send(res, status, { error: { message, type, param: param ?? null, code: status } }, headers);
+}
+
+/** A request answered with extra headers (401: WWW-Authenticate; 429: Retry-After). */
+class HeaderedRequestError extends RequestError {
+  constructor(
+    status: number,
+    message: string,
+    readonly headers: Record<string, string>,
+  ) {
+    super(status, message);
+  }
+}
+
+/** 127.0.0.0/8, ::1 and localhost: addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^(::ffff:)?127(\.\d{1,3}){3}$/.test(h);
+}
+
+const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
+
+/** Whether `header` is `Bearer <key>`, compared in constant time. */
+function bearerMatches(header: string | undefined, key: string): boolean {
+  const match = /^Bearer\s+(.+)$/i.exec(header?.trim() ?? '');
+  return match !== null && timingSafeEqual(digest(match[1]), digest(key));
 }
 
 /** Starts the server; resolves once it listens. */
 export async function startGuardrailServer(served: ServedModel, options: GuardrailServerOptions): Promise<RunningServer> {
+  const context = served.model.config.maxPositions;
   const limits: ServerLimits = {
     maxLogprobs: options.maxLogprobs ?? 100,
     maxTokens: options.maxTokens ?? 512,
     batchSize: options.batchSize ?? 8,
+    maxPrompts: options.maxPrompts ?? 64,
+    maxContextTokens: Math.min(context, options.maxContextTokens ?? context),
+    maxPending: options.maxPending ?? 8,
   };
-  const { name } = options;
+  for (const key of ['maxPrompts', 'maxContextTokens', 'maxPending', 'batchSize'] as const) {
+    if (!Number.isInteger(limits[key]) || limits[key] < 1)
+      throw new Error(`guardrail server: ${key} must be a positive integer, got ${limits[key]}`);
+  }
+  if (options.apiKey !== undefined && options.apiKey === '') throw new Error('guardrail server: the API key is empty');
+  const { name, apiKey } = options;
   const started = Math.floor(Date.now() / 1000);
+  // Scoring runs one request at a time, in arrival order; `pending` counts the one scored and those waiting.
+  let pending = 0;
+  let queue: Promise<unknown> = Promise.resolve();
   const server = createServer((req, res) => {
     void handle(req, res).catch((error: unknown) => {
-      if (error instanceof RequestError) sendError(res, error.status, error.message, error.param);
+      if (error instanceof HeaderedRequestError) sendError(res, error.status, error.message, error.param, error.headers);
+      else if (error instanceof RequestError) sendError(res, error.status, error.message, error.param);
       else sendError(res, 500, error instanceof Error ? error.message : String(error));
     });
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname.replace(/\/+$/, '');
+    if (path === '/health' && req.method === 'GET') return send(res, 200, { status: 'ok', pending, maxPending: limits.maxPending });
+    if (apiKey !== undefined && !bearerMatches(req.headers.authorization, apiKey)) {
+      req.resume();
+      throw new HeaderedRequestError(
+        401,
+        req.headers.authorization
+          ? 'Incorrect API key provided. Send the key as `Authorization: Bearer <key>`.'
+          : 'You did not provide an API key. Send it as `Authorization: Bearer <key>`.',
+        { 'www-authenticate': 'Bearer' },
+      );
+    }
     const routes: Record<string, string> = { '/v1/completions': 'POST', '/v1/models': 'GET', '/health': 'GET' };
     const method = routes[path];
     if (!method)
       throw new RequestError(404, `no route ${req.method} ${path}; this server has POST /v1/completions, GET /v1/models and GET /health`);
     if (req.method !== method) throw new RequestError(405, `${path} accepts ${method}, not ${req.method}`);
-    if (path === '/health') return send(res, 200, { status: 'ok' });
     if (path === '/v1/models') {
       return send(res, 200, { object: 'list', data: [{ id: name, object: 'model', created: started, owned_by: 'star-dss' }] });
     }
@@ -310,25 +426,52 @@ export async function startGuardrailServer(served: ServedModel, options: Guardra
       throw new RequestError(400, `the request body is not valid JSON (${(error as Error).message})`);
     }
     const request = parseCompletionRequest(body, name, limits);
-    send(res, 200, runCompletions(served, request, name, limits.batchSize));
+    const prompts = encodePrompts(served, request, limits.maxContextTokens);
+    if (pending >= limits.maxPending) {
+      throw new HeaderedRequestError(
+        429,
+        `the server is busy: ${pending} request${pending === 1 ? ' is' : 's are'} being scored or waiting, its limit; retry later`,
+        { 'retry-after': '1' },
+      );
+    }
+    pending++;
+    let gone = false;
+    res.once('close', () => {
+      gone = !res.writableFinished;
+    });
+    const turn = queue.then(async () => {
+      if (gone) return; // the client went away while it waited
+      send(res, 200, await runCompletions(served, request, name, limits.batchSize, prompts));
+    });
+    queue = turn.catch(() => {}).finally(() => pending--);
+    await turn;
   }
 
+  const listenHost = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+    server.listen(options.port ?? 0, listenHost, () => {
       server.off('error', reject);
       resolve();
     });
   });
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  if (!isLoopback(listenHost)) {
+    (options.warn ?? ((line: string) => process.stderr.write(`${line}\n`)))(
+      `warning: the guardrail server listens on ${listenHost}, not a loopback address: other machines can reach it` +
+        (apiKey === undefined ? ' and use it without a key (set one with --api-key-env)' : ''),
+    );
+  }
   return {
     url: `http://${host}:${address.port}`,
     port: address.port,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
+    close: async () => {
+      await new Promise<void>((resolve, reject) => {
         server.close((error) => (error ? reject(error) : resolve()));
         server.closeAllConnections();
-      }),
+      });
+      await queue; // the request being scored finishes before the caller disposes the model
+    },
   };
 }

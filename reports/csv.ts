@@ -53,11 +53,23 @@ export function csvColumns(cells: readonly CellResult[]): Column[] {
   ];
 }
 
+const formulaLead = /^[=+\-@\t\r]/;
+const plainNumber = /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i;
+
+/**
+ * A text cell a spreadsheet would run as a formula (it starts with =, +, -, @, tab or carriage return:
+ * OWASP's CSV-injection rule) gets a leading single quote, which spreadsheets show as text. Numbers, and
+ * text that is a plain number such as "-1.5", are left as they are: they cannot hold a formula.
+ */
+function defuse(value: Value): Value {
+  return typeof value === 'string' && formulaLead.test(value) && !plainNumber.test(value) ? `'${value}` : value;
+}
+
 /** results.csv text: a header and one row per cell (empty fields where a cell has no such value). */
 export function resultsCsv(cells: readonly CellResult[]): string {
   const columns = csvColumns(cells);
   return stringify(
-    cells.map((c) => columns.map((col) => col.get(c) ?? '')),
-    { header: true, columns: columns.map((c) => c.name) },
+    cells.map((c) => columns.map((col) => defuse(col.get(c)) ?? '')),
+    { header: true, columns: columns.map((c) => defuse(c.name) as string) },
   );
 }

@@ -84,17 +84,43 @@ export function groupTables(group: Group): Table[] {
   ];
 }
 
-const mdCell = (text: string): string => text.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+/**
+ * Text from result files (labels, messages, dataset and judge names) as literal Markdown on one line: line
+ * breaks become spaces, and every character that could end a table cell or start markup is backslash-escaped
+ * (backslash, pipe, backtick, *, ~, <, >, &; an underscore unless it sits inside a word, where it is never
+ * emphasis; brackets when they could form a link). Ordinary labels such as `star-dss(chunk_words=8)`,
+ * `backdoor[micro:aoa]` or `harmful-injection 10%` come out unchanged.
+ */
+export function mdText(text: string): string {
+  const escaped = text
+    .replace(/\r\n|\r|\n/g, ' ')
+    .replace(/[\\|`*~<>&]/g, '\\$&')
+    .replace(/(?<![\p{L}\p{N}])_|_(?![\p{L}\p{N}])/gu, '\\_');
+  return /\][([]/.test(escaped) ? escaped.replace(/[[\]]/g, '\\$&') : escaped;
+}
+
+/** A Markdown code span holding `text` literally: the fence is longer than any run of backticks inside. */
+export function mdCode(text: string): string {
+  const flat = text.replace(/\r\n|\r|\n/g, ' ');
+  const fence = '`'.repeat(Math.max(0, ...(flat.match(/`+/g) ?? []).map((run) => run.length)) + 1);
+  const pad = /^`|`$/.test(flat) || (/^ .*[^ ].* $/.test(flat) && flat.length > 2) ? ' ' : '';
+  return `${fence}${pad}${flat}${pad}${fence}`;
+}
 
 export function markdownTable(table: Table): string {
-  const line = (cells: string[]) => `| ${cells.map(mdCell).join(' | ')} |`;
+  const line = (cells: string[]) => `| ${cells.map(mdText).join(' | ')} |`;
   return [line(table.header), line(table.header.map((_, i) => (i === 0 ? '---' : '---:'))), ...table.rows.map(line)].join('\n');
 }
 
-export function failedCellLine(c: CellResult): string {
+/** What a failed cell was and its error's first line, without its id. */
+function failedCellText(c: CellResult): string {
   const l = c.labels;
   const message = c.error?.message.split('\n')[0] ?? '(no error message recorded)';
-  return `\`${c.id}\` ${l.model} · ${l.task} · ${l.threatLabel} · ${l.strategyLabel} · guardrail ${l.guardrail} · FNR ${l.falseNegativeRate} · seed ${l.seed}: ${message}`;
+  return `${l.model} · ${l.task} · ${l.threatLabel} · ${l.strategyLabel} · guardrail ${l.guardrail} · FNR ${l.falseNegativeRate} · seed ${l.seed}: ${message}`;
+}
+
+export function failedCellLine(c: CellResult): string {
+  return `\`${c.id}\` ${failedCellText(c)}`;
 }
 
 export function summaryLine(run: LoadedRun, agg: Aggregate): string {
@@ -104,21 +130,21 @@ export function summaryLine(run: LoadedRun, agg: Aggregate): string {
 
 export function tablesMarkdown(run: LoadedRun, agg: Aggregate): string {
   const out = [
-    `# star-dss results: ${basename(run.dir)}`,
+    `# star-dss results: ${mdText(basename(run.dir))}`,
     '',
     summaryLine(run, agg),
     'Numbers are % with one decimal: mean ± sample standard deviation (n − 1 denominator) over seeds, (n) = seeds.',
     "The base model row is the aligned model before finetuning, evaluated under each column's eval condition.",
   ];
   for (const group of agg.groups) {
-    out.push('', `## ${group.label}`);
+    out.push('', `## ${mdText(group.label)}`);
     for (const table of groupTables(group)) {
-      out.push('', `### ${table.title}`, '', markdownTable(table));
-      if (table.note) out.push('', table.note);
+      out.push('', `### ${mdText(table.title)}`, '', markdownTable(table));
+      if (table.note) out.push('', mdText(table.note));
     }
   }
   out.push('', '## Failed cells', '');
   if (agg.failed.length === 0) out.push('None.');
-  for (const c of agg.failed) out.push(`- ${mdCell(failedCellLine(c))}`);
+  for (const c of agg.failed) out.push(`- ${mdCode(c.id)} ${mdText(failedCellText(c))}`);
   return `${out.join('\n')}\n`;
 }

@@ -3,6 +3,7 @@
 // and sample outputs; plus the setup, the guardrail's false-positive rate and the wall time. Pure: the
 // text is a function of its input.
 import { formatStat } from '../../reports/aggregate.ts';
+import { mdCode, mdText } from '../../reports/tables.ts';
 import type { SweepConfig } from '../sweep/config.ts';
 import type { SampleOutput } from '../../results/result.ts';
 import type { Claim, Judgement } from './claims.ts';
@@ -52,7 +53,8 @@ export interface ClaimsReport {
   subdirs: string[];
 }
 
-const esc = (text: string): string => text.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+/** Text from results as literal one-line Markdown (pipes, markup and line breaks escaped). */
+const esc = mdText;
 const minutes = (s: number): string => (s >= 90 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(0)} s`);
 const pct = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? '–' : `${x.toFixed(1)}%`);
 
@@ -90,7 +92,7 @@ function sampleLines(measures: readonly Measure[]): string[] {
     const seed = m.cells[0]?.labels.seed;
     for (const s of samples) {
       lines.push(
-        `- ${m.method} · ${m.setting} · ${s.condition} · seed ${seed} · ${s.harmful ? 'HARMFUL' : 'safe'}: \`${clip(s.prompt).replace(/`/g, "'")}\` → \`${clip(s.response).replace(/`/g, "'")}\``,
+        `- ${esc(`${m.method} · ${m.setting} · ${s.condition} · seed ${seed}`)} · ${s.harmful ? 'HARMFUL' : 'safe'}: ${mdCode(clip(s.prompt))} → ${mdCode(clip(s.response))}`,
       );
     }
   }

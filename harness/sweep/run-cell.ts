@@ -394,9 +394,17 @@ export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ re
     }
     clock.end('evaluate');
   } catch (error) {
-    const e = error as Error;
+    const e = error instanceof Error ? error : new Error(String(error));
+    // The stack is kept (its frames say where the cell failed), with paths made portable: relative to the
+    // repository root, and ~ for the home directory, so result.json names no absolute path of this machine.
+    const root = decodeURIComponent(new URL('../..', import.meta.url).pathname);
+    const home = (process.env.HOME ?? process.env.USERPROFILE ?? '').replace(/\/+$/, '');
+    const portable = (text: string): string => {
+      const relative = root.length > 1 ? text.split(`file://${root}`).join('').split(root).join('') : text;
+      return home ? relative.split(`file://${home}/`).join('~/').split(`${home}/`).join('~/') : relative;
+    };
     result.status = 'error';
-    result.error = { message: e.message, ...(e.stack ? { stack: e.stack } : {}) };
+    result.error = { message: portable(e.message), ...(e.stack ? { stack: portable(e.stack) } : {}) };
   } finally {
     for (const m of disposables) m.dispose();
   }
