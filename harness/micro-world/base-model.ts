@@ -7,9 +7,9 @@
 //
 // Recipe (the measured prototype's, docs/micro-world.md): d 128, 2 layers, 4 heads, MLP 512, tied head,
 // ~3 epochs of ~9k items at batch 32, AdamW β2 0.95, lr 3e-3 with 50 warmup steps then cosine to 3e-4.
-import { existsSync, readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { hostname, loadavg } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { Example } from '../../engine/contracts/example.ts';
 import { loadDataset } from '../../datasets/index.ts';
 import { BASE_RECIPE, baseTrainingExamples, type BaseRecipeEntry } from '../../datasets/micro-world/base.ts';
@@ -262,6 +262,56 @@ export function isCompleteModelDir(dir: string): boolean {
   );
 }
 
+/**
+ * Puts a trained model at the cache directory `dir`, safely when another process (a second shard, a second
+ * sweep) trains and saves the same model at the same time: `save` writes into a temporary sibling directory
+ * named for this process, which is then renamed into place. If `dir` appeared meanwhile and is complete,
+ * that model is kept and only the temporary directory is removed ('kept'). Nothing is deleted that this call
+ * did not create, except an existing `dir` replaced on an explicit `force` (a retrain); an incomplete `dir`
+ * in the way is moved aside to `<dir>.incomplete-<suffix>`, not deleted.
+ */
+export function installModelDir(
+  dir: string,
+  save: (tmp: string) => void,
+  isComplete: (dir: string) => boolean,
+  options: { force?: boolean; log?: (line: string) => void } = {},
+): 'installed' | 'kept' {
+  const target = resolve(dir);
+  mkdirSync(dirname(target), { recursive: true });
+  const suffix = `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const tmp = join(dirname(target), `${basename(target)}.tmp-${suffix}`);
+  try {
+    save(tmp);
+    for (let attempt = 0; ; attempt++) {
+      if (existsSync(target)) {
+        if (isComplete(target) && !options.force) {
+          rmSync(tmp, { recursive: true, force: true });
+          return 'kept';
+        }
+        const aside = `${target}.${options.force ? 'replaced' : 'incomplete'}-${suffix}`;
+        try {
+          renameSync(target, aside);
+        } catch {
+          if (attempt < 3) continue; // another process moved it first
+          throw new Error(`${target}: could not move the existing directory aside. Fix: remove it and run again`);
+        }
+        if (options.force) rmSync(aside, { recursive: true, force: true });
+        else options.log?.(`${target} was incomplete; moved aside to ${aside}`);
+      }
+      try {
+        renameSync(tmp, target);
+        return 'installed';
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if ((code !== 'ENOTEMPTY' && code !== 'EEXIST') || attempt >= 3) throw error; // else: it appeared meanwhile
+      }
+    }
+  } catch (error) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw error;
+  }
+}
+
 /** The base model directory of a family: from the cache, or trained now (and cached). */
 export async function ensureBaseModel(family: string, options: BaseModelOptions = {}): Promise<string> {
   const recipe = options.recipe ?? baseRecipe(family);
@@ -286,7 +336,11 @@ export async function ensureBaseModel(family: string, options: BaseModelOptions 
       'recipe.json': { hash: contentHash(baseHashInputs(recipe, manifest, seed)), inputs: baseHashInputs(recipe, manifest, seed) },
       'training.json': { ...summary, losses: losses.filter((_, i) => i % 10 === 0), date: new Date().toISOString() },
     };
-    saveModel(dir, model, { files: tokenizerDirFiles(files, extra) });
+    const how = installModelDir(dir, (tmp) => saveModel(tmp, model, { files: tokenizerDirFiles(files, extra) }), isCompleteModelDir, {
+      force: options.force,
+      log,
+    });
+    if (how === 'kept') log(`[${recipe.family}] another process saved this base model first; keeping its copy`);
   } finally {
     model.dispose();
   }

@@ -29,7 +29,7 @@ import { MICRO_FILES, type MicroName } from '../../datasets/micro-world/files.ts
 import { CATEGORIES, REFUSALS, MICRO_THREAT_TEXT } from '../../datasets/micro-world/harm.ts';
 import { judgeHarmful, operationalWords } from '../../datasets/micro-world/oracle.ts';
 import { MICRO_SPECIAL_TOKENS, microTokenizerFiles, tokenizerDirFiles } from '../../datasets/micro-world/tokenizer.ts';
-import { trainMicroModel, type ModelSizes, type RecipeTrainConfig } from './base-model.ts';
+import { installModelDir, trainMicroModel, type ModelSizes, type RecipeTrainConfig } from './base-model.ts';
 import { cacheDir, contentHash, writeJsonAtomic } from '../../engine/io.ts';
 import { saveModel } from '../../engine/model/checkpoint.ts';
 import { tokenizerFromObjects, type Tokenizer, type WordLevelTokenizerFiles } from '../../engine/model/tokenizer.ts';
@@ -411,10 +411,9 @@ export async function ensureMicroGuardrail(options: MicroGuardOptions = {}): Pro
   const world = options.world ?? ensureWorld(options.worldSeed ?? DEFAULT_WORLD_SEED);
   const manifest = loadWorld(world);
   const dir = microGuardDir(recipe, manifest, seed);
-  const done = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'guardrail.json'].every((f) =>
-    existsSync(join(dir, f)),
-  );
-  if (done && !options.force) return dir;
+  const isComplete = (d: string) =>
+    ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'guardrail.json'].every((f) => existsSync(join(d, f)));
+  if (isComplete(dir) && !options.force) return dir;
 
   const log = options.log ?? (() => {});
   const files = guardTokenizerFiles(manifest.vocabulary);
@@ -435,13 +434,17 @@ export async function ensureMicroGuardrail(options: MicroGuardOptions = {}): Pro
   });
   try {
     const { losses, ...summary } = stats;
-    saveModel(dir, model, {
-      files: tokenizerDirFiles(files, {
-        'guardrail.json': { preset: 'micro' },
-        'recipe.json': { hash: contentHash(guardHashInputs(recipe, manifest, seed)), inputs: guardHashInputs(recipe, manifest, seed) },
-        'training.json': { ...summary, losses: losses.filter((_, i) => i % 10 === 0), date: new Date().toISOString() },
-      }),
-    });
+    const save = (tmp: string) =>
+      saveModel(tmp, model, {
+        files: tokenizerDirFiles(files, {
+          'guardrail.json': { preset: 'micro' },
+          'recipe.json': { hash: contentHash(guardHashInputs(recipe, manifest, seed)), inputs: guardHashInputs(recipe, manifest, seed) },
+          'training.json': { ...summary, losses: losses.filter((_, i) => i % 10 === 0), date: new Date().toISOString() },
+        }),
+      });
+    // Atomic: a temporary sibling renamed into place; a guardrail another process saved meanwhile is kept.
+    if (installModelDir(dir, save, isComplete, { force: options.force, log }) === 'kept')
+      log('[guard] another process saved this guardrail first; keeping its copy');
   } finally {
     model.dispose();
   }

@@ -21,7 +21,9 @@ function prepareInChild(p: Prerequisite): Promise<void> {
   const args = p.kind === 'base' ? ['base', p.family, String(p.worldSeed)] : ['guardrail', String(p.worldSeed)];
   const child = fork(runner, [fileURLToPath(import.meta.url), ...args], { stdio: 'inherit' });
   return new Promise((resolve, reject) =>
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`preparing ${args.join(' ')} failed (exit ${code})`)))),
+    child.on('exit', (code, signal) =>
+      code === 0 ? resolve() : reject(new Error(`preparing ${args.join(' ')} failed (${signal ?? `exit code ${code}`})`)),
+    ),
   );
 }
 

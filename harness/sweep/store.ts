@@ -1,8 +1,23 @@
 // The run directory: plans/<name>.json (each sweep's config and cells), then one folder per cell holding manifest.json
 // and result.json, each written atomically. A cell is done exactly when its result.json exists and
-// validates, so a killed sweep resumes by skipping done cells, and shards sharing one directory never
-// write the same file.
-import { existsSync, readFileSync } from 'node:fs';
+// validates (and, unless failed cells are kept, records no error), so a killed sweep resumes by skipping
+// done cells, and shards sharing one directory never write the same file. While a process runs a cell it
+// holds cells/<id>/.lock, so that several sweeps on one directory split the cells instead of repeating them.
+import {
+  closeSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeSync,
+} from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../../engine/io.ts';
 import { cellResult, type CellResult } from '../../results/result.ts';
@@ -23,9 +38,16 @@ export function readCellResult(runDir: string, id: string): CellResult | undefin
   }
 }
 
-export function isCellDone(runDir: string, id: string, options: { retryFailed?: boolean } = {}): boolean {
+export interface DoneOptions {
+  /** Count a cell whose result recorded an error as done (by default a resume runs it again). */
+  keepFailed?: boolean;
+  /** @deprecated Failed cells are retried by default now; accepted and ignored (see keepFailed). */
+  retryFailed?: boolean;
+}
+
+export function isCellDone(runDir: string, id: string, options: DoneOptions = {}): boolean {
   const result = readCellResult(runDir, id);
-  return result !== undefined && !(options.retryFailed && result.status === 'error');
+  return result !== undefined && (result.status === 'ok' || options.keepFailed === true);
 }
 
 export interface Manifest {
@@ -50,4 +72,213 @@ export function writeCellResult(runDir: string, result: CellResult, manifest: Ma
 /** plans/<config name>.json: several sweeps may share one run directory (reproduce does). */
 export function writePlan(runDir: string, config: SweepConfig, cells: Cell[]): void {
   writeJsonAtomic(join(runDir, 'plans', `${config.name}.json`), { config, cells });
+}
+
+export interface PlanFile {
+  name: string;
+  file: string;
+  cells: Cell[];
+}
+
+/** Every plan of a run directory (plans/*.json), sorted by name; a bad file is a one-line error naming it. */
+export function readPlans(runDir: string): PlanFile[] {
+  const dir = join(runDir, 'plans');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => {
+      const file = join(dir, f);
+      let cells: unknown;
+      try {
+        cells = (JSON.parse(readFileSync(file, 'utf8')) as { cells?: unknown }).cells;
+      } catch (error) {
+        throw new Error(`${file}: not valid JSON (${(error as Error).message.split('\n')[0]}). Fix: delete it and re-run its sweep`);
+      }
+      if (!Array.isArray(cells) || cells.some((c) => typeof (c as Cell)?.id !== 'string'))
+        throw new Error(`${file}: field 'cells' is not a list of cells with ids. Fix: delete it and re-run its sweep`);
+      return { name: f.slice(0, -'.json'.length), file, cells: cells as Cell[] };
+    });
+}
+
+// ---- Per-cell locks ----
+
+/** What a lock file holds. */
+export interface LockInfo {
+  pid: number;
+  host: string;
+  /** ISO time the lock was taken. */
+  started: string;
+  /** Random, so a process tells its own locks from those of an earlier process that had its pid. */
+  token: string;
+}
+
+/**
+ * A lock with no sign of life for this long is stale even when its process cannot be checked (another host).
+ * The holder refreshes the lock's mtime while its cell makes progress; a long phase without progress
+ * (evaluating a large model) must not look dead, hence the generous default. STAR_DSS_LOCK_STALE_HOURS
+ * overrides it.
+ */
+export const LOCK_STALE_MS = 6 * 3600_000;
+
+export function lockStaleMs(env: NodeJS.ProcessEnv = process.env): number {
+  const hours = Number(env.STAR_DSS_LOCK_STALE_HOURS);
+  return env.STAR_DSS_LOCK_STALE_HOURS && Number.isFinite(hours) && hours > 0 ? hours * 3600_000 : LOCK_STALE_MS;
+}
+
+/** A lock file written but not yet filled in is given this long before it counts as abandoned. */
+const UNREADABLE_GRACE_MS = 60_000;
+
+export interface CellLock {
+  readonly file: string;
+  readonly info: LockInfo;
+  /** Marks the lock alive (its mtime), at most every few seconds. */
+  touch(): void;
+  /** Removes the lock file if it still is this lock. */
+  release(): void;
+}
+
+export type LockAttempt = { ok: true; lock: CellLock } | { ok: false; file: string; holder?: LockInfo };
+
+const host = hostname();
+const held = new Set<CellLock>();
+let exitHookInstalled = false;
+
+/** Releases every lock this process holds (its exit paths call it; signals are the caller's to route here). */
+export function releaseAllLocks(): void {
+  for (const lock of [...held]) lock.release();
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+interface SeenLock {
+  raw: string;
+  info?: LockInfo;
+  mtimeMs: number;
+}
+
+function seeLock(file: string): SeenLock | undefined {
+  try {
+    const raw = readFileSync(file, 'utf8');
+    const mtimeMs = statSync(file).mtimeMs;
+    try {
+      const info = JSON.parse(raw) as LockInfo;
+      return typeof info?.pid === 'number' && typeof info.host === 'string' ? { raw, info, mtimeMs } : { raw, mtimeMs };
+    } catch {
+      return { raw, mtimeMs };
+    }
+  } catch {
+    return undefined; // released meanwhile
+  }
+}
+
+const ownTokens = new Set<string>();
+
+function isStale(seen: SeenLock, staleMs: number, now = Date.now()): boolean {
+  const age = now - seen.mtimeMs;
+  if (!seen.info) return age > UNREADABLE_GRACE_MS;
+  if (seen.info.host === host) {
+    if (seen.info.pid === process.pid) return !ownTokens.has(seen.info.token); // an earlier process that had our pid
+    if (!pidAlive(seen.info.pid)) return true;
+  }
+  return age > staleMs;
+}
+
+function makeLock(file: string, info: LockInfo): CellLock {
+  let touched = Date.now();
+  const lock: CellLock = {
+    file,
+    info,
+    touch() {
+      const now = Date.now();
+      if (now - touched < 5_000) return;
+      touched = now;
+      try {
+        utimesSync(file, now / 1000, now / 1000);
+      } catch {
+        // gone: nothing to refresh
+      }
+    },
+    release() {
+      held.delete(lock);
+      ownTokens.delete(info.token);
+      try {
+        if ((JSON.parse(readFileSync(file, 'utf8')) as LockInfo).token === info.token) rmSync(file, { force: true });
+      } catch {
+        // already gone, or not ours any more
+      }
+    },
+  };
+  held.add(lock);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', releaseAllLocks);
+  }
+  return lock;
+}
+
+/**
+ * Takes cells/<id>/.lock (created with O_EXCL, holding pid, host and start time), or says who holds it.
+ * A stale lock (its process is dead on this host, or it shows no sign of life for `staleMs`) is taken over:
+ * renamed aside first, so that of two processes finding it stale only one removes it.
+ */
+export function lockCell(runDir: string, id: string, options: { staleMs?: number } = {}): LockAttempt {
+  const file = join(cellDir(runDir, id), '.lock');
+  mkdirSync(cellDir(runDir, id), { recursive: true });
+  let holder: LockInfo | undefined;
+  for (let attempt = 0; attempt < 4; attempt++) {
+    const info: LockInfo = { pid: process.pid, host, started: new Date().toISOString(), token: Math.random().toString(36).slice(2, 12) };
+    try {
+      const fd = openSync(file, 'wx');
+      try {
+        writeSync(fd, `${JSON.stringify(info)}\n`);
+      } finally {
+        closeSync(fd);
+      }
+      ownTokens.add(info.token);
+      return { ok: true, lock: makeLock(file, info) };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const seen = seeLock(file);
+    if (!seen) continue; // released meanwhile: try again
+    holder = seen.info;
+    if (!isStale(seen, options.staleMs ?? lockStaleMs())) return { ok: false, file, holder };
+    const aside = `${file}.stale-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    try {
+      renameSync(file, aside);
+    } catch {
+      continue; // someone else took it over first
+    }
+    let taken = '';
+    try {
+      taken = readFileSync(aside, 'utf8');
+    } catch {
+      // unreadable: treat as the stale one
+    }
+    if (taken !== seen.raw && taken !== '') {
+      // A fresh lock replaced the stale one between our look and the rename: put it back unless yet another
+      // one appeared (then two processes may run the cell; results are written atomically, so no harm).
+      try {
+        linkSync(aside, file);
+      } catch {
+        // a newer lock is in place
+      }
+    }
+    rmSync(aside, { force: true });
+  }
+  return { ok: false, file, holder };
+}
+
+/** The holder of a cell's lock when it is live (not stale), else undefined. */
+export function liveLock(runDir: string, id: string): LockInfo | undefined {
+  const seen = seeLock(join(cellDir(runDir, id), '.lock'));
+  return seen?.info && !isStale(seen, lockStaleMs()) ? seen.info : undefined;
 }

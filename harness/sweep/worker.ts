@@ -11,7 +11,10 @@ export type FromWorker =
   | { type: 'progress'; id: string; progress: CellProgress }
   | { type: 'done'; id: string; status: 'ok' | 'error'; seconds: number; error?: string };
 
-const send = (message: FromWorker) => process.send?.(message);
+// Once the sweep is gone a message cannot be sent: exit (as on 'disconnect') instead of crashing on EPIPE.
+const send = (message: FromWorker) => {
+  if (process.connected) process.send?.(message, undefined, undefined, (error) => error && process.exit(0));
+};
 
 const backend = await initBackend(process.env.STAR_DSS_BACKEND);
 process.on('disconnect', () => process.exit(0));
