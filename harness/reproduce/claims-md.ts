@@ -181,7 +181,7 @@ export function claimsMarkdown(r: ClaimsReport): string {
     out.push(
       '## Failed cells',
       '',
-      'These cells recorded an error and are missing from the numbers above; `star-dss reproduce --retry-failed` runs them again.',
+      'These cells recorded an error and are missing from the numbers above; running `star-dss reproduce` again runs them again.',
       '',
     );
     for (const f of r.failed) out.push(`- ${f.id} ${esc(f.title)}: ${esc(f.message.split('\n')[0])}`);

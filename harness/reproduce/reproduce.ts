@@ -28,7 +28,8 @@ export interface ReproduceOptions {
   backend: string;
   dryRun?: boolean;
   quiet?: boolean;
-  retryFailed?: boolean;
+  /** Count cells whose result recorded an error as done (by default a re-run runs them again). */
+  keepFailed?: boolean;
   claims?: readonly Claim[];
   settings?: ReproduceSettings;
   /** Measure the micro guardrail (about a minute) when a claim used it and it has no measurement.json. Default true. */
@@ -58,6 +59,8 @@ export interface ReproduceSummary {
   judgements: { id: string; verdict: Judgement['verdict'] }[];
   ran: number;
   failed: number;
+  /** Cells whose worker process died mid-cell (no result written; a re-run resumes them). */
+  lost: string[];
   seconds: number;
 }
 
@@ -208,7 +211,7 @@ function planRun(options: ReproduceOptions): ReproducePlan {
   const seeds = seedList(options.seeds);
   const sweeps = planReproduce(claims, settings, seeds, out);
   const cells = uniqueCells(sweeps);
-  const pending = cells.filter(({ dir, cell }) => !isCellDone(dir, cell.id, { retryFailed: options.retryFailed }));
+  const pending = cells.filter(({ dir, cell }) => !isCellDone(dir, cell.id, { keepFailed: options.keepFailed }));
   const estimate = estimateReproduce(
     pending.map((p) => p.cell),
     options.workers,
@@ -241,23 +244,25 @@ async function runSweeps(
   sweeps: readonly PlannedSweep[],
   options: ReproduceOptions,
   log: (line: string) => void,
-): Promise<{ ran: number; failed: number }> {
+): Promise<{ ran: number; failed: number; lost: string[] }> {
   let ran = 0;
   let failed = 0;
+  const lost: string[] = [];
   for (const s of sweeps) {
     const result = await runSweep({
       config: s.config,
       out: s.dir,
       workers: options.workers,
       quiet: options.quiet,
-      retryFailed: options.retryFailed,
+      keepFailed: options.keepFailed,
       backend: options.backend,
       log,
     });
     ran += result.ran;
     failed += result.failed;
+    lost.push(...result.lost.map((c) => c.id));
   }
-  return { ran, failed };
+  return { ran, failed, lost };
 }
 
 async function writeRunReports(sweeps: readonly PlannedSweep[], log: (line: string) => void): Promise<void> {
@@ -334,6 +339,7 @@ export async function runReproduce(options: ReproduceOptions): Promise<Reproduce
     judgements: [],
     ran: 0,
     failed: 0,
+    lost: [],
     seconds: 0,
   };
   logPlan(plan, options.workers, log);
@@ -344,9 +350,10 @@ export async function runReproduce(options: ReproduceOptions): Promise<Reproduce
   }
 
   // 1. The sweeps.
-  const { ran, failed } = await runSweeps(sweeps, options, log);
+  const { ran, failed, lost } = await runSweeps(sweeps, options, log);
   summary.ran = ran;
   summary.failed = failed;
+  summary.lost = lost;
   // 2. The guardrail's measured error rates, then the reports over every cell of each run directory.
   const results = claims.map((claim) => ({ claim, cells: claimCells(claim, sweeps) }));
   const all = results.flatMap((r) => Object.values(r.cells).flat());

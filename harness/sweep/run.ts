@@ -27,8 +27,6 @@ export interface SweepOptions {
   quiet?: boolean;
   /** Keep cells whose result recorded an error; by default a resume runs them again. */
   keepFailed?: boolean;
-  /** @deprecated Failed cells are retried by default now; accepted and ignored (see keepFailed). */
-  retryFailed?: boolean;
   backend: string;
   log?: (line: string) => void;
 }

@@ -41,8 +41,6 @@ export function readCellResult(runDir: string, id: string): CellResult | undefin
 export interface DoneOptions {
   /** Count a cell whose result recorded an error as done (by default a resume runs it again). */
   keepFailed?: boolean;
-  /** @deprecated Failed cells are retried by default now; accepted and ignored (see keepFailed). */
-  retryFailed?: boolean;
 }
 
 export function isCellDone(runDir: string, id: string, options: DoneOptions = {}): boolean {
