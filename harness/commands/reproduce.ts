@@ -25,7 +25,11 @@ const reproduceOptions = {
   },
   'dry-run': { type: 'boolean', default: false, describe: 'print the sweeps, the cell count and the estimated time' },
   quiet: { type: 'boolean', default: false, describe: 'only one line per finished cell' },
-  'keep-failed': { type: 'boolean', default: false, describe: 'keep cells whose result recorded an error (by default a re-run runs them again)' },
+  'keep-failed': {
+    type: 'boolean',
+    default: false,
+    describe: 'keep cells whose result recorded an error (by default a re-run runs them again)',
+  },
   'retry-failed': { type: 'boolean', default: false, describe: 'no-op, kept for old scripts: failed cells are run again by default' },
 } satisfies Record<string, Options>;
 
@@ -55,7 +59,9 @@ export async function runReproduceCommand(args: ReproduceArgs, log: (line: strin
     log,
   });
   if (summary.lost.length > 0)
-    log(`${summary.lost.length} cell(s) lost (a worker process died mid-cell): ${summary.lost.join(', ')}. Fix: re-run the same command to resume them`);
+    log(
+      `${summary.lost.length} cell(s) lost (a worker process died mid-cell): ${summary.lost.join(', ')}. Fix: re-run the same command to resume them`,
+    );
   if (summary.failed > 0 || summary.lost.length > 0) process.exitCode = 1;
   return summary;
 }
