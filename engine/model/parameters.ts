@@ -18,15 +18,18 @@ export class WeightsError extends Error {
   }
 }
 
-function llamaSpecs(c: ModelConfig): ParamSpec[] {
+/** The rotary families (llama, qwen2, gemma2, gemma3_text, qwen3, granite): one layout with optional parts. */
+function rotarySpecs(c: ModelConfig): ParamSpec[] {
   const d = c.hiddenSize;
   const qDim = c.numHeads * c.headDim;
   const kvDim = c.numKvHeads * c.headDim;
+  // A (1 + weight) norm starts at weight 0, as HF's Gemma initialises it: both are the identity scale.
+  const norm = c.normPlusOne ? 'zeros' : 'ones';
   const specs: ParamSpec[] = [{ name: 'model.embed_tokens.weight', shape: [c.vocabSize, d], init: 'normal' }];
   for (let i = 0; i < c.numLayers; i++) {
     const p = `model.layers.${i}`;
     specs.push(
-      { name: `${p}.input_layernorm.weight`, shape: [d], init: 'ones' },
+      { name: `${p}.input_layernorm.weight`, shape: [d], init: norm },
       { name: `${p}.self_attn.q_proj.weight`, shape: [qDim, d], init: 'normal' },
       { name: `${p}.self_attn.k_proj.weight`, shape: [kvDim, d], init: 'normal' },
       { name: `${p}.self_attn.v_proj.weight`, shape: [kvDim, d], init: 'normal' },
@@ -38,17 +41,29 @@ function llamaSpecs(c: ModelConfig): ParamSpec[] {
         { name: `${p}.self_attn.k_proj.bias`, shape: [kvDim], init: 'zeros' },
         { name: `${p}.self_attn.v_proj.bias`, shape: [kvDim], init: 'zeros' },
       );
-      // Llama's attention_bias covers o_proj too; Qwen2 has q/k/v biases only.
-      if (c.family === 'llama') specs.push({ name: `${p}.self_attn.o_proj.bias`, shape: [d], init: 'zeros' });
+      // attention_bias covers o_proj too, except in Qwen2, which has q/k/v biases only.
+      if (c.outputBias) specs.push({ name: `${p}.self_attn.o_proj.bias`, shape: [d], init: 'zeros' });
+    }
+    if (c.qkNorm) {
+      specs.push(
+        { name: `${p}.self_attn.q_norm.weight`, shape: [c.headDim], init: norm },
+        { name: `${p}.self_attn.k_norm.weight`, shape: [c.headDim], init: norm },
+      );
+    }
+    specs.push({ name: `${p}.post_attention_layernorm.weight`, shape: [d], init: norm });
+    if (c.sandwichNorms) {
+      specs.push(
+        { name: `${p}.pre_feedforward_layernorm.weight`, shape: [d], init: norm },
+        { name: `${p}.post_feedforward_layernorm.weight`, shape: [d], init: norm },
+      );
     }
     specs.push(
-      { name: `${p}.post_attention_layernorm.weight`, shape: [d], init: 'ones' },
       { name: `${p}.mlp.gate_proj.weight`, shape: [c.intermediateSize, d], init: 'normal' },
       { name: `${p}.mlp.up_proj.weight`, shape: [c.intermediateSize, d], init: 'normal' },
       { name: `${p}.mlp.down_proj.weight`, shape: [d, c.intermediateSize], init: 'normal' },
     );
   }
-  specs.push({ name: 'model.norm.weight', shape: [d], init: 'ones' });
+  specs.push({ name: 'model.norm.weight', shape: [d], init: norm });
   if (!c.tieWordEmbeddings) specs.push({ name: 'lm_head.weight', shape: [c.vocabSize, d], init: 'normal' });
   return specs;
 }
@@ -83,10 +98,10 @@ function gpt2Specs(c: ModelConfig): ParamSpec[] {
 
 /** Every trainable parameter of the family, in checkpoint order. */
 export function parameterSpecs(config: ModelConfig): ParamSpec[] {
-  return config.family === 'gpt2' ? gpt2Specs(config) : llamaSpecs(config);
+  return config.family === 'gpt2' ? gpt2Specs(config) : rotarySpecs(config);
 }
 
-/** Seeded init: normal(0, initializer_range) matrices/embeddings, ones for norm weights, zeros for biases. */
+/** Seeded init: normal(0, initializer_range) matrices/embeddings, ones for norm weights (zeros for (1 + w) norms), zeros for biases. */
 export function initParams(config: ModelConfig, seed: number): Map<string, tf.Variable> {
   const range = config.raw.initializer_range;
   const std = typeof range === 'number' && range > 0 ? range : 0.02;

@@ -1,10 +1,13 @@
 // Rotary position embeddings as Hugging Face computes them (LlamaRotaryEmbedding): inv_freq with the
-// optional llama3 rescaling, cos/sin of the frequencies repeated twice ([freqs, freqs]), and
+// optional llama3 or linear rescaling, cos/sin of the frequencies repeated twice ([freqs, freqs]), and
 // q·cos + rotate_half(q)·sin with rotate_half(x) = [-x2, x1] on the two halves of the head.
 import { tf } from '../tensor/index.ts';
 import type { ModelConfig } from './types.ts';
 
-/** inv_freq[i] = 1 / theta^(2i / headDim), rescaled as `_compute_llama3_parameters` when configured. */
+/**
+ * inv_freq[i] = 1 / theta^(2i / headDim), rescaled as `_compute_llama3_parameters` or divided by the factor
+ * (`_compute_linear_scaling_rope_parameters`) when configured.
+ */
 export function ropeInvFreq(config: Pick<ModelConfig, 'headDim' | 'ropeTheta' | 'ropeScaling'>): Float32Array {
   const half = config.headDim / 2;
   const out = new Float32Array(half);
@@ -13,6 +16,10 @@ export function ropeInvFreq(config: Pick<ModelConfig, 'headDim' | 'ropeTheta' | 
     const inv = 1 / config.ropeTheta ** ((2 * i) / config.headDim);
     if (!s) {
       out[i] = inv;
+      continue;
+    }
+    if (s.ropeType === 'linear') {
+      out[i] = inv / s.factor;
       continue;
     }
     // Long wavelengths (low frequencies) are slowed by `factor`, short ones kept, and the band between

@@ -1,11 +1,15 @@
-// The decoder-only transformer for llama, qwen2 (llama + q/k/v biases) and gpt2, reading its
-// parameters by Hugging Face name. Every matmul and embedding lookup goes through engine/tensor's
+// The decoder-only transformer for gpt2 and the rotary families (llama, qwen2, gemma2, gemma3_text,
+// qwen3, granite), reading its parameters by Hugging Face name. The rotary families share one block whose
+// parts the config switches on (config.ts lists which family turns on what): q/k/v/o biases, per-head q/k
+// norms, (1 + w) norms and gemma's extra norms around attention and MLP, SiLU or tanh-GELU gating, the
+// attention scale and softcap, sliding-window layers with their own rope base, and the embedding, residual
+// and logit multipliers and the final softcap. Every matmul and embedding lookup goes through engine/tensor's
 // wasm-safe ops. Shapes: [batch, time, channels] unless noted.
 import { tf, gather, linear } from '../tensor/index.ts';
 import { attend, attentionBias, defaultPositions } from './attention.ts';
 import { initParams, loadParams } from './parameters.ts';
 import { applyRope, ropeCosSin, ropeInvFreq } from './rope.ts';
-import type { CausalLM, ForwardOptions, ForwardResult, KVCache, ModelConfig } from './types.ts';
+import type { CausalLM, ForwardOptions, ForwardResult, KVCache, LayerKind, ModelConfig } from './types.ts';
 
 export type ModelInit = { seed: number } | { weights: Map<string, tf.Tensor> };
 
@@ -25,9 +29,15 @@ function param(params: Params, name: string): tf.Variable {
   return p;
 }
 
-function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
+/** RMSNorm over the last axis, scaled by weight, or by (1 + weight) for gemma. */
+function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number, plusOne = false): tf.Tensor {
   const meanSquare = tf.mean(tf.square(x), -1, true);
-  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(meanSquare, eps))), weight);
+  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(meanSquare, eps))), plusOne ? tf.add(weight, 1) : weight);
+}
+
+/** cap · tanh(x / cap): gemma's soft capping of logits. */
+function softcap(x: tf.Tensor, cap: number): tf.Tensor {
+  return tf.mul(tf.tanh(tf.div(x, cap)), cap);
 }
 
 function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: number): tf.Tensor {
@@ -36,7 +46,7 @@ function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: number
   return tf.add(tf.mul(tf.mul(centred, tf.rsqrt(tf.add(variance, eps))), weight), bias);
 }
 
-/** GELU, tanh approximation (HF `gelu_new`). */
+/** GELU, tanh approximation (HF `gelu_new`, `gelu_pytorch_tanh`). */
 function geluTanh(x: tf.Tensor): tf.Tensor {
   const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
   return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
@@ -60,31 +70,37 @@ interface BlockOut {
   v: tf.Tensor4D;
 }
 
-function llamaBlock(c: ModelConfig, params: Params, i: number, x: tf.Tensor3D, step: Step): BlockOut {
+function rotaryBlock(c: ModelConfig, params: Params, i: number, x: tf.Tensor3D, step: Step): BlockOut {
   const p = (name: string) => param(params, `model.layers.${i}.${name}`);
-  const b = (name: string) => (params.has(`model.layers.${i}.${name}`) ? (p(name) as tf.Tensor1D) : undefined);
-  const h = rmsNorm(x, p('input_layernorm.weight'), c.normEps);
+  const w = (name: string) => p(`${name}.weight`) as tf.Tensor2D;
+  const b = (name: string) => (params.has(`model.layers.${i}.${name}.bias`) ? (p(`${name}.bias`) as tf.Tensor1D) : undefined);
+  const norm = (t: tf.Tensor, name: string) => rmsNorm(t, p(`${name}.weight`), c.normEps, c.normPlusOne);
+  // A block's output is scaled before the residual add (granite's residual_multiplier).
+  const residual = (t: tf.Tensor) => (c.residualScale === 1 ? t : tf.mul(t, c.residualScale));
   const cos = step.cos as tf.Tensor4D;
   const sin = step.sin as tf.Tensor4D;
-  const q = applyRope(
-    splitHeads(linear(h, p('self_attn.q_proj.weight') as tf.Tensor2D, b('self_attn.q_proj.bias')), c.numHeads, c.headDim),
-    cos,
-    sin,
-  );
-  const kNew = applyRope(
-    splitHeads(linear(h, p('self_attn.k_proj.weight') as tf.Tensor2D, b('self_attn.k_proj.bias')), c.numKvHeads, c.headDim),
-    cos,
-    sin,
-  );
-  const vNew = splitHeads(linear(h, p('self_attn.v_proj.weight') as tf.Tensor2D, b('self_attn.v_proj.bias')), c.numKvHeads, c.headDim);
+  const h = norm(x, 'input_layernorm');
+  let q = splitHeads(linear(h, w('self_attn.q_proj'), b('self_attn.q_proj')), c.numHeads, c.headDim);
+  let kNew = splitHeads(linear(h, w('self_attn.k_proj'), b('self_attn.k_proj')), c.numKvHeads, c.headDim);
+  if (c.qkNorm) {
+    q = norm(q, 'self_attn.q_norm') as tf.Tensor4D; // per head, over headDim, before rope
+    kNew = norm(kNew, 'self_attn.k_norm') as tf.Tensor4D;
+  }
+  q = applyRope(q, cos, sin);
+  kNew = applyRope(kNew, cos, sin);
+  const vNew = splitHeads(linear(h, w('self_attn.v_proj'), b('self_attn.v_proj')), c.numKvHeads, c.headDim);
   const { k, v } = extend(step.past, kNew, vNew); // [batch, kvHeads, keys, headDim]
-  const attn = attend(q, k, v, step.bias);
-  let y = tf.add(x, linear(attn, p('self_attn.o_proj.weight') as tf.Tensor2D, b('self_attn.o_proj.bias'))) as tf.Tensor3D;
-  const h2 = rmsNorm(y, p('post_attention_layernorm.weight'), c.normEps);
-  const gate = linear(h2, p('mlp.gate_proj.weight') as tf.Tensor2D);
-  const up = linear(h2, p('mlp.up_proj.weight') as tf.Tensor2D);
-  const swiglu = tf.mul(tf.mul(gate, tf.sigmoid(gate)), up); // silu(gate) · up
-  y = tf.add(y, linear(swiglu, p('mlp.down_proj.weight') as tf.Tensor2D)) as tf.Tensor3D;
+  const attn = attend(q, k, v, step.bias, { scale: c.attentionScale, softcap: c.attnSoftcap });
+  let out = linear(attn, w('self_attn.o_proj'), b('self_attn.o_proj'));
+  if (c.sandwichNorms) out = norm(out, 'post_attention_layernorm');
+  let y = tf.add(x, residual(out)) as tf.Tensor3D;
+  const h2 = norm(y, c.sandwichNorms ? 'pre_feedforward_layernorm' : 'post_attention_layernorm');
+  const gate = linear(h2, w('mlp.gate_proj'));
+  const up = linear(h2, w('mlp.up_proj'));
+  const act = c.hiddenAct === 'silu' ? tf.mul(gate, tf.sigmoid(gate)) : geluTanh(gate);
+  let mlp = linear(tf.mul(act, up), w('mlp.down_proj')); // down(act(gate) · up)
+  if (c.sandwichNorms) mlp = norm(mlp, 'post_feedforward_layernorm');
+  y = tf.add(y, residual(mlp)) as tf.Tensor3D;
   return { x: y, k, v };
 }
 
@@ -131,7 +147,13 @@ function checkInputs(c: ModelConfig, ids: tf.Tensor2D, options: ForwardOptions):
   }
 }
 
-function forward(c: ModelConfig, params: Params, invFreq: Float32Array, ids: tf.Tensor2D, options: ForwardOptions): ForwardResult {
+/** inv_freq of the full layers, and of the sliding layers when they have their own rope base (gemma3). */
+interface RopeFreqs {
+  full: Float32Array;
+  local?: Float32Array;
+}
+
+function forward(c: ModelConfig, params: Params, rope: RopeFreqs, ids: tf.Tensor2D, options: ForwardOptions): ForwardResult {
   checkInputs(c, ids, options);
   const [batch, time] = ids.shape;
   const past = options.cache?.length ?? 0;
@@ -140,9 +162,22 @@ function forward(c: ModelConfig, params: Params, invFreq: Float32Array, ids: tf.
     const tokens = ids.dtype === 'int32' ? ids : ids.cast('int32');
     const mask = options.attentionMask;
     const positions = options.positions ? options.positions.cast('int32') : defaultPositions(mask, batch, time, past);
-    const step: Step = { bias: attentionBias(mask, batch, time, past) };
+    // What a layer of each kind sees: its mask (with the window for sliding layers) and its rope angles.
+    const steps = new Map<LayerKind, Step>();
+    const stepOf = (kind: LayerKind): Step => {
+      let step = steps.get(kind);
+      if (!step) {
+        step = { bias: attentionBias(mask, batch, time, past, kind === 'sliding' ? c.slidingWindow : undefined) };
+        if (c.family !== 'gpt2') {
+          const freqs = kind === 'sliding' && rope.local ? rope.local : rope.full;
+          Object.assign(step, ropeCosSin(freqs, positions as tf.Tensor2D));
+        }
+        steps.set(kind, step);
+      }
+      return step;
+    };
     let x: tf.Tensor3D;
-    let block: typeof llamaBlock;
+    let block: typeof rotaryBlock;
     if (c.family === 'gpt2') {
       const wte = gather(param(params, 'transformer.wte.weight') as tf.Tensor2D, tokens);
       const wpe = gather(param(params, 'transformer.wpe.weight') as tf.Tensor2D, positions);
@@ -150,13 +185,13 @@ function forward(c: ModelConfig, params: Params, invFreq: Float32Array, ids: tf.
       block = gpt2Block;
     } else {
       x = gather(param(params, 'model.embed_tokens.weight') as tf.Tensor2D, tokens) as tf.Tensor3D;
-      Object.assign(step, ropeCosSin(invFreq, positions as tf.Tensor2D));
-      block = llamaBlock;
+      if (c.embeddingScale !== 1) x = tf.mul(x, c.embeddingScale);
+      block = rotaryBlock;
     }
     const keys: tf.Tensor4D[] = [];
     const values: tf.Tensor4D[] = [];
     for (let i = 0; i < c.numLayers; i++) {
-      const out = block(c, params, i, x, { ...step, past: options.cache?.layers[i] });
+      const out = block(c, params, i, x, { ...stepOf(c.layerTypes[i]), past: options.cache?.layers[i] });
       x = out.x;
       keys.push(out.k);
       values.push(out.v);
@@ -166,11 +201,13 @@ function forward(c: ModelConfig, params: Params, invFreq: Float32Array, ids: tf.
       x = layerNorm(x, param(params, 'transformer.ln_f.weight'), param(params, 'transformer.ln_f.bias'), c.normEps) as tf.Tensor3D;
       head = param(params, 'transformer.wte.weight') as tf.Tensor2D;
     } else {
-      x = rmsNorm(x, param(params, 'model.norm.weight'), c.normEps) as tf.Tensor3D;
+      x = rmsNorm(x, param(params, 'model.norm.weight'), c.normEps, c.normPlusOne) as tf.Tensor3D;
       head = param(params, c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight') as tf.Tensor2D;
     }
     if (options.lastOnly) x = x.slice([0, time - 1, 0], [batch, 1, -1]); // [batch, 1, channels]
-    const logits = linear(x, head) as tf.Tensor3D; // [batch, time, vocab]; the head is [vocab, d]
+    let logits = linear(x, head) as tf.Tensor3D; // [batch, time, vocab]; the head is [vocab, d]
+    if (c.logitsDivisor !== 1) logits = tf.div(logits, c.logitsDivisor);
+    if (c.finalSoftcap !== undefined) logits = softcap(logits, c.finalSoftcap) as tf.Tensor3D;
     return wantCache ? [logits, ...keys, ...values] : [logits];
   });
   const logits = outputs[0] as tf.Tensor3D;
@@ -186,11 +223,15 @@ function forward(c: ModelConfig, params: Params, invFreq: Float32Array, ids: tf.
 /** Builds a causal LM from a config with seeded random parameters or a checkpoint's tensors (copied). */
 export function createModel(config: ModelConfig, init: ModelInit): CausalLM {
   const params = 'seed' in init ? initParams(config, init.seed) : loadParams(config, init.weights);
-  const invFreq = ropeInvFreq(config);
+  const rope: RopeFreqs = { full: ropeInvFreq(config) };
+  // Gemma3's local layers rotate with their own base and no scaling (HF's rotary_emb_local).
+  if (config.ropeLocalTheta !== undefined) {
+    rope.local = ropeInvFreq({ headDim: config.headDim, ropeTheta: config.ropeLocalTheta, ropeScaling: undefined });
+  }
   return {
     config,
     params,
-    forward: (ids, options = {}) => forward(config, params, invFreq, ids, options),
+    forward: (ids, options = {}) => forward(config, params, rope, ids, options),
     dispose: () => {
       for (const v of params.values()) v.dispose();
       params.clear();

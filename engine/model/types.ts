@@ -1,21 +1,31 @@
 // Shared model types. Parameters keep Hugging Face names and layouts in memory (nn.Linear weights are
 // [out, in]; GPT-2 Conv1D weights are [in, out]), so loading and saving a checkpoint is a plain copy.
 import type * as tf from '@tensorflow/tfjs';
+import type { MODEL_FAMILIES, SIZED_FAMILIES } from './config.ts';
 
-export type Family = 'llama' | 'qwen2' | 'gpt2';
+/** Every family parseConfig reads: a config.json's model_type (the list lives in config.ts). */
+export type ModelFamily = (typeof MODEL_FAMILIES)[number];
 
-/** The llama3 rope_scaling of Hugging Face (`rope_type: "llama3"`). */
-export interface RopeScaling {
-  ropeType: 'llama3';
-  factor: number;
-  lowFreqFactor: number;
-  highFreqFactor: number;
-  originalMaxPositionEmbeddings: number;
-}
+/** The families makeConfig builds from sizes alone (`model init --family`, the micro-world base models). */
+export type Family = (typeof SIZED_FAMILIES)[number];
+
+/** Hugging Face's rope_scaling: `rope_type: "llama3"` (Llama 3.1+) or `"linear"` (positions divided by factor). */
+export type RopeScaling =
+  | {
+      ropeType: 'llama3';
+      factor: number;
+      lowFreqFactor: number;
+      highFreqFactor: number;
+      originalMaxPositionEmbeddings: number;
+    }
+  | { ropeType: 'linear'; factor: number };
+
+/** A layer's attention: over every earlier position, or over the last `slidingWindow` positions only. */
+export type LayerKind = 'full' | 'sliding';
 
 /** A normalised view of a Hugging Face config.json; `raw` keeps the original object for saving. */
 export interface ModelConfig {
-  family: Family;
+  family: ModelFamily;
   vocabSize: number;
   hiddenSize: number;
   numLayers: number;
@@ -27,9 +37,36 @@ export interface ModelConfig {
   normEps: number;
   ropeTheta: number;
   ropeScaling?: RopeScaling;
-  /** q/k/v projection biases (qwen2). */
+  /** q/k/v projection biases (qwen2 always; the others when attention_bias). */
   attentionBias: boolean;
+  /** o_proj carries a bias too when attentionBias (every rotary family but qwen2). */
+  outputBias: boolean;
   tieWordEmbeddings: boolean;
+  /** Activation of the gated MLP of the rotary families: silu(gate)·up or gelu_tanh(gate)·up (gemma). */
+  hiddenAct: 'silu' | 'gelu_tanh';
+  /** RMSNorm multiplies by (1 + weight) instead of weight, and its weights start at 0 (gemma). */
+  normPlusOne: boolean;
+  /** Norms on the attention and MLP outputs and a separate pre-MLP norm (gemma2, gemma3_text). */
+  sandwichNorms: boolean;
+  /** Per-head RMSNorm of the queries and keys (weight [headDim]) before rope (qwen3, gemma3_text). */
+  qkNorm: boolean;
+  /** Multiplies the token embeddings: sqrt(hidden) in float32 (gemma), embedding_multiplier (granite), else 1. */
+  embeddingScale: number;
+  /** Multiplies q·k: 1/sqrt(headDim), query_pre_attn_scalar^-0.5 (gemma), attention_multiplier (granite). */
+  attentionScale: number;
+  /** Multiplies each block's attention and MLP output before the residual add (granite), else 1. */
+  residualScale: number;
+  /** The logits are divided by this (granite's logits_scaling), else 1. */
+  logitsDivisor: number;
+  /** cap · tanh(scores / cap) on the attention scores (gemma2's attn_logit_softcapping). */
+  attnSoftcap?: number;
+  /** cap · tanh(logits / cap) on the output logits (final_logit_softcapping). */
+  finalSoftcap?: number;
+  /** The kind of each layer (length numLayers); sliding layers see `slidingWindow` positions, themselves included. */
+  layerTypes: LayerKind[];
+  slidingWindow?: number;
+  /** Rope base of the sliding layers, which then use no rope scaling (gemma3's rope_local_base_freq). */
+  ropeLocalTheta?: number;
   bosTokenId?: number;
   eosTokenIds: number[];
   padTokenId?: number;

@@ -1,15 +1,19 @@
-// `star-dss model init|logits|generate|info`: create, inspect and run Hugging Face-layout checkpoints.
+// `star-dss model init|logits|generate|info`: create (from sizes, or shaped like a real config.json with --like),
+// inspect and run Hugging Face-layout checkpoints.
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Argv, CommandModule, Options } from 'yargs';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../engine/tensor/backend.ts';
-import { makeConfig, parseConfig } from '../../engine/model/config.ts';
+import { readTextFile } from '../../engine/io.ts';
+import { makeConfig, parseConfig, SIZED_FAMILIES, shrinkConfig } from '../../engine/model/config.ts';
 import { createModel, parameterCount } from '../../engine/model/transformer.ts';
-import { CheckpointError, loadModel, saveModel, saveTargetProblem } from '../../engine/model/checkpoint.ts';
+import type { ModelConfig } from '../../engine/model/types.ts';
+import { CheckpointError, loadModel, saveModel, saveTargetProblem, type TokenizerSource } from '../../engine/model/checkpoint.ts';
 import { buildWordLevelTokenizer, wordLevelChatTemplate } from '../../engine/model/tokenizer.ts';
 import { generate } from '../../engine/generate.ts';
 import { type CommandArgs, defineCommand } from './define.ts';
 
-const families = ['llama', 'qwen2', 'gpt2'] as const;
 const specials = { pad: '<pad>', unk: '<unk>', bos: '<bos>', eos: '<eos>', system: '<system>', user: '<user>', assistant: '<assistant>' };
 
 /** Ids from a comma-separated list, with a one-line error naming the flag. */
@@ -63,9 +67,14 @@ function checkFiniteLogits(values: ArrayLike<number>, dir: string): void {
       );
 }
 
-/** The sizes of config.ts's ConfigSizes (context length required here), plus where and how to initialise. */
+/** The sizes of config.ts's ConfigSizes / ShrinkSizes, plus where and how to initialise. */
 const initOptions = {
-  family: { choices: families, demandOption: true },
+  family: { choices: SIZED_FAMILIES, describe: 'family of a new model built from the sizes alone (or use --like)' },
+  like: {
+    type: 'string',
+    describe:
+      "a real model folder or its config.json (any supported family): keep its family and every feature switch, shrink the sizes, and copy the tokenizer files beside it (then the vocabulary stays the original's)",
+  },
   out: { type: 'string', demandOption: true, describe: 'model directory to write (new or empty, unless --force)' },
   force: {
     type: 'boolean',
@@ -75,18 +84,122 @@ const initOptions = {
   hidden: { type: 'number', default: 64 },
   layers: { type: 'number', default: 2 },
   heads: { type: 'number', default: 4 },
-  'kv-heads': { type: 'number', describe: 'key/value heads (llama, qwen2); default = heads' },
-  intermediate: { type: 'number', describe: 'MLP width; default 4 × hidden (gpt2) or 8/3 × hidden' },
-  vocab: { type: 'number', default: 256 },
-  'max-positions': { type: 'number', default: 128 },
-  tied: { type: 'boolean', default: true, describe: 'tie the output head to the embeddings (gpt2 always)' },
+  'kv-heads': {
+    type: 'number',
+    describe: "key/value heads; default = heads (with --like: heads / the original's query heads per key/value head)",
+  },
+  'head-dim': { type: 'number', describe: 'with --like: width of a head; default hidden / heads' },
+  intermediate: {
+    type: 'number',
+    describe: "MLP width; default 4 × hidden (with --like: hidden × the original's intermediate / hidden)",
+  },
+  vocab: {
+    type: 'number',
+    describe: "vocabulary size; default 256 (with --like and a tokenizer beside the config: the original's, and no other)",
+  },
+  'max-positions': { type: 'number', describe: "context length; default 128 (with --like: the original's)" },
+  'sliding-window': { type: 'number', describe: "with --like: window of the sliding layers (gemma2, gemma3_text); default the original's" },
+  tied: {
+    type: 'boolean',
+    describe: "tie the output head to the embeddings; default true (gpt2 always; refused with --like, which keeps the original's)",
+  },
   seed: { type: 'number', default: 0 },
 } satisfies Record<string, Options>;
 
 export type InitArgs = CommandArgs<typeof initOptions>;
 
-/** Writes a randomly initialised checkpoint with a word-level tokenizer that covers its vocabulary. */
-export function initCheckpoint(args: InitArgs): void {
+/** The word-level tokenizer of a new checkpoint: every special token plus words w0, w1, ... up to `vocab`. */
+function wordLevelFiles(vocab: number) {
+  const specialList = Object.values(specials);
+  if (!Number.isInteger(vocab) || vocab < specialList.length + 1)
+    throw new Error(`--vocab must be an integer of at least ${specialList.length + 1} (the special tokens plus one word), got ${vocab}`);
+  const words = Array.from({ length: vocab - specialList.length }, (_, i) => `w${i}`);
+  const { tokenizerJson, tokenizerConfig } = buildWordLevelTokenizer({
+    words,
+    specialTokens: specials,
+    chatTemplate: wordLevelChatTemplate,
+  });
+  const ids = (tokenizerJson as { model: { vocab: Record<string, number> } }).model.vocab;
+  return {
+    files: { 'tokenizer.json': tokenizerJson, 'tokenizer_config.json': tokenizerConfig },
+    tokens: { bos: ids[specials.bos], eos: ids[specials.eos], pad: ids[specials.pad] },
+  };
+}
+
+/** Reads the config.json of --like (a folder holding one, or the file); the folder is where tokenizer files are looked for. */
+function readLikeConfig(like: string): { file: string; dir: string; raw: unknown } {
+  if (!existsSync(like))
+    throw new Error(`--like ${like}: not found. Fix: pass a model folder holding config.json, or the path of a config.json`);
+  const file = statSync(like).isDirectory() ? join(like, 'config.json') : like;
+  if (!existsSync(file)) throw new Error(`--like ${like}: holds no config.json. Fix: pass a model folder in Hugging Face layout`);
+  try {
+    return { file, dir: dirname(file), raw: JSON.parse(readTextFile(file)) };
+  } catch (error) {
+    if (error instanceof SyntaxError) throw new Error(`--like ${file}: invalid JSON (${error.message})`);
+    throw error;
+  }
+}
+
+/**
+ * The config and tokenizer of `model init --like`: the real config shrunk to the flags' sizes with every
+ * feature switch kept. With a tokenizer.json beside it, the tokenizer files are copied and the vocabulary
+ * stays the real one (embedding rows are the token ids the tokenizer produces); without one, a word-level
+ * tokenizer of --vocab (default 256) words is written and the special token ids point into it.
+ */
+function likeCheckpoint(args: InitArgs, like: string): { raw: Record<string, unknown>; tokenizer: TokenizerSource } {
+  if (args.tied !== undefined)
+    throw new Error('--tied: with --like the output head is tied exactly when the original is (tie_word_embeddings). Fix: drop --tied');
+  const { file, dir, raw } = readLikeConfig(like);
+  const sizes = {
+    hidden: args.hidden,
+    layers: args.layers,
+    heads: args.heads,
+    kvHeads: args.kvHeads,
+    headDim: args.headDim,
+    intermediate: args.intermediate,
+    maxPositions: args.maxPositions,
+    slidingWindow: args.slidingWindow,
+  };
+  if (existsSync(join(dir, 'tokenizer.json'))) {
+    const kept = shrinkConfig(raw, sizes, file); // the original vocabulary
+    if (args.vocab !== undefined && args.vocab !== kept.vocab_size)
+      throw new Error(
+        `--vocab ${args.vocab}: the tokenizer copied from ${dir} needs the original vocabulary (vocab_size ${kept.vocab_size}). Fix: drop --vocab, or pass a config.json with no tokenizer.json beside it`,
+      );
+    return { raw: kept, tokenizer: { dir } };
+  }
+  const words = wordLevelFiles(args.vocab ?? 256);
+  return {
+    raw: shrinkConfig(raw, { ...sizes, vocab: args.vocab ?? 256, tokens: words.tokens }, file),
+    tokenizer: { files: words.files },
+  };
+}
+
+/** Checks the size flags in their own words before any config is built. */
+function checkSizeFlags(args: InitArgs): void {
+  for (const [flag, value] of [
+    ['--hidden', args.hidden],
+    ['--layers', args.layers],
+    ['--heads', args.heads],
+    ['--kv-heads', args.kvHeads],
+    ['--head-dim', args.headDim],
+    ['--intermediate', args.intermediate],
+    ['--max-positions', args.maxPositions],
+    ['--sliding-window', args.slidingWindow],
+  ] as const)
+    if (value !== undefined && !(Number.isInteger(value) && value > 0))
+      throw new Error(`${flag}: expected a positive integer, got ${value}`);
+  if (args.kvHeads !== undefined && args.heads % args.kvHeads !== 0)
+    throw new Error(`--kv-heads ${args.kvHeads} must divide --heads ${args.heads}`);
+  if (args.headDim === undefined && args.hidden % args.heads !== 0)
+    throw new Error(`--hidden ${args.hidden} must be a multiple of --heads ${args.heads}${args.like ? ', or give --head-dim' : ''}`);
+}
+
+/**
+ * Writes a randomly initialised checkpoint: of --family with a word-level tokenizer that covers its
+ * vocabulary, or shaped like --like's config (see likeCheckpoint). Returns the config written.
+ */
+export function initCheckpoint(args: InitArgs): ModelConfig {
   // Refuse a non-empty --out (an existing checkpoint included) before any work; --force replaces only the
   // checkpoint files in it. Nothing here deletes or renames the directory or any other file in it.
   const existing = args.force ? 'force' : 'refuse';
@@ -95,35 +208,43 @@ export function initCheckpoint(args: InitArgs): void {
     throw new Error(
       `--out ${args.out}: ${problem}. Fix: ${problem.startsWith('exists') ? 'choose another --out' : 'choose a new or empty directory, or pass --force to replace only the checkpoint files in it (every other file is kept)'}`,
     );
-  const specialList = Object.values(specials);
-  if (args.vocab < specialList.length + 1)
-    throw new Error(`--vocab must be at least ${specialList.length + 1} (the special tokens plus one word)`);
-  const words = Array.from({ length: args.vocab - specialList.length }, (_, i) => `w${i}`);
-  const { tokenizerJson, tokenizerConfig } = buildWordLevelTokenizer({
-    words,
-    specialTokens: specials,
-    chatTemplate: wordLevelChatTemplate,
-  });
-  const vocab = (tokenizerJson as { model: { vocab: Record<string, number> } }).model.vocab;
-  const raw = makeConfig(args.family, {
-    hidden: args.hidden,
-    layers: args.layers,
-    heads: args.heads,
-    kvHeads: args.kvHeads,
-    intermediate: args.intermediate,
-    vocab: args.vocab,
-    maxPositions: args.maxPositions,
-    tieWordEmbeddings: args.tied,
-    bosTokenId: vocab[specials.bos],
-    eosTokenId: vocab[specials.eos],
-    padTokenId: vocab[specials.pad],
-  });
-  const model = createModel(parseConfig(raw), { seed: args.seed });
+  if ((args.family === undefined) === (args.like === undefined))
+    throw new Error('model init: pass either --family (a new model from sizes) or --like (shaped like a real config.json), not both');
+  checkSizeFlags(args);
+  let raw: Record<string, unknown>;
+  let tokenizer: TokenizerSource;
+  if (args.like !== undefined) ({ raw, tokenizer } = likeCheckpoint(args, args.like));
+  else {
+    for (const [flag, value] of [
+      ['--head-dim', args.headDim],
+      ['--sliding-window', args.slidingWindow],
+    ] as const)
+      if (value !== undefined)
+        throw new Error(`${flag} needs --like (a --family model has head_dim = hidden / heads and no sliding window)`);
+    const words = wordLevelFiles(args.vocab ?? 256);
+    tokenizer = { files: words.files };
+    raw = makeConfig(args.family as NonNullable<InitArgs['family']>, {
+      hidden: args.hidden,
+      layers: args.layers,
+      heads: args.heads,
+      kvHeads: args.kvHeads,
+      intermediate: args.intermediate,
+      vocab: args.vocab ?? 256,
+      maxPositions: args.maxPositions ?? 128,
+      tieWordEmbeddings: args.tied ?? true,
+      bosTokenId: words.tokens.bos,
+      eosTokenId: words.tokens.eos,
+      padTokenId: words.tokens.pad,
+    });
+  }
+  const config = parseConfig(raw);
+  const model = createModel(config, { seed: args.seed });
   try {
-    saveModel(args.out, model, { files: { 'tokenizer.json': tokenizerJson, 'tokenizer_config.json': tokenizerConfig } }, { existing });
+    saveModel(args.out, model, tokenizer, { existing });
   } finally {
     model.dispose();
   }
+  return config;
 }
 
 const init = defineCommand({
@@ -132,8 +253,12 @@ const init = defineCommand({
   builder: (y) => y.options(initOptions),
   handler: async (args) => {
     await initBackend(args.backend);
-    initCheckpoint(args);
-    console.log(`wrote ${args.family} checkpoint to ${args.out}`);
+    const config = initCheckpoint(args);
+    console.log(`wrote ${config.family} checkpoint${args.like ? ` shaped like ${args.like}` : ''} to ${args.out}`);
+    if (config.slidingWindow !== undefined && !config.layerTypes.includes('full'))
+      console.log(
+        `note: all ${config.numLayers} layers are sliding layers at this depth; raise --layers to keep the original's global layers`,
+      );
   },
 });
 

@@ -1,6 +1,9 @@
-// An independent Float64 forward pass for llama, qwen2 and gpt2 in plain loops (no tfjs), written from
-// the Hugging Face modelling code, used by the tests as ground truth. One sequence at a time; the
-// weights are keyed by Hugging Face names in Hugging Face layouts.
+// An independent Float64 forward pass for llama, qwen2, gpt2, gemma2, gemma3_text, qwen3 and granite in
+// plain loops (no tfjs), written from the Hugging Face modelling code, used by the tests as ground truth.
+// One sequence at a time; the weights are keyed by Hugging Face names in Hugging Face layouts. The feature
+// switches of the newer families (softcaps, sliding layers, rope bases, multipliers, norms) are read here
+// from the config.json fields themselves (`c.raw`, with the transformers class defaults), not from the
+// engine's normalised config, so a misreading in engine/model/config.ts shows up as a mismatch.
 import { Rng } from '../../../engine/random.ts';
 import type { ModelConfig } from '../../../engine/model/types.ts';
 
@@ -9,6 +12,8 @@ export interface RefTensor {
   shape: number[];
 }
 export type RefWeights = Map<string, RefTensor>;
+
+const isGemma = (c: ModelConfig) => c.raw.model_type === 'gemma2' || c.raw.model_type === 'gemma3_text';
 
 /** The Hugging Face parameter names and shapes of a config, listed from the modelling code. */
 export function hfParameterShapes(c: ModelConfig): [string, number[]][] {
@@ -38,6 +43,7 @@ export function hfParameterShapes(c: ModelConfig): [string, number[]][] {
   }
   const q = c.numHeads * c.headDim;
   const kv = c.numKvHeads * c.headDim;
+  const gemma = isGemma(c);
   out.push(['model.embed_tokens.weight', [c.vocabSize, d]]);
   for (let i = 0; i < c.numLayers; i++) {
     const p = `model.layers.${i}.`;
@@ -46,9 +52,13 @@ export function hfParameterShapes(c: ModelConfig): [string, number[]][] {
     out.push([p + 'self_attn.o_proj.weight', [d, q]]);
     if (c.attentionBias) {
       out.push([p + 'self_attn.q_proj.bias', [q]], [p + 'self_attn.k_proj.bias', [kv]], [p + 'self_attn.v_proj.bias', [kv]]);
-      if (c.family === 'llama') out.push([p + 'self_attn.o_proj.bias', [d]]);
+      if (c.family !== 'qwen2') out.push([p + 'self_attn.o_proj.bias', [d]]);
+    }
+    if (c.family === 'qwen3' || c.family === 'gemma3_text') {
+      out.push([p + 'self_attn.q_norm.weight', [c.headDim]], [p + 'self_attn.k_norm.weight', [c.headDim]]);
     }
     out.push([p + 'post_attention_layernorm.weight', [d]]);
+    if (gemma) out.push([p + 'pre_feedforward_layernorm.weight', [d]], [p + 'post_feedforward_layernorm.weight', [d]]);
     out.push([p + 'mlp.gate_proj.weight', [c.intermediateSize, d]], [p + 'mlp.up_proj.weight', [c.intermediateSize, d]]);
     out.push([p + 'mlp.down_proj.weight', [d, c.intermediateSize]]);
   }
@@ -57,10 +67,14 @@ export function hfParameterShapes(c: ModelConfig): [string, number[]][] {
   return out;
 }
 
-/** Random weights large enough that every part of the network matters: norm weights near 1, non-zero biases. */
+/**
+ * Random weights large enough that every part of the network matters: norm scales near 1 (gemma's
+ * (1 + w) norms: w near 0), non-zero biases.
+ */
 export function randomWeights(c: ModelConfig, seed: number, std = 0.2): RefWeights {
   const rng = new Rng(seed);
   const w: RefWeights = new Map();
+  const normCentre = isGemma(c) ? 0 : 1;
   for (const [name, shape] of hfParameterShapes(c)) {
     const size = shape.reduce((a, b) => a * b, 1);
     const data = new Float64Array(size);
@@ -68,7 +82,7 @@ export function randomWeights(c: ModelConfig, seed: number, std = 0.2): RefWeigh
     const isBias = name.endsWith('.bias');
     for (let i = 0; i < size; i++) {
       // Round to float32 so the tfjs model sees exactly the same numbers.
-      data[i] = Math.fround(isNorm ? 1 + 0.2 * rng.normal() : isBias ? 0.1 * rng.normal() : std * rng.normal());
+      data[i] = Math.fround(isNorm ? normCentre + 0.2 * rng.normal() : isBias ? 0.1 * rng.normal() : std * rng.normal());
     }
     w.set(name, { data, shape });
   }
@@ -100,11 +114,12 @@ function conv1d(W: Float64Array, b: Float64Array, x: Float64Array, out: number):
   return y;
 }
 
-function rms(x: Float64Array, w: Float64Array, eps: number): Float64Array {
+/** RMSNorm; gemma's scales by (1 + w). */
+function rms(x: Float64Array, w: Float64Array, eps: number, plusOne = false): Float64Array {
   let ms = 0;
   for (const v of x) ms += v * v;
   const r = 1 / Math.sqrt(ms / x.length + eps);
-  return x.map((v, i) => v * r * w[i]);
+  return x.map((v, i) => v * r * (plusOne ? 1 + w[i] : w[i]));
 }
 
 function layerNorm(x: Float64Array, w: Float64Array, b: Float64Array, eps: number): Float64Array {
@@ -116,13 +131,18 @@ function layerNorm(x: Float64Array, w: Float64Array, b: Float64Array, eps: numbe
   return x.map((v, i) => (v - mean) * r * w[i] + b[i]);
 }
 
-/** HF's default inv_freq and `_compute_llama3_parameters`, written in its torch.where form. */
-export function referenceInvFreq(c: ModelConfig): Float64Array {
+/**
+ * HF's default inv_freq and `_compute_llama3_parameters` (written in its torch.where form) or
+ * `_compute_linear_scaling_rope_parameters`; `theta` replaces the base and drops the scaling (gemma3's
+ * local rope).
+ */
+export function referenceInvFreq(c: ModelConfig, theta?: number): Float64Array {
   const half = c.headDim / 2;
   const inv = new Float64Array(half);
-  for (let i = 0; i < half; i++) inv[i] = 1 / c.ropeTheta ** ((2 * i) / c.headDim);
+  for (let i = 0; i < half; i++) inv[i] = 1 / (theta ?? c.ropeTheta) ** ((2 * i) / c.headDim);
   const s = c.ropeScaling;
-  if (!s) return inv;
+  if (!s || theta !== undefined) return inv;
+  if (s.ropeType === 'linear') return inv.map((f) => f / s.factor);
   const lowWl = s.originalMaxPositionEmbeddings / s.lowFreqFactor;
   const highWl = s.originalMaxPositionEmbeddings / s.highFreqFactor;
   return inv.map((f) => {
@@ -156,8 +176,22 @@ function rotate(x: Float64Array, offset: number, headDim: number, pos: number, i
   }
 }
 
+/** How attention scores are formed: scale, optional tanh softcap, optional sliding window (in absolute indices). */
+interface AttentionOptions {
+  scaling: number;
+  softcap?: number;
+  window?: number;
+}
+
 /** Causal attention of every query over earlier unmasked keys; fully masked queries get zeros. */
-function attention(c: ModelConfig, q: Float64Array[], k: Float64Array[], v: Float64Array[], mask: number[]): Float64Array[] {
+function attention(
+  c: ModelConfig,
+  q: Float64Array[],
+  k: Float64Array[],
+  v: Float64Array[],
+  mask: number[],
+  options: AttentionOptions = { scaling: 1 / Math.sqrt(c.headDim) },
+): Float64Array[] {
   const T = q.length;
   const hd = c.headDim;
   const group = c.numHeads / c.numKvHeads;
@@ -169,10 +203,13 @@ function attention(c: ModelConfig, q: Float64Array[], k: Float64Array[], v: Floa
       const scores: number[] = [];
       for (let j = 0; j <= t && j < T; j++) {
         if (mask[j] === 0) continue;
+        if (options.window !== undefined && t - j >= options.window) continue;
         let s = 0;
         for (let e = 0; e < hd; e++) s += qt[h * hd + e] * k[j][kvh * hd + e];
+        s *= options.scaling;
+        if (options.softcap !== undefined) s = options.softcap * Math.tanh(s / options.softcap);
         keys.push(j);
-        scores.push(s / Math.sqrt(hd));
+        scores.push(s);
       }
       if (keys.length === 0) continue;
       const max = Math.max(...scores);
@@ -189,41 +226,117 @@ function attention(c: ModelConfig, q: Float64Array[], k: Float64Array[], v: Floa
 const silu = (x: number) => x / (1 + Math.exp(-x));
 const geluTanh = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
 
-function llamaRow(c: ModelConfig, w: RefWeights, ids: number[], mask: number[], positions: number[]): Float64Array[] {
+/**
+ * The switches of the HF modelling code of each rotary family, read from the config.json fields with the
+ * defaults of its transformers config class.
+ */
+interface RotaryFeatures {
+  gemma: boolean;
+  qkNorm: boolean;
+  act: (x: number) => number;
+  embedScale: number;
+  scaling: number;
+  residual: number;
+  logitsScaling: number;
+  attnCap?: number;
+  finalCap?: number;
+  /** Per layer: the sliding window, or undefined for a global layer. */
+  windows: (number | undefined)[];
+  /** Per layer: its rope inv_freq. */
+  invFreqs: Float64Array[];
+}
+
+function rotaryFeatures(c: ModelConfig): RotaryFeatures {
+  const raw = c.raw;
+  const type = raw.model_type;
+  // A missing field takes the class default; an explicit null stays null (switched off).
+  const field = <T>(name: string, fallback: T): T | null => (raw[name] === undefined ? fallback : (raw[name] as T | null));
+  const gemma = type === 'gemma2' || type === 'gemma3_text';
+  const granite = type === 'granite';
+  const layers = Array.from({ length: c.numLayers }, (_, l) => l);
+  let sliding = layers.map(() => false);
+  if (gemma) {
+    const types = raw.layer_types as string[] | undefined;
+    const pattern = type === 'gemma2' ? 2 : (field('sliding_window_pattern', 6) as number);
+    // modeling_gemma2: `is_sliding = not bool(layer_idx % 2)`; gemma3: `bool((layer_idx + 1) % pattern)`.
+    sliding = types ? types.map((t) => t === 'sliding_attention') : layers.map((l) => (l + 1) % pattern !== 0);
+  }
+  const window = field('sliding_window', 4096) as number;
+  const globalInv = referenceInvFreq(c);
+  const localInv = type === 'gemma3_text' ? referenceInvFreq(c, field('rope_local_base_freq', 10000) as number) : globalInv;
+  return {
+    gemma,
+    qkNorm: type === 'qwen3' || type === 'gemma3_text',
+    act: gemma ? geluTanh : silu,
+    embedScale: gemma ? Math.fround(Math.sqrt(c.hiddenSize)) : granite ? (field('embedding_multiplier', 1) as number) : 1,
+    scaling: gemma
+      ? (field('query_pre_attn_scalar', 256) as number) ** -0.5
+      : granite
+        ? (field('attention_multiplier', 1) as number)
+        : 1 / Math.sqrt(c.headDim),
+    residual: granite ? (field('residual_multiplier', 1) as number) : 1,
+    logitsScaling: granite ? (field('logits_scaling', 1) as number) : 1,
+    // Gemma3's attention does not pass attn_logit_softcapping on; Gemma2's does.
+    attnCap: type === 'gemma2' ? (field('attn_logit_softcapping', 50) ?? undefined) : undefined,
+    finalCap: gemma ? (field('final_logit_softcapping', type === 'gemma2' ? 30 : null) ?? undefined) : undefined,
+    windows: sliding.map((s) => (s ? window : undefined)),
+    invFreqs: sliding.map((s) => (s ? localInv : globalInv)),
+  };
+}
+
+function rotaryRow(c: ModelConfig, w: RefWeights, ids: number[], mask: number[], positions: number[]): Float64Array[] {
   const d = c.hiddenSize;
-  const inv = referenceInvFreq(c);
+  const f = rotaryFeatures(c);
   const emb = get(w, 'model.embed_tokens.weight');
-  let x = ids.map((id) => emb.slice(id * d, (id + 1) * d));
+  let x = ids.map((id) => emb.slice(id * d, (id + 1) * d).map((v) => v * f.embedScale));
   const opt = (name: string) => w.get(name)?.data;
+  const norm = (v: Float64Array, name: string) => rms(v, get(w, name), c.normEps, f.gemma);
   for (let l = 0; l < c.numLayers; l++) {
     const p = `model.layers.${l}.`;
-    const h = x.map((xt) => rms(xt, get(w, p + 'input_layernorm.weight'), c.normEps));
+    const h = x.map((xt) => norm(xt, p + 'input_layernorm.weight'));
     const qDim = c.numHeads * c.headDim;
     const kvDim = c.numKvHeads * c.headDim;
     const q = h.map((ht) => linearOutIn(get(w, p + 'self_attn.q_proj.weight'), ht, qDim, opt(p + 'self_attn.q_proj.bias')));
     const k = h.map((ht) => linearOutIn(get(w, p + 'self_attn.k_proj.weight'), ht, kvDim, opt(p + 'self_attn.k_proj.bias')));
     const v = h.map((ht) => linearOutIn(get(w, p + 'self_attn.v_proj.weight'), ht, kvDim, opt(p + 'self_attn.v_proj.bias')));
+    const headNorm = (row: Float64Array, heads: number, name: string) => {
+      for (let hh = 0; hh < heads; hh++) {
+        const slice = row.slice(hh * c.headDim, (hh + 1) * c.headDim);
+        row.set(norm(slice, name), hh * c.headDim);
+      }
+    };
     positions.forEach((pos, t) => {
-      for (let hh = 0; hh < c.numHeads; hh++) rotate(q[t], hh * c.headDim, c.headDim, pos, inv);
-      for (let hh = 0; hh < c.numKvHeads; hh++) rotate(k[t], hh * c.headDim, c.headDim, pos, inv);
+      if (f.qkNorm) {
+        headNorm(q[t], c.numHeads, p + 'self_attn.q_norm.weight');
+        headNorm(k[t], c.numKvHeads, p + 'self_attn.k_norm.weight');
+      }
+      for (let hh = 0; hh < c.numHeads; hh++) rotate(q[t], hh * c.headDim, c.headDim, pos, f.invFreqs[l]);
+      for (let hh = 0; hh < c.numKvHeads; hh++) rotate(k[t], hh * c.headDim, c.headDim, pos, f.invFreqs[l]);
     });
-    const attn = attention(c, q, k, v, mask);
+    const attn = attention(c, q, k, v, mask, { scaling: f.scaling, softcap: f.attnCap, window: f.windows[l] });
     x = x.map((xt, t) => {
-      const o = linearOutIn(get(w, p + 'self_attn.o_proj.weight'), attn[t], d, opt(p + 'self_attn.o_proj.bias'));
-      const y = xt.map((val, i) => val + o[i]);
-      const h2 = rms(y, get(w, p + 'post_attention_layernorm.weight'), c.normEps);
+      let o = linearOutIn(get(w, p + 'self_attn.o_proj.weight'), attn[t], d, opt(p + 'self_attn.o_proj.bias'));
+      if (f.gemma) o = norm(o, p + 'post_attention_layernorm.weight');
+      const y = xt.map((val, i) => val + f.residual * o[i]);
+      const h2 = norm(y, p + (f.gemma ? 'pre_feedforward_layernorm.weight' : 'post_attention_layernorm.weight'));
       const g = linearOutIn(get(w, p + 'mlp.gate_proj.weight'), h2, c.intermediateSize);
       const u = linearOutIn(get(w, p + 'mlp.up_proj.weight'), h2, c.intermediateSize);
-      const m = linearOutIn(
+      let m = linearOutIn(
         get(w, p + 'mlp.down_proj.weight'),
-        g.map((gv, i) => silu(gv) * u[i]),
+        g.map((gv, i) => f.act(gv) * u[i]),
         d,
       );
-      return y.map((val, i) => val + m[i]);
+      if (f.gemma) m = norm(m, p + 'post_feedforward_layernorm.weight');
+      return y.map((val, i) => val + f.residual * m[i]);
     });
   }
   const head = c.tieWordEmbeddings ? emb : get(w, 'lm_head.weight');
-  return x.map((xt) => linearOutIn(head, rms(xt, get(w, 'model.norm.weight'), c.normEps), c.vocabSize));
+  return x.map((xt) =>
+    linearOutIn(head, norm(xt, 'model.norm.weight'), c.vocabSize).map((z) => {
+      const scaled = z / f.logitsScaling;
+      return f.finalCap === undefined ? scaled : f.finalCap * Math.tanh(scaled / f.finalCap);
+    }),
+  );
 }
 
 function gpt2Row(c: ModelConfig, w: RefWeights, ids: number[], mask: number[], positions: number[]): Float64Array[] {
@@ -267,7 +380,7 @@ export function referenceLogits(c: ModelConfig, w: RefWeights, ids: number[][], 
   return ids.map((row, b) => {
     const m = mask ? mask[b] : row.map(() => 1);
     const positions = referencePositions(m);
-    return c.family === 'gpt2' ? gpt2Row(c, w, row, m, positions) : llamaRow(c, w, row, m, positions);
+    return c.family === 'gpt2' ? gpt2Row(c, w, row, m, positions) : rotaryRow(c, w, row, m, positions);
   });
 }
 
