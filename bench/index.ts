@@ -6,7 +6,7 @@ import { matMul } from '../engine/tensor/ops.ts';
 import { makeConfig, parseConfig } from '../engine/model/config.ts';
 import { createModel } from '../engine/model/transformer.ts';
 import { train, type TrainExample } from '../engine/train.ts';
-import { generate } from '../engine/generate.ts';
+import { chooseTokens, generate, type SamplingOptions } from '../engine/generate.ts';
 import { Rng } from '../engine/random.ts';
 import type { LossInputs } from '../engine/contracts/loss.ts';
 import { buildWorld, worldVocabulary } from '../datasets/micro-world/build.ts';
@@ -111,6 +111,61 @@ for (const r of responses) sharedScores.push(...(await guard.scorePrefixes!(r.me
 const sharedSeconds = (performance.now() - starStart) / 1000;
 const maxDiff = Math.max(...naiveScores.map((v, i) => Math.abs(v - sharedScores[i])));
 
+// 5. Sampling one token per row at Llama 3's vocabulary (128256): the previous full sort in JavaScript (kept
+// here only as the baseline) vs tf.topk on the backend, 8 rows of Gaussian logits (σ 4: a top-p 0.9 nucleus of
+// some 500 tokens at T 1). Both must choose the same tokens.
+function chooseTokenBySort(logits: Float32Array, sampling: SamplingOptions, draw: Rng): number {
+  const scaled = Array.from(logits, (x, id) => ({ id, x: x / sampling.temperature }));
+  scaled.sort((a, b) => b.x - a.x || a.id - b.id);
+  let kept = sampling.topK > 0 ? scaled.slice(0, sampling.topK) : scaled;
+  const max = kept[0].x;
+  let probs = kept.map((c) => Math.exp(c.x - max));
+  let total = probs.reduce((a, b) => a + b, 0);
+  if (sampling.topP < 1) {
+    let cumulative = 0;
+    let keep = 0;
+    while (keep < probs.length) {
+      cumulative += probs[keep] / total;
+      keep++;
+      if (cumulative >= sampling.topP) break;
+    }
+    kept = kept.slice(0, keep);
+    probs = probs.slice(0, keep);
+    total = probs.reduce((a, b) => a + b, 0);
+  }
+  let r = draw.next() * total;
+  for (let i = 0; i < kept.length; i++) {
+    r -= probs[i];
+    if (r < 0) return kept[i].id;
+  }
+  return kept[kept.length - 1].id;
+}
+const SAMPLE_VOCAB = 128256;
+const SAMPLE_ROWS = 8;
+const logitRows = Array.from({ length: SAMPLE_ROWS }, () => Float32Array.from({ length: SAMPLE_VOCAB }, () => rng.normal() * 4));
+const samplingCases: [string, SamplingOptions][] = [
+  ['T 0.2, top-k 50, top-p 0.9 (paper)', { temperature: 0.2, topK: 50, topP: 0.9 }],
+  ['T 1, top-p 0.9', { temperature: 1, topK: 0, topP: 0.9 }],
+  ['T 1, no top-k or top-p', { temperature: 1, topK: 0, topP: 1 }],
+];
+const samplingRows: [string, string][] = [];
+for (const [label, sampling] of samplingCases) {
+  let sorted: number[] = [];
+  let onBackend: number[] = [];
+  const before = time(() => {
+    const draw = new Rng(1);
+    sorted = logitRows.map((row) => chooseTokenBySort(row, sampling, draw));
+  }, 2);
+  const after = time(() => {
+    onBackend = chooseTokens(logitRows, sampling, new Rng(1));
+  }, 5);
+  const same = sorted.every((t, i) => t === onBackend[i]);
+  samplingRows.push([
+    `sample 1 token/row, vocab 128256, ${label}`,
+    `${((before / SAMPLE_ROWS) * 1000).toFixed(1)} → ${((after / SAMPLE_ROWS) * 1000).toFixed(2)} ms/row (JS sort → tf.topk, ${(before / after).toFixed(0)}x${same ? '' : ', TOKENS DIFFER'})`,
+  ]);
+}
+
 const rows: [string, string][] = [
   ['backend', backend],
   ['matmul fwd+grad [1024x128]·[512x128]ᵀ, stock tfjs', `${(stock * 1000).toFixed(1)} ms`],
@@ -123,6 +178,7 @@ const rows: [string, string][] = [
   [`STAR scoring, ${naiveScores.length} prefixes of 20 responses, naive`, `${(naiveSeconds * 1000).toFixed(0)} ms`],
   ['STAR scoring, shared KV cache', `${(sharedSeconds * 1000).toFixed(0)} ms`],
   ['STAR naive/shared time ratio', `${(naiveSeconds / sharedSeconds).toFixed(2)}x (max |Δ P(safe)| ${maxDiff.toExponential(1)})`],
+  ...samplingRows,
 ];
 const width = Math.max(...rows.map(([k]) => k.length));
 for (const [k, v] of rows) console.log(`${k.padEnd(width)}  ${v}`);

@@ -13,7 +13,7 @@ import { loadHexPhi } from './formats/hex-phi-csv.ts';
 import { loadHexPhiJsonl } from './formats/hex-phi-jsonl.ts';
 import { loadHhRlhfJsonl } from './formats/hh-rlhf-jsonl.ts';
 import { loadMessagesJsonl, type LoadOptions } from './formats/messages-jsonl.ts';
-import { isMmluRecord, loadMmluCsv } from './formats/mmlu-csv.ts';
+import { isMmluRecord, loadMmlu, mmluSubjectFiles } from './formats/mmlu-csv.ts';
 import { isObject, parseCsv, readText, type JsonObject } from './formats/read.ts';
 import { BASE_RECIPE, baseTrainingExamples } from './micro-world/base.ts';
 import { DEFAULT_WORLD_SEED, ensureWorld, loadWorld } from './micro-world/build.ts';
@@ -27,7 +27,7 @@ export const formats = {
   messages: loadMessagesJsonl,
   'hex-phi': loadHexPhi,
   advbench: loadAdvbenchCsv,
-  mmlu: loadMmluCsv,
+  mmlu: loadMmlu,
   arc: loadArcJsonl,
   beavertails: loadBeavertails,
   'hh-rlhf': loadHhRlhfJsonl,
@@ -93,12 +93,13 @@ function loadMicro(name: MicroName, dir: string): Example[] {
 }
 
 /**
- * The format of a file: a directory is HEx-PHI; .csv by its first record (AdvBench header, MMLU's six
+ * The format of a file: a directory is MMLU when it holds <subject>_test.csv files (itself or its test/
+ * folder; mmlu-csv.ts), else HEx-PHI; .csv by its first record (AdvBench header, MMLU's six
  * columns ending in an answer letter, else HEx-PHI); .jsonl/.json by its first record's fields.
  */
 export function detectFormat(path: string): FormatName {
   if (!existsSync(path)) throw new DatasetFormatError(path, undefined, undefined, 'file not found');
-  if (statSync(path).isDirectory()) return 'hex-phi';
+  if (statSync(path).isDirectory()) return mmluSubjectFiles(path).length > 0 ? 'mmlu' : 'hex-phi';
   const ext = extname(path).toLowerCase();
   if (ext === '.csv') {
     const first = firstCsvRecord(readText(path), path);

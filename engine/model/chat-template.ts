@@ -2,8 +2,15 @@
 // transformers' apply_chat_template passes (messages, add_generation_prompt, the special-token strings;
 // raise_exception and strftime_now are globals of the renderer), plus the micro-world's word-level template.
 //
-// Llama 3.1+ templates put today's date (strftime_now) into a default system message; pass
-// `extra: { date_string: '26 Jul 2024' }` to make such renderings (and anything hashed from them) reproducible.
+// Llama 3.1+ templates put a date into their default system message: `date_string` when it is defined, else
+// today's (strftime_now). Every rendering here defines it (options.dateString, default DEFAULT_DATE_STRING,
+// '26 Jul 2024', the templates' own fallback), so a rendering, and anything hashed from it, never depends on
+// the day it was made.
+//
+// Message content is passed as a string, the form text-only templates expect. Some templates (Llama Guard 3
+// 1B's, multimodal ones) iterate content as a list of parts (`message['content'] | selectattr('type',
+// 'equalto', 'text')`); with a string they fail, or render no content. Such a template is detected on its
+// first rendering and then gets content as `[{ type: 'text', text }]` (options.contentForm forces a form).
 import { Template } from '@huggingface/jinja';
 import type { Message } from '../contracts/example.ts';
 
@@ -17,9 +24,21 @@ export interface ChatTemplateOptions {
    * after the final message's content, dropping its end-of-turn tokens. Used for prefilled responses.
    */
   continueFinalMessage?: boolean;
-  /** Extra template variables, e.g. `{ guardian_config: { risk_name: 'harm' } }` for Granite Guardian. */
+  /** Extra template variables, e.g. `{ guardian_config: { risk_name: 'harm' } }` for Granite Guardian. They win over the variables set here. */
   extra?: Record<string, unknown>;
+  /** The template variable `date_string` (Llama 3.1+ system messages); default DEFAULT_DATE_STRING. */
+  dateString?: string;
+  /**
+   * How message content is passed: 'string', or 'parts' (`[{ type: 'text', text }]`). Default: detected on the
+   * template's first rendering (parts when string content fails or leaves the content out and parts do not).
+   */
+  contentForm?: ContentForm;
 }
+
+type ContentForm = 'string' | 'parts';
+
+/** The date Llama 3.1+ templates fall back to when strftime_now is not available: the fixed default of date_string. */
+export const DEFAULT_DATE_STRING = '26 Jul 2024';
 
 /** The special-token strings a template may reference, under the names transformers uses. */
 export interface TemplateSpecialTokens {
@@ -58,22 +77,58 @@ export class ChatTemplate {
     }
   }
 
+  /** The content form this template takes, once a rendering has shown it (see contentForm). */
+  private detectedForm?: ContentForm;
+
   render(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): string {
-    const { addGenerationPrompt = false, continueFinalMessage = false, extra = {} } = options;
+    const { addGenerationPrompt = false, continueFinalMessage = false } = options;
     if (addGenerationPrompt && continueFinalMessage) {
       throw new ChatTemplateError(this.origin, 'addGenerationPrompt and continueFinalMessage exclude each other');
     }
-    if (continueFinalMessage) return this.renderOpenFinal(messages);
+    if (continueFinalMessage) return this.renderOpenFinal(messages, options);
+    const form = options.contentForm ?? this.detectedForm;
+    if (form) return this.renderAs(messages, options, form);
+    // Not known yet: strings first; parts when strings fail or drop content that parts keep.
+    let asString: string | undefined;
+    let failure: unknown;
+    try {
+      asString = this.renderAs(messages, options, 'string');
+    } catch (error) {
+      failure = error;
+    }
+    if (asString !== undefined && missingContent(asString, messages) === 0) {
+      this.detectedForm = 'string';
+      return asString;
+    }
+    let asParts: string | undefined;
+    try {
+      asParts = this.renderAs(messages, options, 'parts');
+    } catch {
+      // parts fail too: the string form's outcome stands
+    }
+    if (asParts !== undefined && (asString === undefined || missingContent(asParts, messages) < missingContent(asString, messages))) {
+      this.detectedForm = 'parts';
+      return asParts;
+    }
+    if (asString === undefined) throw failure;
+    this.detectedForm = 'string';
+    return asString;
+  }
 
+  private renderAs(messages: readonly ChatMessage[], options: ChatTemplateOptions, form: ContentForm): string {
     const variables: Record<string, unknown> = {
       // Copies, so a template can never mutate the caller's messages.
-      messages: messages.map((m) => ({ role: m.role, content: m.content })),
-      add_generation_prompt: addGenerationPrompt,
+      messages: messages.map((m) => ({
+        role: m.role,
+        content: form === 'parts' ? [{ type: 'text', text: m.content }] : m.content,
+      })),
+      add_generation_prompt: options.addGenerationPrompt ?? false,
+      date_string: options.dateString ?? DEFAULT_DATE_STRING,
     };
     for (const [name, token] of Object.entries(this.specialTokens)) {
       if (token !== undefined) variables[name] = token;
     }
-    Object.assign(variables, extra);
+    Object.assign(variables, options.extra ?? {});
     try {
       return this.template.render(variables);
     } catch (err) {
@@ -87,7 +142,8 @@ export class ChatTemplate {
    * the rendering: Llama-3's template renders a partial "a" and then a trailing "assistant" header.
    * Falls back to that search only when the template rewrites or repeats the content.
    */
-  private renderOpenFinal(messages: readonly ChatMessage[]): string {
+  private renderOpenFinal(messages: readonly ChatMessage[], options: ChatTemplateOptions): string {
+    const closed: ChatTemplateOptions = { ...options, continueFinalMessage: false, addGenerationPrompt: false };
     const final = messages.at(-1);
     if (!final) throw new ChatTemplateError(this.origin, 'continueFinalMessage needs at least one message');
     if (final.content.trim() === '') {
@@ -95,14 +151,14 @@ export class ChatTemplate {
       if (final.role !== 'assistant') {
         throw new ChatTemplateError(this.origin, `continueFinalMessage with an empty final ${final.role} message`);
       }
-      return this.render(messages.slice(0, -1), { addGenerationPrompt: true });
+      return this.render(messages.slice(0, -1), { ...closed, addGenerationPrompt: true });
     }
     if (!messages.some((m) => m.content.includes(OPEN_MARKER))) {
-      const marked = this.render([...messages.slice(0, -1), { ...final, content: final.content + OPEN_MARKER }]);
+      const marked = this.render([...messages.slice(0, -1), { ...final, content: final.content + OPEN_MARKER }], closed);
       const at = marked.indexOf(OPEN_MARKER);
       if (at >= 0 && marked.lastIndexOf(OPEN_MARKER) === at) return marked.slice(0, at);
     }
-    const rendered = this.render(messages);
+    const rendered = this.render(messages, closed);
     const trimmed = final.content.trim();
     const at = rendered.lastIndexOf(trimmed);
     if (at < 0) {
@@ -116,6 +172,11 @@ export class ChatTemplate {
     const keep = rendered.startsWith(untilEnd, at) ? untilEnd.length : trimmed.length;
     return rendered.slice(0, at + keep);
   }
+}
+
+/** How many messages with content (trimmed) do not appear in a rendering. */
+function missingContent(rendered: string, messages: readonly ChatMessage[]): number {
+  return messages.filter((m) => m.content.trim() !== '' && !rendered.includes(m.content.trim())).length;
 }
 
 /** Invisible separators around a word no text contains: where an open final message is cut. */

@@ -224,7 +224,12 @@ export class Tokenizer {
     return this.inner.id_to_token(id);
   }
 
-  /** Renders messages with the chat template (bos_token, eos_token, pad_token, unk_token and `extra` as variables). */
+  /**
+   * Renders messages with the chat template (bos_token, eos_token, pad_token, unk_token, date_string and
+   * `extra` as variables). `options.dateString` sets date_string (default '26 Jul 2024', so Llama 3.1+
+   * templates never write today's date); content goes as a string, or as text parts to a template that
+   * iterates it (`options.contentForm`; chat-template.ts).
+   */
   applyChatTemplate(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): string {
     if (this.chatTemplate === undefined) {
       throw new TokenizerFileError(

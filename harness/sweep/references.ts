@@ -18,6 +18,8 @@ import { join } from 'node:path';
 import { loadFile, MICRO_DATASET_NAMES, UnknownDatasetError } from '../../datasets/index.ts';
 import { closest } from '../../engine/did-you-mean.ts';
 import { cacheDir, contentHash, writeJsonAtomic } from '../../engine/io.ts';
+import { readConfigFile } from '../../engine/model/checkpoint.ts';
+import type { ModelConfig } from '../../engine/model/types.ts';
 import { parseGuardrailSpec } from '../../guardrails/index.ts';
 import type { Guardrail } from '../../guardrails/types.ts';
 import { configureStrategy } from '../../strategies/index.ts';
@@ -320,4 +322,146 @@ export async function checkReferences(config: SweepConfig, file = 'the sweep con
 export async function assertReferences(config: SweepConfig, file?: string): Promise<void> {
   const problems = await checkReferences(config, file);
   if (problems.length > 0) throw new SweepReferenceError(problems, file);
+}
+
+// ---- What `star-dss doctor` checks beyond a plan: model configs and endpoints ----
+
+/** A checkpoint directory a config reads: a model, or a local LM guardrail (of the guardrail axis or the judge). */
+export interface ModelDirectory {
+  field: string;
+  dir: string;
+  role: 'model' | 'guardrail';
+}
+
+/** The existing checkpoint directories among a config's references (models, guardrail directories, the judge's). */
+export function modelDirectories(config: SweepConfig): ModelDirectory[] {
+  const out: ModelDirectory[] = [];
+  const seen = new Set<string>();
+  for (const { kind, field, ref } of sweepReferences(config)) {
+    if (kind === 'dataset') continue;
+    let dir: string | undefined;
+    try {
+      dir = localPath(kind, ref);
+    } catch {
+      continue; // a spec that does not parse is checkReferences' problem
+    }
+    if (dir === undefined || seen.has(dir) || !existsSync(dir) || !statSync(dir).isDirectory()) continue;
+    seen.add(dir);
+    out.push({ field, dir, role: kind === 'model' ? 'model' : 'guardrail' });
+  }
+  return out;
+}
+
+/** A directory's config.json as the engine reads it (engine/model/config.ts parseConfig), or the one-line reason it cannot. */
+export function readModelConfig(dir: string): { config: ModelConfig } | { problem: string } {
+  try {
+    return { config: readConfigFile(dir) };
+  } catch (error) {
+    return { problem: firstLine(error) };
+  }
+}
+
+/** An endpoint a run calls: a URL guardrail or an LLM judge (or a judge's URL guardrail). */
+export interface Endpoint {
+  field: string;
+  /** The URL as the config gives it. */
+  url: string;
+  /** What the run is: 'guardrail' or 'judge'. */
+  role: 'guardrail' | 'judge';
+  /** Environment variable whose value the run sends as a Bearer token. */
+  apiKeyEnv?: string;
+  /** The model name the run asks for, when the config names one (`llm:URL#model`, `http.model`). */
+  model?: string;
+}
+
+const urlOfGuardrail = (spec: string): string | undefined => {
+  try {
+    const target = parseGuardrailSpec(spec);
+    return target.kind === 'url' ? target.url : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+/** Every endpoint a run of `config` would call: URL guardrails (when a strategy reads one) and the judge's. */
+export function sweepEndpoints(config: SweepConfig): Endpoint[] {
+  const out: Endpoint[] = [];
+  if (config.strategies.some(readsGuardrail))
+    config.guardrails.forEach((entry, i) => {
+      const spec = typeof entry === 'string' ? entry : entry.spec;
+      const url = urlOfGuardrail(spec);
+      if (url === undefined) return;
+      const http = typeof entry === 'string' ? undefined : entry.http;
+      const field = typeof entry === 'string' ? `guardrails[${i}]` : `guardrails[${i}].spec`;
+      out.push({
+        field,
+        url,
+        role: 'guardrail',
+        ...(http?.apiKeyEnv ? { apiKeyEnv: http.apiKeyEnv } : {}),
+        ...(http?.model ? { model: http.model } : {}),
+      });
+    });
+  const judge = config.eval.judge;
+  const llm = /^llm(?:-score)?:([^#]+)(?:#(.+))?$/.exec(judge);
+  if (llm)
+    out.push({
+      field: 'eval.judge',
+      url: llm[1],
+      role: 'judge',
+      apiKeyEnv: 'STAR_DSS_JUDGE_API_KEY',
+      ...(llm[2] ? { model: llm[2] } : {}),
+    });
+  const inner = judgeGuardrail(judge);
+  const url = inner === undefined ? undefined : urlOfGuardrail(inner);
+  if (url !== undefined) out.push({ field: 'eval.judge', url, role: 'judge' });
+  return out;
+}
+
+/** GET {base}/v1/models of an OpenAI-compatible server, from a base URL, a `/v1` URL or a full endpoint URL. */
+export function modelsUrl(url: string): string {
+  const base = url
+    .replace(/\/+$/, '')
+    .replace(/\/(chat\/)?completions$/, '')
+    .replace(/\/+$/, '');
+  return `${base.endsWith('/v1') ? base : `${base}/v1`}/models`;
+}
+
+/**
+ * Asks an endpoint for its model list (GET /v1/models) within `timeoutMs`: ok with the models it serves, or
+ * the one-line reason it does not answer as the run needs (unreachable, timeout, HTTP error, not JSON).
+ */
+export async function probeEndpoint(
+  endpoint: Endpoint,
+  timeoutMs: number,
+  fetchImpl: typeof fetch = fetch,
+): Promise<{ ok: true; models: string[] } | { ok: false; problem: string }> {
+  const target = modelsUrl(endpoint.url);
+  if (!URL.canParse(target)) return { ok: false, problem: `'${endpoint.url}' is not a valid URL. Fix: write http(s)://HOST:PORT[/v1]` };
+  const key = endpoint.apiKeyEnv ? process.env[endpoint.apiKeyEnv] : undefined;
+  let response: Response;
+  try {
+    response = await fetchImpl(target, {
+      headers: key ? { authorization: `Bearer ${key}` } : {},
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (error) {
+    const e = error as Error & { cause?: { code?: string; message?: string } };
+    const why = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (e.cause?.code ?? e.cause?.message ?? firstLine(error));
+    return { ok: false, problem: `GET ${target}: ${why}. Fix: start the server, or correct the URL` };
+  }
+  if (!response.ok) {
+    await response.body?.cancel();
+    const auth = response.status === 401 || response.status === 403;
+    const fix = auth
+      ? `set ${endpoint.apiKeyEnv ?? 'the API key variable'}${endpoint.role === 'guardrail' && !endpoint.apiKeyEnv ? ' (http.apiKeyEnv names it)' : ''}`
+      : 'check that the URL is the OpenAI-compatible base (…/v1)';
+    return { ok: false, problem: `GET ${target}: HTTP ${response.status}. Fix: ${fix}` };
+  }
+  try {
+    const body = (await response.json()) as { data?: { id?: unknown }[] };
+    const models = (body.data ?? []).map((m) => m.id).filter((id): id is string => typeof id === 'string');
+    return { ok: true, models };
+  } catch {
+    return { ok: false, problem: `GET ${target}: the answer is not JSON. Fix: point the URL at an OpenAI-compatible server` };
+  }
 }
