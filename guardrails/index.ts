@@ -5,12 +5,14 @@
 //   DIR                   a local checkpoint; labels/position from options, else DIR/guardrail.json, else a
 //                         preset whose name the directory name contains (Llama-Guard-3-1B → llama-guard-3)
 //   http(s)://URL         an endpoint; labels/position from options or the tokenizer directory's guardrail.json
+// URL guardrails take options.http (HttpGuardrailOptions: completions or chat mode, model, revision, timeout,
+// retries, concurrency, top logprobs, API-key variable); httpResolveOptions maps the config/CLI settings there.
 // Several specs are averaged (ensemble); options.noise wraps the result in the noisy guardrail.
 import { existsSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { closest } from '../engine/did-you-mean.ts';
 import { ensembleGuardrail } from './ensemble.ts';
-import { createHttpGuardrail, type HttpGuardrailOptions, type TemplateSource } from './http.ts';
+import { createHttpGuardrail, type HttpGuardrailOptions, type HttpGuardrailSettings, type TemplateSource } from './http.ts';
 import { loadLmGuardrail, type LmGuardrail } from './lm.ts';
 import { noisyGuardrail, type NoiseOptions } from './noisy.ts';
 import {
@@ -27,13 +29,17 @@ import type { Guardrail } from './types.ts';
 
 export type { Guardrail } from './types.ts';
 export { LmGuardrail } from './lm.ts';
+export { httpGuardrailSettings, httpModes, type HttpGuardrailSettings } from './http.ts';
 
 export interface ResolveGuardrailOptions extends GuardSpecOverrides {
   /** The micro-world guardrail's directory (or a function that finds or builds it), for the spec `micro`. */
   microGuardrailDir?: string | (() => string | Promise<string>);
   /** Items per forward of a local guardrail. */
   batchSize?: number;
-  /** Options of URL guardrails. Their chat template comes from `tokenizerDir` or `chatTemplate`. */
+  /**
+   * Options of URL guardrails. In completions mode (the default) their chat template comes from `tokenizerDir`
+   * or `chatTemplate`; in chat mode the server applies its own, and `tokenizerDir` is optional (labels).
+   */
   http?: Omit<HttpGuardrailOptions, 'url' | 'spec' | 'template'> & { tokenizerDir?: string; chatTemplate?: string };
   /** Wrap the guardrail so that a seeded fraction of its unsafe verdicts turn safe. */
   noise?: NoiseOptions;
@@ -119,21 +125,31 @@ export async function resolveLocalGuardrail(spec: string, options: ResolveGuardr
   return loadLmGuardrail(target.dir, specFor(target.preset, options, target.dir, target.dir), batch);
 }
 
+/** The resolve options of the sweep config's / CLI's URL-guardrail settings (`tokenizer` → `tokenizerDir`). */
+export function httpResolveOptions(settings: Partial<HttpGuardrailSettings>): NonNullable<ResolveGuardrailOptions['http']> {
+  const { tokenizer, mode, model, revision, apiKeyEnv, timeoutMs, retries, concurrency, topLogprobs } = settings;
+  const picked = { mode, model, revision, apiKeyEnv, timeoutMs, retries, concurrency, topLogprobs, tokenizerDir: tokenizer };
+  return Object.fromEntries(Object.entries(picked).filter(([, v]) => v !== undefined)) as NonNullable<ResolveGuardrailOptions['http']>;
+}
+
 async function resolveOne(spec: string, options: ResolveGuardrailOptions): Promise<Guardrail> {
   const target = parseGuardrailSpec(spec);
   if (target.kind !== 'url') return resolveLocalGuardrail(spec, options);
   const { tokenizerDir: dirOption, chatTemplate, ...http } = options.http ?? {};
-  const tokenizerDir = dirOption ?? (target.preset === 'micro' || options.preset === 'micro' ? await microDir(options) : undefined);
-  let template: TemplateSource;
+  const chat = http.mode === 'chat';
+  // The micro guardrail's own directory holds its template; chat mode needs none (the preset gives the labels).
+  const tokenizerDir =
+    dirOption ?? (!chat && (target.preset === 'micro' || options.preset === 'micro') ? await microDir(options) : undefined);
+  let template: TemplateSource | undefined;
   if (chatTemplate !== undefined) template = { chatTemplate };
   else if (tokenizerDir !== undefined) template = { tokenizerDir };
-  else {
+  else if (!chat) {
     throw new GuardSpecError(
-      `${target.url}: the guardrail's chat template is needed to render prompts. Fix: pass http.tokenizerDir (a directory with the guardrail's tokenizer files) or http.chatTemplate`,
+      `${target.url}: the guardrail's chat template is needed to render prompts. Fix: pass http.tokenizerDir (a directory with the guardrail's tokenizer files) or http.chatTemplate, or use chat mode (the server applies its template)`,
     );
   }
   const guardSpec = specFor(target.preset, options, tokenizerDir, target.url);
-  return createHttpGuardrail({ ...http, url: target.url, spec: guardSpec, template });
+  return createHttpGuardrail({ ...http, url: target.url, spec: guardSpec, ...(template ? { template } : {}) });
 }
 
 /** Resolves one spec or several (averaged), optionally wrapped in the noisy guardrail. */

@@ -12,7 +12,10 @@ import type { GuardItem } from './types.ts';
 export interface GuardSpec {
   /** The label tokens whose logits are compared (each must be one token of the guardrail's tokenizer). */
   labels: { safe: string; unsafe: string };
-  /** The generated position that carries the verdict: 1 = the first generated token, 2 = the second. */
+  /**
+   * The generated position that carries the verdict: 1 = the first generated token, 2 = the second (an HTTP
+   * guardrail in chat mode reads it from `logprobs.content[position − 1]`).
+   */
   position: 1 | 2;
   /** Extra chat-template variables, e.g. Granite Guardian's `guardian_config`. */
   extra?: Record<string, unknown>;

@@ -4,6 +4,13 @@
 //   POST /v1/completions  {model?, prompt: string | string[] | ids | ids[], max_tokens?, temperature?: 0,
 //                          logprobs?: K, add_special_tokens?, ignore_eos?}  → greedy decoding, with the top-K
 //                          log-probabilities over the full vocabulary at each generated position
+//   POST /v1/chat/completions  {model?, messages, max_tokens? | max_completion_tokens?, temperature?: 0,
+//                          logprobs?: bool, top_logprobs?: K, chat_template_kwargs?, add_generation_prompt?,
+//                          continue_final_message?, add_special_tokens?, ignore_eos?}  → the messages rendered
+//                          with the checkpoint's chat template (a guardrail's template variables, e.g. Granite
+//                          Guardian's guardian_config, are the defaults of chat_template_kwargs), then the same
+//                          decoding; logprobs as choices[0].logprobs.content[i] = {token, logprob, bytes,
+//                          top_logprobs: [{token, logprob, bytes}]}
 //   GET  /v1/models, GET /health (→ {status: 'ok', pending, maxPending}: requests being scored or waiting)
 // Decoding is greedy only (temperature must be 0 or absent). Tokens are returned as strings (each token
 // decoded on its own); errors as {error: {message, type, param, code}} with a 4xx status.
@@ -19,11 +26,15 @@ import type { AddressInfo } from 'node:net';
 import { disposeCache } from '../engine/model/transformer.ts';
 import type { Tokenizer } from '../engine/model/tokenizer.ts';
 import type { CausalLM, KVCache } from '../engine/model/types.ts';
+import type { ChatMessage } from '../engine/model/chat-template.ts';
 import { argmax, forwardLast } from '../guardrails/lm.ts';
+import type { GuardSpec } from '../guardrails/presets.ts';
 
 export interface ServedModel {
   model: CausalLM;
   tokenizer: Tokenizer;
+  /** A guardrail's reading: its template variables are the chat endpoint's default chat_template_kwargs. */
+  spec?: Pick<GuardSpec, 'extra'>;
 }
 
 export interface ServerLimits {
@@ -109,12 +120,31 @@ function boolField(body: Record<string, unknown>, field: string, fallback: boole
   return v;
 }
 
-/** Validates a completions request body against what this server implements. */
-export function parseCompletionRequest(body: unknown, name: string, limits: ServerLimits): CompletionRequest {
+/** The fields both endpoints check alike: the body is an object, the model is ours, greedy and one choice only. */
+function checkCommon(body: unknown, name: string): Record<string, unknown> {
   if (!isRecord(body)) throw new RequestError(400, 'the request body must be a JSON object');
   if (body.model !== undefined && body.model !== null && body.model !== name) {
     throw new RequestError(404, `The model \`${String(body.model)}\` does not exist. This server serves \`${name}\`.`, 'model');
   }
+  const temperature = body.temperature;
+  if (temperature !== undefined && temperature !== null && temperature !== 0) {
+    throw new RequestError(
+      400,
+      `'temperature' must be 0 (this server decodes greedily), got ${JSON.stringify(temperature)}`,
+      'temperature',
+    );
+  }
+  for (const field of ['n', 'best_of'] as const) intField(body, field, 1, 1, 1);
+  if (boolField(body, 'stream', false)) throw new RequestError(400, "'stream' is not supported", 'stream');
+  const stop = body.stop;
+  if (stop !== undefined && stop !== null && !(Array.isArray(stop) && stop.length === 0))
+    throw new RequestError(400, "'stop' is not supported", 'stop');
+  return body;
+}
+
+/** Validates a completions request body against what this server implements. */
+export function parseCompletionRequest(raw: unknown, name: string, limits: ServerLimits): CompletionRequest {
+  const body = checkCommon(raw, name);
   const p = body.prompt;
   let prompts: (string | number[])[];
   if (typeof p === 'string') prompts = [p];
@@ -128,25 +158,68 @@ export function parseCompletionRequest(body: unknown, name: string, limits: Serv
       'prompt',
     );
   }
-  const temperature = body.temperature;
-  if (temperature !== undefined && temperature !== null && temperature !== 0) {
-    throw new RequestError(
-      400,
-      `'temperature' must be 0 (this server decodes greedily), got ${JSON.stringify(temperature)}`,
-      'temperature',
-    );
-  }
-  for (const field of ['n', 'best_of'] as const) intField(body, field, 1, 1, 1);
-  if (boolField(body, 'stream', false)) throw new RequestError(400, "'stream' is not supported", 'stream');
   if (boolField(body, 'echo', false)) throw new RequestError(400, "'echo' is not supported", 'echo');
-  const stop = body.stop;
-  if (stop !== undefined && stop !== null && !(Array.isArray(stop) && stop.length === 0))
-    throw new RequestError(400, "'stop' is not supported", 'stop');
   return {
     prompts,
     maxTokens: intField(body, 'max_tokens', 16, 1, limits.maxTokens)!,
     logprobs: intField(body, 'logprobs', undefined, 0, limits.maxLogprobs),
     addSpecialTokens: boolField(body, 'add_special_tokens', true),
+    ignoreEos: boolField(body, 'ignore_eos', false),
+  };
+}
+
+const roles = new Set<string>(['system', 'user', 'assistant']);
+
+/** A message's content: a string, or OpenAI's list of text parts (joined). */
+function messageText(content: unknown, i: number): string {
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content) && content.every((p) => isRecord(p) && p.type === 'text' && typeof p.text === 'string'))
+    return content.map((p) => (p as { text: string }).text).join('');
+  throw new RequestError(400, `messages[${i}].content must be a string or a list of {type: 'text', text} parts`, 'messages');
+}
+
+/**
+ * Validates a chat-completions request and renders its messages with the checkpoint's chat template into the
+ * one prompt of a completions request. The served guardrail's template variables are the defaults of
+ * `chat_template_kwargs`; like vLLM, the rendering is encoded without adding special tokens (the template
+ * holds them) unless `add_special_tokens` says otherwise.
+ */
+export function parseChatRequest(raw: unknown, served: ServedModel, name: string, limits: ServerLimits): CompletionRequest {
+  const body = checkCommon(raw, name);
+  const list = body.messages;
+  if (!Array.isArray(list) || list.length === 0) throw new RequestError(400, "'messages' must be a non-empty list", 'messages');
+  const messages: ChatMessage[] = list.map((m: unknown, i) => {
+    if (!isRecord(m) || typeof m.role !== 'string' || !roles.has(m.role))
+      throw new RequestError(400, `messages[${i}] must be {role: 'system' | 'user' | 'assistant', content}`, 'messages');
+    return { role: m.role as ChatMessage['role'], content: messageText(m.content, i) };
+  });
+  const logprobs = boolField(body, 'logprobs', false);
+  const top = intField(body, 'top_logprobs', undefined, 0, limits.maxLogprobs);
+  if (top !== undefined && !logprobs) throw new RequestError(400, "'top_logprobs' needs 'logprobs': true", 'top_logprobs');
+  const maxTokens =
+    intField(body, 'max_completion_tokens', undefined, 1, limits.maxTokens) ?? intField(body, 'max_tokens', 16, 1, limits.maxTokens)!;
+  const addGenerationPrompt = boolField(body, 'add_generation_prompt', true);
+  const continueFinalMessage = boolField(body, 'continue_final_message', false);
+  if (addGenerationPrompt && continueFinalMessage && body.add_generation_prompt === true)
+    throw new RequestError(400, "'add_generation_prompt' and 'continue_final_message' cannot both be true", 'continue_final_message');
+  const kwargs = body.chat_template_kwargs;
+  if (kwargs !== undefined && kwargs !== null && !isRecord(kwargs))
+    throw new RequestError(400, "'chat_template_kwargs' must be an object", 'chat_template_kwargs');
+  let prompt: string;
+  try {
+    prompt = served.tokenizer.applyChatTemplate(messages, {
+      addGenerationPrompt: addGenerationPrompt && !continueFinalMessage,
+      continueFinalMessage,
+      extra: { ...served.spec?.extra, ...(kwargs ?? {}) },
+    });
+  } catch (error) {
+    throw new RequestError(400, `the chat template cannot render these messages: ${(error as Error).message}`, 'messages');
+  }
+  return {
+    prompts: [prompt],
+    maxTokens,
+    logprobs: logprobs ? (top ?? 0) : undefined,
+    addSpecialTokens: boolField(body, 'add_special_tokens', false),
     ignoreEos: boolField(body, 'ignore_eos', false),
   };
 }
@@ -176,7 +249,8 @@ export function topK(row: Float32Array, k: number): number[] {
 interface Decoded {
   ids: number[];
   logprobs: number[];
-  tops: Record<string, number>[];
+  /** The top-K ids and their logprobs at each generated position, best first (when logprobs are asked for). */
+  tops: { id: number; logprob: number }[][];
   finish: 'stop' | 'length';
 }
 
@@ -208,14 +282,7 @@ async function decodeBatch(served: ServedModel, prompts: number[][], request: Co
         const o = out[b];
         o.ids.push(token);
         o.logprobs.push(row[token] - lse);
-        if (request.logprobs !== undefined) {
-          const top: Record<string, number> = {};
-          for (const id of topK(row, request.logprobs)) {
-            const text = tokenizer.decode([id]);
-            if (!(text in top)) top[text] = row[id] - lse;
-          }
-          o.tops.push(top);
-        }
+        if (request.logprobs !== undefined) o.tops.push(topK(row, request.logprobs).map((id) => ({ id, logprob: row[id] - lse })));
         if (eos.has(token) && !request.ignoreEos) {
           done[b] = true;
           o.finish = 'stop';
@@ -269,6 +336,31 @@ export function encodePrompts(served: ServedModel, request: CompletionRequest, m
   });
 }
 
+/** Greedy decoding of every prompt, `batchSize` prompts per batch. */
+async function decodeAll(served: ServedModel, request: CompletionRequest, batchSize: number, prompts: number[][]): Promise<Decoded[]> {
+  const decoded: Decoded[] = [];
+  for (let start = 0; start < prompts.length; start += batchSize)
+    decoded.push(...(await decodeBatch(served, prompts.slice(start, start + batchSize), request)));
+  return decoded;
+}
+
+/** The generated text: the tokens decoded together, end-of-sequence tokens and special tokens left out. */
+function generatedText(served: ServedModel, d: Decoded): string {
+  const eos = new Set([...served.tokenizer.eosTokenIds, ...served.model.config.eosTokenIds]);
+  return served.tokenizer.decode(
+    d.ids.filter((id) => !eos.has(id)),
+    { skipSpecialTokens: true },
+  );
+}
+
+const usage = (prompts: number[][], decoded: Decoded[]) => {
+  const promptTokens = prompts.reduce((n, p) => n + p.length, 0);
+  const completionTokens = decoded.reduce((n, d) => n + d.ids.length, 0);
+  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+};
+
+const responseId = (prefix: string) => `${prefix}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+
 /** The OpenAI completions response for a validated request (its prompts encoded by encodePrompts). */
 export async function runCompletions(
   served: ServedModel,
@@ -277,11 +369,8 @@ export async function runCompletions(
   batchSize = 8,
   prompts: number[][] = encodePrompts(served, request),
 ): Promise<Record<string, unknown>> {
-  const { tokenizer, model } = served;
-  const decoded: Decoded[] = [];
-  for (let start = 0; start < prompts.length; start += batchSize)
-    decoded.push(...(await decodeBatch(served, prompts.slice(start, start + batchSize), request)));
-  const eos = new Set([...tokenizer.eosTokenIds, ...model.config.eosTokenIds]);
+  const { tokenizer } = served;
+  const decoded = await decodeAll(served, request, batchSize, prompts);
   const choices = decoded.map((d, index) => {
     const tokens = d.ids.map((id) => tokenizer.decode([id]));
     let at = 0;
@@ -290,25 +379,69 @@ export async function runCompletions(
       at += token.length;
       return start;
     });
+    // Top logprobs keyed by token text; ids that decode alike keep the first (highest) value.
+    const tops = d.tops.map((top) => {
+      const byText: Record<string, number> = {};
+      for (const { id, logprob } of top) {
+        const text = tokenizer.decode([id]);
+        if (!(text in byText)) byText[text] = logprob;
+      }
+      return byText;
+    });
     return {
       index,
-      text: tokenizer.decode(
-        d.ids.filter((id) => !eos.has(id)),
-        { skipSpecialTokens: true },
-      ),
-      logprobs: request.logprobs === undefined ? null : { tokens, token_logprobs: d.logprobs, top_logprobs: d.tops, text_offset: offsets },
+      text: generatedText(served, d),
+      logprobs: request.logprobs === undefined ? null : { tokens, token_logprobs: d.logprobs, top_logprobs: tops, text_offset: offsets },
       finish_reason: d.finish,
     };
   });
-  const promptTokens = prompts.reduce((n, p) => n + p.length, 0);
-  const completionTokens = decoded.reduce((n, d) => n + d.ids.length, 0);
   return {
-    id: `cmpl-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`,
+    id: responseId('cmpl'),
     object: 'text_completion',
     created: Math.floor(Date.now() / 1000),
     model: name,
     choices,
-    usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
+    usage: usage(prompts, decoded),
+  };
+}
+
+/** A token as the chat API reports it: its text and that text's UTF-8 bytes. */
+function chatToken(tokenizer: Tokenizer, id: number): { token: string; bytes: number[] } {
+  const token = tokenizer.decode([id]);
+  return { token, bytes: [...Buffer.from(token, 'utf8')] };
+}
+
+/** The OpenAI chat-completions response for a request parsed by parseChatRequest (one prompt, one choice). */
+async function runChatCompletion(
+  served: ServedModel,
+  request: CompletionRequest,
+  name: string,
+  prompts: number[][],
+): Promise<Record<string, unknown>> {
+  const { tokenizer } = served;
+  const decoded = await decodeAll(served, request, 1, prompts);
+  const choices = decoded.map((d, index) => ({
+    index,
+    message: { role: 'assistant', content: generatedText(served, d) },
+    logprobs:
+      request.logprobs === undefined
+        ? null
+        : {
+            content: d.ids.map((id, i) => ({
+              ...chatToken(tokenizer, id),
+              logprob: d.logprobs[i],
+              top_logprobs: (d.tops[i] ?? []).map((t) => ({ ...chatToken(tokenizer, t.id), logprob: t.logprob })),
+            })),
+          },
+    finish_reason: d.finish,
+  }));
+  return {
+    id: responseId('chatcmpl'),
+    object: 'chat.completion',
+    created: Math.floor(Date.now() / 1000),
+    model: name,
+    choices,
+    usage: usage(prompts, decoded),
   };
 }
 
@@ -410,10 +543,18 @@ export async function startGuardrailServer(served: ServedModel, options: Guardra
         { 'www-authenticate': 'Bearer' },
       );
     }
-    const routes: Record<string, string> = { '/v1/completions': 'POST', '/v1/models': 'GET', '/health': 'GET' };
+    const routes: Record<string, string> = {
+      '/v1/completions': 'POST',
+      '/v1/chat/completions': 'POST',
+      '/v1/models': 'GET',
+      '/health': 'GET',
+    };
     const method = routes[path];
     if (!method)
-      throw new RequestError(404, `no route ${req.method} ${path}; this server has POST /v1/completions, GET /v1/models and GET /health`);
+      throw new RequestError(
+        404,
+        `no route ${req.method} ${path}; this server has POST /v1/completions, POST /v1/chat/completions, GET /v1/models and GET /health`,
+      );
     if (req.method !== method) throw new RequestError(405, `${path} accepts ${method}, not ${req.method}`);
     if (path === '/v1/models') {
       return send(res, 200, { object: 'list', data: [{ id: name, object: 'model', created: started, owned_by: 'star-dss' }] });
@@ -425,7 +566,8 @@ export async function startGuardrailServer(served: ServedModel, options: Guardra
     } catch (error) {
       throw new RequestError(400, `the request body is not valid JSON (${(error as Error).message})`);
     }
-    const request = parseCompletionRequest(body, name, limits);
+    const chat = path === '/v1/chat/completions';
+    const request = chat ? parseChatRequest(body, served, name, limits) : parseCompletionRequest(body, name, limits);
     const prompts = encodePrompts(served, request, limits.maxContextTokens);
     if (pending >= limits.maxPending) {
       throw new HeaderedRequestError(
@@ -441,7 +583,13 @@ export async function startGuardrailServer(served: ServedModel, options: Guardra
     });
     const turn = queue.then(async () => {
       if (gone) return; // the client went away while it waited
-      send(res, 200, await runCompletions(served, request, name, limits.batchSize, prompts));
+      send(
+        res,
+        200,
+        chat
+          ? await runChatCompletion(served, request, name, prompts)
+          : await runCompletions(served, request, name, limits.batchSize, prompts),
+      );
     });
     queue = turn.catch(() => {}).finally(() => pending--);
     await turn;

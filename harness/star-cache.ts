@@ -6,6 +6,12 @@
 // <guardrail> is a readable slug of the guardrail id plus a hash of the whole id (ids may hold URLs and
 // slashes); <example hash> hashes the messages (and, in token mode, the response's token ids, so a
 // different tokenizer never reuses token chunks). Files are validated on read; a bad file is recomputed.
+//
+// The guardrail id is the key's guardrail part, so it carries whatever identifies the scores: a local
+// checkpoint's weight hashes; for an HTTP guardrail the endpoint, its mode, the model id the server reports
+// (GET /v1/models, or the one named; a response naming another model is refused) and the user's optional
+// revision string (guardrails/http.ts). A server swapping weights under one model name is invisible here:
+// that is what the revision is for.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cacheDir, contentHash, writeJsonAtomic } from '../engine/io.ts';

@@ -1,6 +1,7 @@
 // `star-dss serve guardrail --guardrail micro|DIR --port N [--host 127.0.0.1] [--api-key-env NAME]`: serves a
-// local LM guardrail over the OpenAI-compatible completions API with logprobs (harness/guardrail-server.ts)
-// until the process is stopped, so several processes, or the HTTP guardrail, can share one guardrail model.
+// local LM guardrail over the OpenAI-compatible completions and chat-completions APIs with logprobs
+// (harness/guardrail-server.ts; the chat endpoint applies the guardrail's own chat template and template
+// variables) until the process is stopped, so several processes, or the HTTP guardrail, can share one model.
 // The server's limits (prompts per request, queued requests, tokens per prompt) are flags; a host other than
 // loopback is warned about on stderr.
 import { basename, resolve } from 'node:path';
@@ -85,7 +86,7 @@ export async function serveGuardrail(args: ServeGuardrailArgs, deps: ServeDeps =
     });
     try {
       (deps.log ?? console.log)(
-        `serving guardrail ${guard.id} as model '${name}' at ${server.url}/v1 (POST /v1/completions, GET /v1/models${apiKey === undefined ? '' : `; API key from $${args.apiKeyEnv}`}); stop with Ctrl-C`,
+        `serving guardrail ${guard.id} as model '${name}' at ${server.url}/v1 (POST /v1/completions, POST /v1/chat/completions, GET /v1/models${apiKey === undefined ? '' : `; API key from $${args.apiKeyEnv}`}); stop with Ctrl-C`,
       );
       await (deps.untilStopped ?? untilSignal)(server);
     } finally {
@@ -99,7 +100,7 @@ export async function serveGuardrail(args: ServeGuardrailArgs, deps: ServeDeps =
 export function makeServeCommand(deps: ServeDeps = {}): CommandModule {
   const guardrail = defineCommand({
     command: 'guardrail',
-    describe: 'serve a local LM guardrail over the OpenAI-compatible completions API with logprobs',
+    describe: 'serve a local LM guardrail over the OpenAI-compatible completions and chat-completions APIs with logprobs',
     builder: (y) =>
       y.options(serveGuardrailOptions).check((a) => {
         if (!Number.isInteger(a.port) || a.port < 0 || a.port > 65535)

@@ -6,7 +6,14 @@ import type { Options } from 'yargs';
 import { initBackend } from '../../engine/tensor/backend.ts';
 import { loadTokenizer } from '../../engine/model/tokenizer.ts';
 import { annotateFile, readStarInput, type StarFileOptions } from '../star.ts';
-import { resolveGuardrail, type ResolveGuardrailOptions } from '../../guardrails/index.ts';
+import {
+  httpGuardrailSettings,
+  httpModes,
+  httpResolveOptions,
+  resolveGuardrail,
+  type HttpGuardrailSettings,
+  type ResolveGuardrailOptions,
+} from '../../guardrails/index.ts';
 import type { Guardrail } from '../../guardrails/types.ts';
 import { type CommandArgs, defineCommand, type GlobalArgs } from './define.ts';
 
@@ -20,6 +27,18 @@ const starOptions = {
     describe: 'micro, <preset>:DIR, DIR or http(s)://URL; repeat to average several guardrails',
   },
   'guardrail-tokenizer': { type: 'string', describe: "directory with a URL guardrail's tokenizer files (its chat template)" },
+  'guardrail-mode': {
+    type: 'string',
+    choices: httpModes,
+    describe: 'URL guardrails: completions (render locally, POST /v1/completions; default) or chat (POST /v1/chat/completions)',
+  },
+  'guardrail-model': { type: 'string', describe: 'URL guardrails: served model name (default: the first of GET /v1/models)' },
+  'guardrail-revision': { type: 'string', describe: "URL guardrails: a revision label kept in the guardrail's id and STAR cache key" },
+  'guardrail-api-key-env': { type: 'string', describe: 'URL guardrails: environment variable holding the API key (sent as Bearer)' },
+  'guardrail-timeout-ms': { type: 'number', describe: 'URL guardrails: per-attempt timeout in ms (default 60000)' },
+  'guardrail-retries': { type: 'number', describe: 'URL guardrails: extra attempts on network errors, timeouts, 429, 5xx (default 3)' },
+  'guardrail-concurrency': { type: 'number', describe: 'URL guardrails: most requests in flight at once (default 4)' },
+  'guardrail-top-logprobs': { type: 'number', describe: 'URL guardrails: top logprobs requested per position (default 20)' },
   'chunk-words': { type: 'number', describe: 'M: words per chunk (default 5)' },
   'chunk-tokens': { type: 'number', describe: 'M in tokens of --tokenizer instead of words' },
   out: { type: 'string', demandOption: true, describe: 'annotated JSONL to write' },
@@ -59,16 +78,51 @@ export function starFileOptions(args: StarArgs): StarFileOptions {
   };
 }
 
+/** The --guardrail-* flag of each URL-guardrail setting. */
+const httpFlags = {
+  tokenizer: 'guardrailTokenizer',
+  mode: 'guardrailMode',
+  model: 'guardrailModel',
+  revision: 'guardrailRevision',
+  apiKeyEnv: 'guardrailApiKeyEnv',
+  timeoutMs: 'guardrailTimeoutMs',
+  retries: 'guardrailRetries',
+  concurrency: 'guardrailConcurrency',
+  topLogprobs: 'guardrailTopLogprobs',
+} as const satisfies Record<keyof HttpGuardrailSettings, keyof StarArgs>;
+
+const kebab = (camel: string) => camel.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/**
+ * The URL-guardrail options of the --guardrail-* flags (validated like a sweep config's `http:`), or undefined
+ * when none is given. A one-line error names the flag.
+ */
+export function starHttpOptions(args: StarArgs): ResolveGuardrailOptions['http'] {
+  const given = Object.entries(httpFlags).filter(([, flag]) => args[flag] !== undefined);
+  if (given.length === 0) return undefined;
+  if (!args.guardrail.some((spec) => /^(?:[A-Za-z][\w.-]*:)?https?:\/\//i.test(spec.trim()))) {
+    throw new Error(
+      `--${kebab(given[0][1])} applies to URL guardrails only; no --guardrail is a URL (http(s)://… or <preset>:http(s)://…)`,
+    );
+  }
+  const parsed = httpGuardrailSettings.safeParse(Object.fromEntries(given.map(([field, flag]) => [field, args[flag]])));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = String(issue.path[0]) as keyof typeof httpFlags;
+    const value = args[httpFlags[field]];
+    throw new Error(`--${kebab(httpFlags[field])}: ${issue.message}, got ${JSON.stringify(value)}`);
+  }
+  return httpResolveOptions(parsed.data);
+}
+
 /** Resolves the guardrail, annotates the file and prints a one-line summary. */
 export async function runStar(args: StarArgs, deps: StarDeps = {}): Promise<void> {
   await initBackend(args.backend);
   const options = starFileOptions(args);
   // Read and check the data before resolving the guardrail (which may train one): no examples, no work.
   const input = readStarInput(options.data);
-  const resolveOptions: ResolveGuardrailOptions = {
-    microGuardrailDir: deps.microGuardrailDir,
-    ...(args.guardrailTokenizer ? { http: { tokenizerDir: args.guardrailTokenizer } } : {}),
-  };
+  const http = starHttpOptions(args);
+  const resolveOptions: ResolveGuardrailOptions = { microGuardrailDir: deps.microGuardrailDir, ...(http ? { http } : {}) };
   const guardrail = await (deps.resolve ?? resolveGuardrail)(args.guardrail, resolveOptions);
   const log = deps.log ?? console.log;
   try {

@@ -7,6 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { closest } from '../../engine/did-you-mean.ts';
 import { trainSettings } from '../../engine/train.ts';
+import { httpGuardrailSettings } from '../../guardrails/index.ts';
 
 /** A plug-in on an axis: `sft` or `{ name: star-dss, lambda: 0.5 }` (parameters beside the name). */
 const plugin = z.union([z.string(), z.looseObject({ name: z.string() })]);
@@ -15,14 +16,38 @@ export type PluginEntry = z.infer<typeof plugin>;
 /** `count` items of `dataset` mixed into every finetuning set. */
 const oldTaskEntry = z.strictObject({ dataset: z.string(), count: z.number().int().min(0) });
 
-const guardrailEntry = z.union([
-  z.string(),
-  z.strictObject({
-    spec: z.string(),
-    /** Turn this fraction of the guardrail's unsafe verdicts into safe ones (the noisy guardrail). */
-    falseNegativeRate: z.number().min(0).max(1).default(0),
-  }),
-]);
+/** A spec that names an endpoint: `http(s)://…` or `<preset>:http(s)://…`. */
+const isUrlSpec = (spec: string) => /^(?:[A-Za-z][\w.-]*:)?https?:\/\//i.test(spec.trim());
+
+const guardrailEntry = z.union(
+  [
+    z.string(),
+    z
+      .strictObject({
+        spec: z.string(),
+        /** Turn this fraction of the guardrail's unsafe verdicts into safe ones (the noisy guardrail). */
+        falseNegativeRate: z.number().min(0).max(1).default(0),
+        /** Settings of a URL guardrail (guardrails/README.md, "HTTP guardrail"). */
+        http: httpGuardrailSettings.optional(),
+      })
+      .refine((entry) => entry.http === undefined || isUrlSpec(entry.spec), {
+        path: ['http'],
+        error: (issue) =>
+          `applies to URL guardrails only, and spec '${String((issue.input as { spec?: unknown }).spec)}' is not one. Fix: remove http, or point spec at http(s)://HOST:PORT (or <preset>:http(s)://HOST:PORT)`,
+      }),
+  ],
+  {
+    // An object entry that fails the object schema: say what in it failed, not just "Invalid input".
+    error: (issue) => {
+      if (issue.code !== 'invalid_union') return undefined;
+      const errors = (issue as { errors?: { path: PropertyKey[]; message: string; code: string }[][] }).errors ?? [];
+      const inner = errors.map((e) => e[0]).find((e) => e !== undefined && !(e.code === 'invalid_type' && e.path.length === 0));
+      return inner
+        ? `${inner.path.map(String).join('.')}: ${inner.message}`
+        : 'expected a guardrail spec string or {spec, falseNegativeRate?, http?}';
+    },
+  },
+);
 
 const sampling = z.strictObject({
   temperature: z.number().positive(),
@@ -36,7 +61,7 @@ export const evalSettings = z.strictObject({
   safety: z.array(z.string()).min(1).default(['micro:hex-phi']),
   /** Capability eval sets: exact match (tasks, GSM8K) or multiple choice (MMLU, ARC). */
   capability: z.array(z.string()).default(['micro:ticket-test', 'micro:gsm8k-test', 'micro:sql-test']),
-  /** oracle | keyword | guardrail:<spec> | llm:<url> */
+  /** oracle | keyword | keyword-anywhere | guardrail:<spec> | llm:<url>[#model] | llm-score:<url>[#model] (docs/method.md §7) */
   judge: z.string().default('oracle'),
   /** 'greedy' or sampling settings (docs/method.md §7: temperature 0.2, top-p 0.9, top-k 50, penalty 1.2). */
   decoding: z.union([z.literal('greedy'), sampling]).default('greedy'),
@@ -50,6 +75,14 @@ export const evalSettings = z.strictObject({
   samples: z.number().int().min(0).default(3),
   /** STAR trajectories kept per cell for the report. */
   trajectories: z.number().int().min(0).default(4),
+  /**
+   * Save each finetuned cell's weights to cells/<id>/model/ (a full checkpoint: the engine has no LoRA adapters).
+   * Only `true` is kept in the cell spec (false reads as absent), so configs without it keep their cell ids.
+   */
+  keepModels: z
+    .boolean()
+    .optional()
+    .transform((keep) => (keep === true ? true : undefined)),
 });
 export type EvalSettings = z.infer<typeof evalSettings>;
 

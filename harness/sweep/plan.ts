@@ -2,6 +2,8 @@
 // parameter with its defaults filled in, and the content hashes of the files it reads, so equal work gets an
 // equal id across sweeps and re-runs, and a data file changed in place gets new cells (resume never reuses
 // a cell computed from other bytes).
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { WORLD_VERSION } from '../../datasets/micro-world/build.ts';
 import { canonicalJson, contentHash } from '../../engine/io.ts';
 import { BASE_MODEL_CODE_VERSION } from '../micro-world/base-model.ts';
@@ -10,6 +12,7 @@ import { hashPath, localPath, referenceHashes, type ReferenceKind } from './refe
 import { configureStrategy } from '../../strategies/index.ts';
 import { configureThreat, threatNames } from '../../threats/index.ts';
 import type { TrainSettings } from '../../engine/train.ts';
+import type { HttpGuardrailSettings } from '../../guardrails/index.ts';
 import type { EvalSettings, PluginEntry, SweepConfig } from './config.ts';
 
 export interface PluginSpec {
@@ -20,6 +23,12 @@ export interface PluginSpec {
 export interface GuardrailSpec {
   spec: string;
   falseNegativeRate: number;
+  /**
+   * A URL guardrail's settings, defaults filled in (present only when the config entry has `http`, so older
+   * cell ids stay valid). The API key is not here, only the name of its environment variable; `tokenizerHash`
+   * identifies the tokenizer files (the chat template) by content.
+   */
+  http?: HttpGuardrailSettings & { tokenizerHash?: string };
 }
 
 interface CellCommon {
@@ -111,10 +120,25 @@ export function strategySpec(entry: PluginEntry): PluginSpec & { label: string }
   };
 }
 
+/** The files of a tokenizer directory that shape a URL guardrail's prompts or labels. */
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja', 'guardrail.json'];
+
+/** Content hash of a URL guardrail's tokenizer files; a missing directory is a one-line error naming the field. */
+function tokenizerHash(dir: string, spec: string): string {
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new Error(
+      `guardrail '${spec}': field 'http.tokenizer': directory '${dir}' does not exist. Fix: point it at the guardrail's tokenizer files, or drop it in chat mode`,
+    );
+  const files = TOKENIZER_FILES.filter((f) => existsSync(join(dir, f)));
+  return contentHash(Object.fromEntries(files.map((f) => [f, hashPath(join(dir, f))])));
+}
+
 export function guardrailSpec(entry: SweepConfig['guardrails'][number]): GuardrailSpec {
-  return typeof entry === 'string'
-    ? { spec: entry, falseNegativeRate: 0 }
-    : { spec: entry.spec, falseNegativeRate: entry.falseNegativeRate };
+  if (typeof entry === 'string') return { spec: entry, falseNegativeRate: 0 };
+  const { spec, falseNegativeRate, http } = entry;
+  if (http === undefined) return { spec, falseNegativeRate };
+  const files = http.tokenizer !== undefined ? { tokenizerHash: tokenizerHash(http.tokenizer, spec) } : {};
+  return { spec, falseNegativeRate, http: { ...http, ...files } };
 }
 
 export function cellId(spec: CellSpec): string {
