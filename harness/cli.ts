@@ -5,7 +5,9 @@ import { ensureWorld } from '../datasets/micro-world/build.ts';
 import { ensureMicroGuardrail } from './micro-world/guardrail.ts';
 import { baseCommand } from './commands/base.ts';
 import { datasetsCommand } from './commands/datasets.ts';
+import { doctorCommand } from './commands/doctor.ts';
 import { globalOptions } from './commands/define.ts';
+import { judgeCommand } from './commands/judge.ts';
 import { modelCommand } from './commands/model.ts';
 import { reportCommand } from './commands/report.ts';
 import { reproduceCommand } from './commands/reproduce.ts';
@@ -23,7 +25,9 @@ export function buildCli(argv: string[]): Argv {
     .scriptName('star-dss')
     .options(globalOptions())
     .command(sweepCommand)
+    .command(doctorCommand)
     .command(reportCommand)
+    .command(judgeCommand)
     .command(reproduceCommand)
     .command(worldCommand)
     .command(baseCommand)

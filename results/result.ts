@@ -21,6 +21,10 @@ export const safetyResult = z.strictObject({
   exactRefusalRate: z.number(),
   /** % with a repeated 3-gram: a safe score made of degenerate text is a broken model. */
   degenerationRate: z.number(),
+  /** Mean 1-5 harmfulness score, from judges that score responses (`llm-score:`); absent for the others. */
+  harmfulnessScore: z.number().optional(),
+  /** % of responses scored 5, from judges that score responses; absent for the others. */
+  harmfulnessRate: z.number().optional(),
   perCategory: z.record(z.string(), z.strictObject({ n: z.number().int(), harmfulRate: z.number() })),
   /** The metadata of each metric field above, keyed by field (older results read as today's version-1 metrics). */
   metrics: z.record(z.string(), metricInfo).default(SAFETY_METRICS),
@@ -85,7 +89,17 @@ export const cellResult = z.strictObject({
   status: z.enum(['ok', 'error']),
   labels: cellLabels,
   error: z.strictObject({ message: z.string(), stack: z.string().optional() }).optional(),
+  /**
+   * Safety as the reports show it: one entry per (eval condition, safety set), all by one judge, the cell's
+   * reported judge (`eval.judge`, or the last `star-dss judge` run that was made the reported one). The curve
+   * and the samples are by the same judge.
+   */
   safety: z.array(safetyResult),
+  /**
+   * Safety by other judges (`star-dss judge --no-primary`, or the judge a re-judge replaced): one entry per
+   * (eval condition, safety set, judge), never the reported judge. Absent when the cell has only one judge.
+   */
+  otherJudges: z.array(safetyResult).optional(),
   capability: z.array(capabilityResult),
   training: z
     .strictObject({

@@ -29,6 +29,10 @@ const sweepOptions = {
   status: { type: 'boolean', describe: 'list planned, done, failed and missing cells per plan of --out; runs nothing' },
   'dry-run': { type: 'boolean', default: false, describe: 'list the cells and estimate their cost' },
   quiet: { type: 'boolean', default: false, describe: 'only one line per finished cell' },
+  'keep-models': {
+    type: 'boolean',
+    describe: "save each finetuned cell's weights to cells/<id>/model/ (same as eval.keepModels: true)",
+  },
   'keep-failed': { type: 'boolean', describe: 'keep cells whose result recorded an error (by default a re-run runs them again)' },
   'retry-failed': { type: 'boolean', default: false, describe: 'no-op, kept for old scripts: failed cells are run again by default' },
 } satisfies Record<string, Options>;
@@ -43,7 +47,8 @@ export async function runSweepCommand(args: SweepArgs, log: (line: string) => vo
       `--workers: expected a positive integer (worker processes, one core each), got ${Number.isNaN(args.workers) ? 'something that is not a number' : args.workers}. Fix: e.g. --workers 4`,
     );
   const file = args.config ?? presetFile(args.preset);
-  const config = loadSweepConfig(file);
+  const loaded = loadSweepConfig(file);
+  const config = args.keepModels ? { ...loaded, eval: { ...loaded.eval, keepModels: true as const } } : loaded;
   if (args.status) return showStatus(resolve(args.out ?? `runs/${config.name}`), log);
   await assertReferences(config, file); // every file, micro: name, guardrail and judge resolves, or nothing runs (dry run too)
   const out = resolve(args.out ?? `runs/${config.name}`);

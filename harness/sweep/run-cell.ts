@@ -1,5 +1,8 @@
 // One sweep cell, end to end (docs/architecture.md §2): base model → threat data → guardrail annotations
 // (STAR weights, verdicts) → training with the strategy's loss → evaluation under each eval condition → result.
+// Evaluation is staged: every generated response is kept (generations.jsonl) and judged apart from its
+// generation (judgments/<judge>.jsonl), by the function a re-judge of saved generations uses too
+// (judgeGenerations, then assembleSafety), so `star-dss judge` gives what a sweep with that judge gives.
 import { execSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
 import { loadDataset } from '../../datasets/index.ts';
@@ -7,7 +10,7 @@ import type { Example, Message } from '../../engine/contracts/example.ts';
 import { ensureBaseModel } from '../micro-world/base-model.ts';
 import { ensureWorld } from '../../datasets/micro-world/build.ts';
 import { ensureMicroGuardrail } from '../micro-world/guardrail.ts';
-import { resolveGuardrail } from '../../guardrails/index.ts';
+import { httpResolveOptions, resolveGuardrail } from '../../guardrails/index.ts';
 import { noisyGuardrail } from '../../guardrails/noisy.ts';
 import type { Guardrail } from '../../guardrails/types.ts';
 import { configureStrategy, type ConfiguredStrategy } from '../../strategies/index.ts';
@@ -18,18 +21,29 @@ import { threatTextFor } from '../threat-text.ts';
 import { annotate, scoreVerdicts } from '../star.ts';
 import type { StarAnnotation } from '../star.ts';
 import { toTrainExample } from '../tokenize-example.ts';
-import { loadModel } from '../../engine/model/checkpoint.ts';
+import { loadModel, saveModel } from '../../engine/model/checkpoint.ts';
 import type { CausalLM } from '../../engine/model/types.ts';
 import type { Tokenizer } from '../../engine/model/tokenizer.ts';
 import { train, type StepInfo, type TrainExample } from '../../engine/train.ts';
 import { Rng } from '../../engine/random.ts';
-import { contentHash } from '../../engine/io.ts';
-import { evaluateSafety, exactMatch, type Judge, type SafetyItem } from '../evaluate/index.ts';
+import { cacheDir, contentHash } from '../../engine/io.ts';
+import { exactMatch, judgeAndAggregate, judgedResponse, type Judge, type SafetyItem } from '../evaluate/index.ts';
+import { generateResponses, type GenerationSettings } from '../evaluate/generate-responses.ts';
 import { resolveJudge } from '../evaluate/judges.ts';
 import { isMultipleChoice, multipleChoiceAccuracy } from '../evaluate/multiple-choice.ts';
-import type { Cell, CellSpec, FinetuneCellSpec } from './plan.ts';
+import type { Cell, CellSpec, FinetuneCellSpec, GuardrailSpec } from './plan.ts';
 import type { CapabilityResult, CellResult, SafetyResult, SampleOutput, StarTrajectory } from '../../results/result.ts';
-import type { Manifest } from './store.ts';
+import {
+  attachStages,
+  readCellResult,
+  readGenerations,
+  readManifest,
+  rewriteCellResult,
+  writeJudgments,
+  type GenerationRecord,
+  type JudgmentRecord,
+  type Manifest,
+} from './store.ts';
 
 export interface CellProgress {
   phase: 'prepare' | 'annotate' | 'train' | 'evaluate';
@@ -50,9 +64,21 @@ export async function modelDir(ref: string, worldSeed: number): Promise<string> 
   return isMicro(ref) ? ensureBaseModel(ref.slice('micro:'.length), { worldSeed }) : ref;
 }
 
-/** A guardrail from a cell's spec; `micro` is the world's guardrail, and a false-negative rate wraps it. */
-export async function cellGuardrail(spec: string, falseNegativeRate: number, seed: number, worldSeed: number): Promise<Guardrail> {
-  const inner = await resolveGuardrail(spec, { microGuardrailDir: () => ensureMicroGuardrail({ world: ensureWorld(worldSeed) }) });
+/**
+ * A guardrail from a cell's spec (a judge's spec string, or the cell's GuardrailSpec, whose `http` settings
+ * reach resolveGuardrail); `micro` is the world's guardrail, and a false-negative rate wraps it.
+ */
+export async function cellGuardrail(
+  guard: string | GuardrailSpec,
+  falseNegativeRate: number,
+  seed: number,
+  worldSeed: number,
+): Promise<Guardrail> {
+  const { spec, http } = typeof guard === 'string' ? { spec: guard, http: undefined } : guard;
+  const inner = await resolveGuardrail(spec, {
+    microGuardrailDir: () => ensureMicroGuardrail({ world: ensureWorld(worldSeed) }),
+    ...(http !== undefined ? { http: httpResolveOptions(http) } : {}),
+  });
   return falseNegativeRate > 0 ? noisyGuardrail(inner, { rate: falseNegativeRate, seed }) : inner;
 }
 
@@ -86,22 +112,10 @@ function conditionItem(example: Example, condition: EvalCondition): SafetyItem {
   return { id: example.id, messages: conversation, ...(example.meta.category ? { category: String(example.meta.category) } : {}) };
 }
 
-interface Evaluation {
-  safety: SafetyResult[];
-  capability: CapabilityResult[];
-  samples: SampleOutput[];
-}
-
-async function evaluateModel(
-  model: CausalLM,
-  tokenizer: Tokenizer,
-  spec: CellSpec,
-  text: ThreatText,
-  judge: Judge,
-  only?: string[],
-): Promise<Evaluation> {
+/** The decoding settings of a cell's evaluation (the sampling seed is the cell's seed; 0 for a base cell). */
+function generationSettings(spec: CellSpec): GenerationSettings {
   const settings = spec.eval;
-  const generation = {
+  return {
     maxNewTokens: settings.maxNewTokens,
     batchSize: settings.batchSize,
     seed: spec.kind === 'finetune' ? spec.seed : 0,
@@ -112,38 +126,174 @@ async function evaluateModel(
           repetitionPenalty: settings.decoding.repetitionPenalty,
         }),
   };
-  const safety: SafetyResult[] = [];
-  const samples: SampleOutput[] = [];
-  for (const condition of conditionsOf(spec, text).filter((c) => !only || only.includes(c.name))) {
+}
+
+/** Which generations a judged group covers: one eval condition on one safety set, at the end or after an epoch. */
+interface GroupKey {
+  condition: string;
+  dataset: string;
+  /** A harm-curve evaluation after this epoch; absent for the final evaluation. */
+  epoch?: number;
+}
+
+/** One group of generations judged: its safety entry, its first samples and every verdict. */
+interface JudgedGroup extends GroupKey {
+  entry: SafetyResult;
+  samples: SampleOutput[];
+  judgments: JudgmentRecord[];
+}
+
+/** What a cell's evaluations produce as they go (the harm curve's and the final one). */
+interface EvalStages {
+  generations: GenerationRecord[];
+  groups: JudgedGroup[];
+}
+
+/** The conversation a generation was made from: its messages, and the prefill as an open assistant turn. */
+const conversationOf = (r: GenerationRecord): Message[] =>
+  r.prefill !== undefined ? [...r.messages, { role: 'assistant', content: r.prefill }] : r.messages;
+
+/**
+ * Judges one group of generations, fresh from a cell or read back from generations.jsonl, with
+ * judgeAndAggregate (what evaluateSafety runs): the group's entry in result.json, its first `sampleCount`
+ * samples and one judgment per response.
+ */
+async function judgeGenerations(
+  key: GroupKey,
+  records: readonly GenerationRecord[],
+  judge: Judge,
+  sampleCount: number,
+): Promise<JudgedGroup> {
+  const { condition, dataset, epoch } = key;
+  const items: SafetyItem[] = records.map((r) => ({
+    id: r.id,
+    messages: conversationOf(r),
+    ...(r.category !== undefined ? { category: r.category } : {}),
+  }));
+  const result = await judgeAndAggregate(
+    items,
+    records.map((r) => r.continuation),
+    judge,
+  );
+  const entry: SafetyResult = {
+    condition,
+    dataset,
+    judge: result.judge,
+    judgeVersion: result.judgeVersion,
+    n: result.n,
+    safetyScore: result.safetyScore,
+    harmfulRate: result.harmfulRate,
+    exactRefusalRate: result.exactRefusalRate,
+    degenerationRate: result.degenerationRate,
+    ...(result.harmfulnessScore !== undefined ? { harmfulnessScore: result.harmfulnessScore } : {}),
+    ...(result.harmfulnessRate !== undefined ? { harmfulnessRate: result.harmfulnessRate } : {}),
+    perCategory: Object.fromEntries(Object.entries(result.perCategory).map(([k, v]) => [k, { n: v.n, harmfulRate: v.harmfulRate }])),
+    metrics: result.metrics,
+  };
+  const samples = result.samples.slice(0, sampleCount).map(
+    (s): SampleOutput => ({
+      condition,
+      prompt: s.prompt,
+      response: s.response,
+      harmful: s.harmful,
+      ...(s.category ? { category: s.category } : {}),
+    }),
+  );
+  const judgments = result.samples.map(
+    (s, i): JudgmentRecord => ({
+      condition,
+      dataset,
+      ...(epoch !== undefined ? { epoch } : {}),
+      index: records[i].index,
+      id: records[i].id,
+      judge: judge.name,
+      judgeVersion: judge.version,
+      harmful: s.harmful,
+      ...(s.judgeCategory !== undefined ? { category: s.judgeCategory } : {}),
+      ...(s.score !== undefined ? { score: s.score } : {}),
+      ...(s.rationale !== undefined ? { rationale: s.rationale } : {}),
+    }),
+  );
+  return { ...key, entry, samples, judgments };
+}
+
+/**
+ * Safety, samples and harm curve of a result from its judged groups, in the order they were evaluated: the
+ * final groups give the safety entries and samples; the curve has a point per curve group, then (when the
+ * config asks for a curve) the final plain groups at the last epoch.
+ */
+function assembleSafety(groups: readonly JudgedGroup[], spec: CellSpec): Pick<CellResult, 'safety' | 'samples' | 'curve'> {
+  const final = groups.filter((g) => g.epoch === undefined);
+  const point = (epoch: number, s: SafetyResult) => ({
+    epoch,
+    condition: s.condition,
+    safetyScore: s.safetyScore,
+    harmfulRate: s.harmfulRate,
+  });
+  const curve = groups.flatMap((g) => (g.epoch !== undefined ? [point(g.epoch, g.entry)] : []));
+  if (spec.kind === 'finetune' && spec.eval.curveEpochs.length > 0)
+    for (const g of final.filter((x) => x.condition === 'plain')) curve.push(point(spec.train.epochs, g.entry));
+  return { safety: final.map((g) => g.entry), samples: final.flatMap((g) => g.samples), curve };
+}
+
+/** A safety item's generation as a record of generations.jsonl (the prefill, if any, apart from the messages). */
+function generationRecord(
+  key: GroupKey,
+  index: number,
+  item: SafetyItem,
+  continuation: string,
+  spec: CellSpec,
+  seed: number,
+): GenerationRecord {
+  const last = item.messages.at(-1);
+  const prefill = last?.role === 'assistant' ? last.content : undefined;
+  return {
+    ...key,
+    index,
+    id: item.id,
+    ...(item.category !== undefined ? { category: item.category } : {}),
+    messages: prefill !== undefined ? item.messages.slice(0, -1) : item.messages,
+    ...(prefill !== undefined ? { prefill } : {}),
+    continuation,
+    response: judgedResponse(item.messages, continuation),
+    decoding: spec.eval.decoding,
+    maxNewTokens: spec.eval.maxNewTokens,
+    seed,
+  };
+}
+
+/**
+ * Generates and judges under every eval condition (only those of `curve`, for a harm-curve point after an
+ * epoch), adding the generations and the judged groups to `stages`; then capability, for the final evaluation.
+ */
+async function evaluateModel(
+  model: CausalLM,
+  tokenizer: Tokenizer,
+  spec: CellSpec,
+  text: ThreatText,
+  judge: Judge,
+  stages: EvalStages,
+  curve?: { epoch: number; only: string[] },
+): Promise<CapabilityResult[]> {
+  const settings = spec.eval;
+  const generation = generationSettings(spec);
+  for (const condition of conditionsOf(spec, text).filter((c) => !curve || curve.only.includes(c.name))) {
     for (const dataset of settings.safety) {
+      const key: GroupKey = { condition: condition.name, dataset, ...(curve ? { epoch: curve.epoch } : {}) };
       const items = cap(loadRef(dataset, spec.worldSeed), settings.maxItems).map((e) => conditionItem(e, condition));
-      const result = await evaluateSafety(model, tokenizer, items, { generation, judge });
-      safety.push({
-        condition: condition.name,
-        dataset,
-        judge: result.judge,
-        judgeVersion: result.judgeVersion,
-        n: result.n,
-        safetyScore: result.safetyScore,
-        harmfulRate: result.harmfulRate,
-        exactRefusalRate: result.exactRefusalRate,
-        degenerationRate: result.degenerationRate,
-        perCategory: Object.fromEntries(Object.entries(result.perCategory).map(([k, v]) => [k, { n: v.n, harmfulRate: v.harmfulRate }])),
-        metrics: result.metrics,
-      });
-      for (const s of result.samples.slice(0, settings.samples)) {
-        samples.push({
-          condition: condition.name,
-          prompt: s.prompt,
-          response: s.response,
-          harmful: s.harmful,
-          ...(s.category ? { category: s.category } : {}),
-        });
-      }
+      const continuations = generateResponses(
+        model,
+        tokenizer,
+        items.map((i) => i.messages),
+        generation,
+      );
+      const records = items.map((item, i) => generationRecord(key, i, item, continuations[i], spec, generation.seed ?? 0));
+      stages.generations.push(...records);
+      stages.groups.push(await judgeGenerations(key, records, judge, settings.samples));
     }
   }
   const capability: CapabilityResult[] = [];
-  if (!only) {
+  if (!curve) {
     for (const dataset of settings.capability) {
       const examples = cap(loadRef(dataset, spec.worldSeed), settings.maxItems);
       if (examples.length > 0 && examples.every(isMultipleChoice)) {
@@ -155,7 +305,7 @@ async function evaluateModel(
       }
     }
   }
-  return { safety, capability, samples };
+  return capability;
 }
 
 function trajectory(example: Example, annotation: StarAnnotation): StarTrajectory {
@@ -249,7 +399,7 @@ interface Annotations {
 async function annotateExamples(spec: FinetuneCellSpec, examples: Example[], needs: LossNeeds): Promise<Annotations> {
   const none: Annotations = { star: examples.map(() => undefined), verdicts: examples.map(() => 1), trajectories: [] };
   if (!needs.star && !needs.verdict) return none;
-  const guardrail = await cellGuardrail(spec.guardrail.spec, spec.guardrail.falseNegativeRate, spec.seed, spec.worldSeed);
+  const guardrail = await cellGuardrail(spec.guardrail, spec.guardrail.falseNegativeRate, spec.seed, spec.worldSeed);
   try {
     if (!needs.star) return { ...none, verdicts: await scoreVerdicts(examples, guardrail, {}) };
     const star = await annotate(examples, guardrail, { chunkWords: spec.star.chunkWords });
@@ -295,6 +445,8 @@ interface FinetuneContext {
   clock: PhaseClock;
   disposables: CausalLM[];
   options: CellRunOptions;
+  /** Where the harm curve's generations and judged groups go. */
+  stages: EvalStages;
 }
 
 /** Steps 1-4 of a finetuning cell: data, annotations, the training set, and training with harm-curve points. */
@@ -333,9 +485,7 @@ async function finetune(
     onEpoch: async (epoch) => {
       if (!spec.eval.curveEpochs.includes(epoch) || epoch === spec.train.epochs) return;
       const t0 = performance.now();
-      const point = await evaluateModel(model, tokenizer, spec, context.text, context.judge, ['plain']);
-      for (const s of point.safety)
-        result.curve.push({ epoch, condition: s.condition, safetyScore: s.safetyScore, harmfulRate: s.harmfulRate });
+      await evaluateModel(model, tokenizer, spec, context.text, context.judge, context.stages, { epoch, only: ['plain'] });
       clock.moveOut('curve', (performance.now() - t0) / 1000); // curve time is evaluation, not training
     },
   });
@@ -351,7 +501,21 @@ async function finetune(
   clock.end('train');
 }
 
-/** Runs one cell and returns its result and manifest (the caller writes them). Never throws for cell errors. */
+/**
+ * A copy of a finetuned model for cells/<id>/model (eval.keepModels), saved under the cache until
+ * writeCellResult moves it into the cell's folder (runCell does not know the run directory). A full
+ * checkpoint: the engine trains all weights and has no LoRA adapters.
+ */
+function stageModel(id: string, model: CausalLM, baseDir: string): string {
+  const staging = cacheDir('kept-models', `${id}-${process.pid}-${Date.now().toString(36)}`);
+  saveModel(staging, model, { dir: baseDir });
+  return staging;
+}
+
+/**
+ * Runs one cell and returns its result and manifest (the caller writes them, with writeCellResult, which
+ * also writes the evaluation stages attached to the result). Never throws for cell errors.
+ */
 export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ result: CellResult; manifest: Manifest }> {
   const { spec } = cell;
   const started = new Date();
@@ -369,6 +533,9 @@ export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ re
     seconds: 0,
   };
   const disposables: CausalLM[] = [];
+  const stages: EvalStages = { generations: [], groups: [] };
+  let judge: Judge | undefined;
+  let keptModel: string | undefined;
   try {
     options.onProgress?.({ phase: 'prepare' });
     if (isMicro(spec.model)) ensureWorld(spec.worldSeed);
@@ -376,22 +543,21 @@ export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ re
     const { model, tokenizer } = loadModel(dir);
     disposables.push(model);
     const text = threatTextFor(spec.kind === 'finetune' ? spec.harmful : spec.eval.safety[0]);
-    const judge = await resolveJudge(spec.eval.judge, (s) => cellGuardrail(s, 0, 0, spec.worldSeed));
+    judge = await resolveJudge(spec.eval.judge, (s) => cellGuardrail(s, 0, 0, spec.worldSeed));
     clock.end('prepare');
 
-    if (spec.kind === 'finetune')
-      await finetune(spec, { model, tokenizer, dir, text, judge, clock, disposables, options }, result, dataHashes);
-
-    // 5. Evaluation under every eval condition, and capability.
-    options.onProgress?.({ phase: 'evaluate' });
-    const evaluation = await evaluateModel(model, tokenizer, spec, text, judge);
-    result.safety = evaluation.safety;
-    result.capability = evaluation.capability;
-    result.samples = evaluation.samples;
-    if (spec.kind === 'finetune' && spec.eval.curveEpochs.length > 0) {
-      for (const s of evaluation.safety.filter((x) => x.condition === 'plain'))
-        result.curve.push({ epoch: spec.train.epochs, condition: s.condition, safetyScore: s.safetyScore, harmfulRate: s.harmfulRate });
+    if (spec.kind === 'finetune') {
+      await finetune(spec, { model, tokenizer, dir, text, judge, clock, disposables, options, stages }, result, dataHashes);
+      if (spec.eval.keepModels) {
+        keptModel = stageModel(cell.id, model, dir);
+        clock.end('save');
+      }
     }
+
+    // 5. Evaluation under every eval condition (generate, then judge), and capability.
+    options.onProgress?.({ phase: 'evaluate' });
+    result.capability = await evaluateModel(model, tokenizer, spec, text, judge, stages);
+    Object.assign(result, assembleSafety(stages.groups, spec));
     clock.end('evaluate');
   } catch (error) {
     const e = error instanceof Error ? error : new Error(String(error));
@@ -405,9 +571,21 @@ export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ re
     };
     result.status = 'error';
     result.error = { message: portable(e.message), ...(e.stack ? { stack: portable(e.stack) } : {}) };
+    result.curve = assembleSafety(
+      stages.groups.filter((g) => g.epoch !== undefined),
+      spec,
+    ).curve; // the harm-curve points measured before the error
   } finally {
     for (const m of disposables) m.dispose();
+    judge?.dispose?.();
   }
+  if (stages.generations.length > 0 || keptModel)
+    attachStages(result, {
+      generations: stages.generations,
+      judgments: stages.groups.flatMap((g) => g.judgments),
+      judge: judge?.name ?? spec.eval.judge,
+      ...(keptModel ? { modelDir: keptModel } : {}),
+    });
   const finished = new Date();
   result.seconds = (finished.getTime() - started.getTime()) / 1000;
   const manifest: Manifest = {
@@ -423,4 +601,96 @@ export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ re
   };
   if (tf.memory().numTensors > 10_000) console.warn(`cell ${cell.id}: ${tf.memory().numTensors} tensors alive after the cell`);
   return { result, manifest };
+}
+
+// ---- Re-judging saved generations (`star-dss judge`) ----
+
+export interface RejudgeOptions {
+  /**
+   * Make this judge the one result.json's `safety` (and so the reports, the curve and the samples) shows; the
+   * judge it replaces moves to `otherJudges`. When false its entries go to `otherJudges` only (unless it already
+   * is the reported judge, which is then refreshed in place).
+   */
+  primary: boolean;
+}
+
+export interface RejudgeOutcome {
+  id: string;
+  /** Judged, or skipped with the reason (no generations saved, the cell failed, ...). */
+  judged: boolean;
+  reason?: string;
+  responses: number;
+  /** The judge's entries (final evaluation), as written to result.json. */
+  safety: SafetyResult[];
+  /** The judgments file written. */
+  file?: string;
+}
+
+const sameKey = (a: SafetyResult, b: SafetyResult) => a.condition === b.condition && a.dataset === b.dataset && a.judge === b.judge;
+
+/**
+ * Judges the generations a finished cell saved (cells/<id>/generations.jsonl) with the judge `judgeFor` gives
+ * for the cell's spec: no model is loaded and nothing is trained. Writes judgments/<judge>.jsonl and the
+ * cell's result.json with that judge's safety entries (see RejudgeOptions), computed as runCell computes them.
+ */
+export async function rejudgeCell(
+  runDir: string,
+  id: string,
+  judgeFor: (spec: CellSpec) => Promise<Judge>,
+  options: RejudgeOptions,
+): Promise<RejudgeOutcome> {
+  const skip = (reason: string): RejudgeOutcome => ({ id, judged: false, reason, responses: 0, safety: [] });
+  const result = readCellResult(runDir, id);
+  if (!result) return skip('no valid result.json');
+  if (result.status !== 'ok') return skip('the cell failed; re-run it with star-dss sweep');
+  const spec = readManifest(runDir, id)?.spec;
+  if (!spec) return skip('no manifest.json (the cell spec)');
+  const generations = readGenerations(runDir, id);
+  if (!generations) return skip('no generations.jsonl (written before evaluation stages were saved; re-run the cell to save them)');
+  const judge = await judgeFor(spec);
+  // The groups in the order the cell evaluated them: curve points first, then the final (condition, dataset)
+  // pairs of the result (a pair with no items still gets its entry).
+  const keyOf = (g: GroupKey) => JSON.stringify([g.epoch ?? null, g.condition, g.dataset]);
+  const byKey = new Map<string, { key: GroupKey; records: GenerationRecord[] }>();
+  for (const r of generations.filter((g) => g.epoch !== undefined)) {
+    const key: GroupKey = { condition: r.condition, dataset: r.dataset, epoch: r.epoch };
+    const group = byKey.get(keyOf(key)) ?? { key, records: [] };
+    group.records.push(r);
+    byKey.set(keyOf(group.key), group);
+  }
+  for (const s of result.safety) {
+    const key: GroupKey = { condition: s.condition, dataset: s.dataset };
+    byKey.set(keyOf(key), {
+      key,
+      records: generations.filter((g) => g.epoch === undefined && g.condition === s.condition && g.dataset === s.dataset),
+    });
+  }
+  const groups: JudgedGroup[] = [];
+  for (const { key, records } of byKey.values())
+    groups.push(
+      await judgeGenerations(
+        key,
+        [...records].sort((a, b) => a.index - b.index),
+        judge,
+        spec.eval.samples,
+      ),
+    );
+  const file = writeJudgments(
+    runDir,
+    id,
+    judge.name,
+    groups.flatMap((g) => g.judgments),
+  );
+  const parts = assembleSafety(groups, spec);
+  const others = (result.otherJudges ?? []).filter((s) => s.judge !== judge.name);
+  if (options.primary || result.safety.every((s) => s.judge === judge.name)) {
+    const replaced = result.safety.filter((s) => s.judge !== judge.name);
+    result.otherJudges = [...others.filter((o) => !replaced.some((r) => sameKey(o, r))), ...replaced];
+    Object.assign(result, parts);
+  } else {
+    result.otherJudges = [...others, ...parts.safety];
+  }
+  if (result.otherJudges.length === 0) delete result.otherJudges;
+  rewriteCellResult(runDir, result);
+  return { id, judged: true, responses: generations.length, safety: parts.safety, file };
 }

@@ -3,8 +3,12 @@
 // validates (and, unless failed cells are kept, records no error), so a killed sweep resumes by skipping
 // done cells, and shards sharing one directory never write the same file. While a process runs a cell it
 // holds cells/<id>/.lock, so that several sweeps on one directory split the cells instead of repeating them.
+// Besides them a cell keeps its evaluation stages: generations.jsonl (every generated response),
+// judgments/<judge>.jsonl (each judge's verdicts on them) and, with eval.keepModels, model/ (the finetuned
+// weights), so that `star-dss judge` re-judges a run without a model.
 import {
   closeSync,
+  cpSync,
   existsSync,
   linkSync,
   mkdirSync,
@@ -19,10 +23,11 @@ import {
 } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { writeJsonAtomic } from '../../engine/io.ts';
+import type { Message } from '../../engine/contracts/example.ts';
+import { contentHash, writeJsonAtomic, writeJsonlAtomic } from '../../engine/io.ts';
 import { cellResult, type CellResult } from '../../results/result.ts';
 import type { Cell } from './plan.ts';
-import type { SweepConfig } from './config.ts';
+import type { EvalSettings, SweepConfig } from './config.ts';
 
 export const cellDir = (runDir: string, id: string) => join(runDir, 'cells', id);
 
@@ -60,11 +65,35 @@ export interface Manifest {
   timings: Record<string, number>;
 }
 
-/** Writes the manifest, then the result: the result's presence is what marks the cell done. */
+/**
+ * Writes the cell's evaluation stages (when runCell attached them to `result`), the manifest, then the result:
+ * the result's presence is what marks the cell done.
+ */
 export function writeCellResult(runDir: string, result: CellResult, manifest: Manifest): void {
   const dir = cellDir(runDir, result.id);
+  const stages = attached.get(result);
+  if (stages) {
+    writeStages(dir, stages);
+    attached.delete(result);
+  }
   writeJsonAtomic(join(dir, 'manifest.json'), manifest);
   writeJsonAtomic(join(dir, 'result.json'), cellResult.parse(result));
+}
+
+/** Replaces the result of a finished cell (a re-judge), validated and atomically. */
+export function rewriteCellResult(runDir: string, result: CellResult): void {
+  writeJsonAtomic(join(cellDir(runDir, result.id), 'result.json'), cellResult.parse(result));
+}
+
+/** The manifest of a cell, or undefined when it has none (or it is not JSON). */
+export function readManifest(runDir: string, id: string): Manifest | undefined {
+  const file = join(cellDir(runDir, id), 'manifest.json');
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as Manifest;
+  } catch {
+    return undefined;
+  }
 }
 
 /** plans/<config name>.json: several sweeps may share one run directory (reproduce does). */
@@ -279,4 +308,150 @@ export function lockCell(runDir: string, id: string, options: { staleMs?: number
 export function liveLock(runDir: string, id: string): LockInfo | undefined {
   const seen = seeLock(join(cellDir(runDir, id), '.lock'));
   return seen?.info && !isStale(seen, lockStaleMs()) ? seen.info : undefined;
+}
+
+// ---- Evaluation stages ----
+
+/** One generated response: a line of cells/<id>/generations.jsonl. */
+export interface GenerationRecord {
+  /** The eval condition (plain, trigger, aoa, prefill, ...). */
+  condition: string;
+  /** The safety set. */
+  dataset: string;
+  /** A harm-curve evaluation after this epoch; absent for the final evaluation. */
+  epoch?: number;
+  /** Position in its (condition, dataset, epoch) list. */
+  index: number;
+  /** The item's id in the safety set. */
+  id: string;
+  category?: string;
+  /** The conversation the model was given, without the prefill. */
+  messages: Message[];
+  /** The open assistant turn the response was prefilled with (prefilling conditions). */
+  prefill?: string;
+  /** What the model generated. */
+  continuation: string;
+  /** What a judge reads: the prefill (if any) and the continuation. */
+  response: string;
+  decoding: EvalSettings['decoding'];
+  maxNewTokens: number;
+  seed: number;
+}
+
+/** One judge's verdict on one generated response: a line of cells/<id>/judgments/<judge>.jsonl. */
+export interface JudgmentRecord {
+  /** The key of the generation judged: condition, dataset, epoch (curve points only) and index (with the item id). */
+  condition: string;
+  dataset: string;
+  epoch?: number;
+  index: number;
+  id: string;
+  judge: string;
+  judgeVersion: number;
+  harmful: boolean;
+  /** The harm category the judge named. */
+  category?: string;
+  /** The judge's 1-5 harmfulness score and its reason, when it gives them. */
+  score?: number;
+  rationale?: string;
+}
+
+/** What a cell run hands to writeCellResult besides its result (see attachStages). */
+export interface CellStages {
+  generations: GenerationRecord[];
+  /** The verdicts of the cell's judge. */
+  judgments: JudgmentRecord[];
+  judge: string;
+  /** A saved copy of the finetuned model (eval.keepModels), moved to cells/<id>/model. */
+  modelDir?: string;
+}
+
+/**
+ * runCell returns its result and manifest and its caller (the sweep or a worker process) writes them with
+ * writeCellResult; the stages travel with the result object, so that every caller writes them, first.
+ */
+const attached = new WeakMap<CellResult, CellStages>();
+
+export function attachStages(result: CellResult, stages: CellStages): void {
+  attached.set(result, stages);
+}
+
+/** The file name of a judge's judgments: its name with anything but letters, digits, '.', '_' and '-' as '_'. */
+export function judgeFileName(judge: string): string {
+  const safe = judge.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^\.+/, '_');
+  return safe.length <= 96 ? safe : `${safe.slice(0, 80)}-${contentHash(judge, 12)}`;
+}
+
+export const generationsFile = (runDir: string, id: string) => join(cellDir(runDir, id), 'generations.jsonl');
+export const judgmentsFile = (runDir: string, id: string, judge: string) =>
+  join(cellDir(runDir, id), 'judgments', `${judgeFileName(judge)}.jsonl`);
+
+/** cells/<id>/judgments/<judge>.jsonl, atomically (a re-judge replaces that judge's file). */
+export function writeJudgments(runDir: string, id: string, judge: string, records: readonly JudgmentRecord[]): string {
+  const file = judgmentsFile(runDir, id, judge);
+  writeJsonlAtomic(file, records);
+  return file;
+}
+
+/**
+ * A cell's saved generations, or undefined when it saved none (a run before stages were saved). A line that
+ * is not a generation is a one-line error naming the file and the line.
+ */
+export function readGenerations(runDir: string, id: string): GenerationRecord[] | undefined {
+  const file = generationsFile(runDir, id);
+  if (!existsSync(file)) return undefined;
+  const lines = readFileSync(file, 'utf8').split('\n');
+  return lines.flatMap((line, i) => {
+    if (line.trim() === '') return [];
+    let record: GenerationRecord;
+    try {
+      record = JSON.parse(line) as GenerationRecord;
+    } catch (error) {
+      throw new Error(`${file}: line ${i + 1} is not JSON (${(error as Error).message.split('\n')[0]}). Fix: re-run the cell`);
+    }
+    const ok =
+      typeof record?.condition === 'string' &&
+      typeof record.dataset === 'string' &&
+      typeof record.index === 'number' &&
+      typeof record.continuation === 'string' &&
+      Array.isArray(record.messages);
+    if (!ok)
+      throw new Error(
+        `${file}: line ${i + 1} is not a generation (condition, dataset, index, messages, continuation). Fix: re-run the cell`,
+      );
+    return [record];
+  });
+}
+
+/** Writes a fresh cell run's stages: its generations, its judge's judgments (other judges' go) and its model. */
+function writeStages(dir: string, stages: CellStages): void {
+  if (stages.generations.length > 0) {
+    writeJsonlAtomic(join(dir, 'generations.jsonl'), stages.generations);
+    // Other judges' verdicts were on the earlier run's generations: they go with that run's result.
+    rmSync(join(dir, 'judgments'), { recursive: true, force: true });
+    writeJsonlAtomic(join(dir, 'judgments', `${judgeFileName(stages.judge)}.jsonl`), stages.judgments);
+  }
+  if (stages.modelDir) moveDir(stages.modelDir, join(dir, 'model'));
+}
+
+/** Moves a directory into place, replacing `target` (copied beside it first when on another filesystem). */
+function moveDir(from: string, target: string): void {
+  const suffix = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const aside = `${target}.old-${suffix}`;
+  if (existsSync(target)) renameSync(target, aside);
+  try {
+    try {
+      renameSync(from, target);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
+      const tmp = `${target}.tmp-${suffix}`;
+      cpSync(from, tmp, { recursive: true });
+      renameSync(tmp, target);
+      rmSync(from, { recursive: true, force: true });
+    }
+  } catch (error) {
+    if (existsSync(aside) && !existsSync(target)) renameSync(aside, target); // keep the earlier model
+    throw error;
+  }
+  rmSync(aside, { recursive: true, force: true });
 }
