@@ -8,6 +8,7 @@ import { createModel } from '../engine/model/transformer.ts';
 import { train, type TrainExample } from '../engine/train.ts';
 import { chooseTokens, generate, type SamplingOptions } from '../engine/generate.ts';
 import { Rng } from '../engine/random.ts';
+import { chooseTokenBySort } from './sort-sampling.ts';
 import type { LossInputs } from '../engine/contracts/loss.ts';
 import { buildWorld, worldVocabulary } from '../datasets/micro-world/build.ts';
 import { createMicroModel } from '../harness/micro-world/base-model.ts';
@@ -114,32 +115,6 @@ const maxDiff = Math.max(...naiveScores.map((v, i) => Math.abs(v - sharedScores[
 // 5. Sampling one token per row at Llama 3's vocabulary (128256): the previous full sort in JavaScript (kept
 // here only as the baseline) vs tf.topk on the backend, 8 rows of Gaussian logits (σ 4: a top-p 0.9 nucleus of
 // some 500 tokens at T 1). Both must choose the same tokens.
-function chooseTokenBySort(logits: Float32Array, sampling: SamplingOptions, draw: Rng): number {
-  const scaled = Array.from(logits, (x, id) => ({ id, x: x / sampling.temperature }));
-  scaled.sort((a, b) => b.x - a.x || a.id - b.id);
-  let kept = sampling.topK > 0 ? scaled.slice(0, sampling.topK) : scaled;
-  const max = kept[0].x;
-  let probs = kept.map((c) => Math.exp(c.x - max));
-  let total = probs.reduce((a, b) => a + b, 0);
-  if (sampling.topP < 1) {
-    let cumulative = 0;
-    let keep = 0;
-    while (keep < probs.length) {
-      cumulative += probs[keep] / total;
-      keep++;
-      if (cumulative >= sampling.topP) break;
-    }
-    kept = kept.slice(0, keep);
-    probs = probs.slice(0, keep);
-    total = probs.reduce((a, b) => a + b, 0);
-  }
-  let r = draw.next() * total;
-  for (let i = 0; i < kept.length; i++) {
-    r -= probs[i];
-    if (r < 0) return kept[i].id;
-  }
-  return kept[kept.length - 1].id;
-}
 const SAMPLE_VOCAB = 128256;
 const SAMPLE_ROWS = 8;
 const logitRows = Array.from({ length: SAMPLE_ROWS }, () => Float32Array.from({ length: SAMPLE_VOCAB }, () => rng.normal() * 4));

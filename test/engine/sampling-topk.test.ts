@@ -4,34 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, tf } from '../../engine/tensor/index.ts';
 import { chooseToken, chooseTokens, type SamplingOptions } from '../../engine/generate.ts';
 import { Rng } from '../../engine/random.ts';
-
-/** The previous implementation, kept here only as the reference: a full sort of the row in JavaScript. */
-function chooseTokenBySort(logits: Float32Array, sampling: SamplingOptions, rng: Rng): number {
-  const scaled = Array.from(logits, (x, id) => ({ id, x: x / sampling.temperature }));
-  scaled.sort((a, b) => b.x - a.x || a.id - b.id);
-  let kept = sampling.topK > 0 ? scaled.slice(0, sampling.topK) : scaled;
-  const max = kept[0].x;
-  let probs = kept.map((c) => Math.exp(c.x - max));
-  let total = probs.reduce((a, b) => a + b, 0);
-  if (sampling.topP < 1) {
-    let cumulative = 0;
-    let keep = 0;
-    while (keep < probs.length) {
-      cumulative += probs[keep] / total;
-      keep++;
-      if (cumulative >= sampling.topP) break;
-    }
-    kept = kept.slice(0, keep);
-    probs = probs.slice(0, keep);
-    total = probs.reduce((a, b) => a + b, 0);
-  }
-  let r = rng.next() * total;
-  for (let i = 0; i < kept.length; i++) {
-    r -= probs[i];
-    if (r < 0) return kept[i].id;
-  }
-  return kept[kept.length - 1].id;
-}
+import { chooseTokenBySort } from '../../bench/sort-sampling.ts';
 
 /** A row of logits: Gaussian with a given spread, optionally rounded so that many values tie. */
 function randomRow(rng: Rng, vocab: number, scale: number, ties: boolean): Float32Array {
