@@ -21,7 +21,7 @@
 // time), and scoring yields to the event loop before every forward pass, so GET /health answers at once while
 // a request is scored. With `apiKey`, every route but GET /health needs `Authorization: Bearer <key>` (401).
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { disposeCache } from '../engine/model/transformer.ts';
 import type { Tokenizer } from '../engine/model/tokenizer.ts';
@@ -501,9 +501,8 @@ function bearerMatches(header: string | undefined, key: string): boolean {
   return match !== null && timingSafeEqual(digest(match[1]), digest(key));
 }
 
-/** Starts the server; resolves once it listens. */
-export async function startGuardrailServer(served: ServedModel, options: GuardrailServerOptions): Promise<RunningServer> {
-  const context = served.model.config.maxPositions;
+/** The server's limits from its options, each a positive integer; the context caps the prompt tokens. */
+function resolveLimits(context: number, options: GuardrailServerOptions): ServerLimits {
   const limits: ServerLimits = {
     maxLogprobs: options.maxLogprobs ?? 100,
     maxTokens: options.maxTokens ?? 512,
@@ -516,6 +515,74 @@ export async function startGuardrailServer(served: ServedModel, options: Guardra
     if (!Number.isInteger(limits[key]) || limits[key] < 1)
       throw new Error(`guardrail server: ${key} must be a positive integer, got ${limits[key]}`);
   }
+  return limits;
+}
+
+/** Every route with its method. */
+const ROUTES: Record<string, string> = {
+  '/v1/completions': 'POST',
+  '/v1/chat/completions': 'POST',
+  '/v1/models': 'GET',
+  '/health': 'GET',
+};
+
+/** Throws 401 unless the request carries the key (when the server has one). */
+function authorize(req: IncomingMessage, apiKey: string | undefined): void {
+  if (apiKey === undefined || bearerMatches(req.headers.authorization, apiKey)) return;
+  req.resume();
+  throw new HeaderedRequestError(
+    401,
+    req.headers.authorization
+      ? 'Incorrect API key provided. Send the key as `Authorization: Bearer <key>`.'
+      : 'You did not provide an API key. Send it as `Authorization: Bearer <key>`.',
+    { 'www-authenticate': 'Bearer' },
+  );
+}
+
+/** Throws 404 or 405 unless `path` is a route and the method is its own. */
+function checkRoute(req: IncomingMessage, path: string): void {
+  const method = ROUTES[path];
+  if (!method)
+    throw new RequestError(
+      404,
+      `no route ${req.method} ${path}; this server has POST /v1/completions, POST /v1/chat/completions, GET /v1/models and GET /health`,
+    );
+  if (req.method !== method) throw new RequestError(405, `${path} accepts ${method}, not ${req.method}`);
+}
+
+async function readJsonBody(req: IncomingMessage): Promise<unknown> {
+  const text = await readBody(req);
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new RequestError(400, `the request body is not valid JSON (${(error as Error).message})`);
+  }
+}
+
+/** Listens on the options' host and port; warns when that address is reachable from other machines. */
+async function listen(server: Server, options: GuardrailServerOptions): Promise<{ url: string; port: number }> {
+  const listenHost = options.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, listenHost, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  if (!isLoopback(listenHost)) {
+    (options.warn ?? ((line: string) => process.stderr.write(`${line}\n`)))(
+      `warning: the guardrail server listens on ${listenHost}, not a loopback address: other machines can reach it` +
+        (options.apiKey === undefined ? ' and use it without a key (set one with --api-key-env)' : ''),
+    );
+  }
+  return { url: `http://${host}:${address.port}`, port: address.port };
+}
+
+/** Starts the server; resolves once it listens. */
+export async function startGuardrailServer(served: ServedModel, options: GuardrailServerOptions): Promise<RunningServer> {
+  const limits = resolveLimits(served.model.config.maxPositions, options);
   if (options.apiKey !== undefined && options.apiKey === '') throw new Error('guardrail server: the API key is empty');
   const { name, apiKey } = options;
   const started = Math.floor(Date.now() / 1000);
@@ -533,39 +600,12 @@ export async function startGuardrailServer(served: ServedModel, options: Guardra
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname.replace(/\/+$/, '');
     if (path === '/health' && req.method === 'GET') return send(res, 200, { status: 'ok', pending, maxPending: limits.maxPending });
-    if (apiKey !== undefined && !bearerMatches(req.headers.authorization, apiKey)) {
-      req.resume();
-      throw new HeaderedRequestError(
-        401,
-        req.headers.authorization
-          ? 'Incorrect API key provided. Send the key as `Authorization: Bearer <key>`.'
-          : 'You did not provide an API key. Send it as `Authorization: Bearer <key>`.',
-        { 'www-authenticate': 'Bearer' },
-      );
-    }
-    const routes: Record<string, string> = {
-      '/v1/completions': 'POST',
-      '/v1/chat/completions': 'POST',
-      '/v1/models': 'GET',
-      '/health': 'GET',
-    };
-    const method = routes[path];
-    if (!method)
-      throw new RequestError(
-        404,
-        `no route ${req.method} ${path}; this server has POST /v1/completions, POST /v1/chat/completions, GET /v1/models and GET /health`,
-      );
-    if (req.method !== method) throw new RequestError(405, `${path} accepts ${method}, not ${req.method}`);
+    authorize(req, apiKey);
+    checkRoute(req, path);
     if (path === '/v1/models') {
       return send(res, 200, { object: 'list', data: [{ id: name, object: 'model', created: started, owned_by: 'star-dss' }] });
     }
-    const text = await readBody(req);
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch (error) {
-      throw new RequestError(400, `the request body is not valid JSON (${(error as Error).message})`);
-    }
+    const body = await readJsonBody(req);
     const chat = path === '/v1/chat/completions';
     const request = chat ? parseChatRequest(body, served, name, limits) : parseCompletionRequest(body, name, limits);
     const prompts = encodePrompts(served, request, limits.maxContextTokens);
@@ -595,25 +635,10 @@ export async function startGuardrailServer(served: ServedModel, options: Guardra
     await turn;
   }
 
-  const listenHost = options.host ?? '127.0.0.1';
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, listenHost, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  if (!isLoopback(listenHost)) {
-    (options.warn ?? ((line: string) => process.stderr.write(`${line}\n`)))(
-      `warning: the guardrail server listens on ${listenHost}, not a loopback address: other machines can reach it` +
-        (apiKey === undefined ? ' and use it without a key (set one with --api-key-env)' : ''),
-    );
-  }
+  const { url, port } = await listen(server, options);
   return {
-    url: `http://${host}:${address.port}`,
-    port: address.port,
+    url,
+    port,
     close: async () => {
       await new Promise<void>((resolve, reject) => {
         server.close((error) => (error ? reject(error) : resolve()));
