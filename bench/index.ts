@@ -18,11 +18,93 @@ import { guardPreset } from '../guardrails/presets.ts';
 import { tokenizerFromObjects } from '../engine/model/tokenizer.ts';
 import { wordPrefixes, chunkEnds } from '../harness/star.ts';
 
-const backend = await initBackend(process.env.STAR_DSS_BACKEND ?? 'wasm');
+// `npm run bench -- --backend webgpu` (or STAR_DSS_BACKEND); `--async` runs only the part that reads tensors
+// asynchronously, the one webgpu can run (see asyncBench), on any backend for a same-shape comparison.
+const argv = process.argv.slice(2);
+const flag = (name: string) => {
+  const i = argv.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+  return i < 0 ? undefined : argv[i].includes('=') ? argv[i].split('=').slice(1).join('=') : argv[i + 1];
+};
+// `--gpu-pack`: the GPU pack's program from the source tree (bench/gpu-pack.ts; its flags pass through).
+if (argv.includes('--gpu-pack')) {
+  const { gpuPackMain } = await import('./gpu-pack.ts');
+  process.exit(await gpuPackMain(argv.filter((a) => a !== '--gpu-pack')));
+}
+const backend = await initBackend(flag('backend') ?? process.env.STAR_DSS_BACKEND ?? 'wasm');
 const rng = new Rng(0);
 // The micro-world's model size (docs/micro-world.md): d 128, 2 layers, 4 heads, MLP 512, vocab 512, T 64, batch 16.
 const sizes = { hidden: 128, layers: 2, heads: 4, intermediate: 512, vocab: 512, maxPositions: 128 };
 const model = createModel(parseConfig(makeConfig('llama', sizes)), { seed: 1 });
+
+// webgpu in Node cannot read a GPU tensor synchronously (no OffscreenCanvas), and train(), generate() and the
+// guardrail read with dataSync: on webgpu (or with --async) the bench measures the same shapes with its own
+// loops that read with `await data()`: matmul fwd+grad, a full training step (forward, backward, Adam) of
+// batch 16 × 64 tokens, and greedy decoding of 16 rows without a KV cache.
+if (backend === 'webgpu' || argv.includes('--async')) {
+  await asyncBench();
+  process.exit(0);
+}
+
+async function asyncBench(): Promise<void> {
+  const timeAsync = async (fn: () => Promise<void>, repeats: number) => {
+    await fn();
+    const start = performance.now();
+    for (let i = 0; i < repeats; i++) await fn();
+    return (performance.now() - start) / repeats / 1000;
+  };
+  const xa = tf.randomNormal([1024, 128]) as tf.Tensor2D;
+  const wa = tf.variable(tf.randomNormal([512, 128]).mul(0.05)) as tf.Variable<tf.Rank.R2>;
+  const mmStep = (mm: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D) => async () => {
+    const { value, grads } = tf.variableGrads(() => tf.sum(tf.square(mm(xa, wa))) as tf.Scalar, [wa]);
+    await grads[wa.name].data();
+    tf.dispose([value, grads[wa.name]]);
+  };
+  const mmStock = await timeAsync(
+    mmStep((a, b) => tf.matMul(a, b, false, true)),
+    10,
+  );
+  const vars = [...model.params.values()];
+  const optimiser = tf.train.adam(1e-3);
+  const batch = () =>
+    tf.tensor2d(
+      Array.from({ length: 16 }, () => Array.from({ length: 65 }, () => 4 + rng.int(sizes.vocab - 4))),
+      undefined,
+      'int32',
+    );
+  const trainStep = async () => {
+    const ids = batch();
+    const loss = optimiser.minimize(
+      () => {
+        const input = ids.slice([0, 0], [16, 64]) as tf.Tensor2D;
+        const labels = tf.oneHot(ids.slice([0, 1], [16, 64]) as tf.Tensor2D, sizes.vocab).cast('float32');
+        return tf.neg(tf.mean(tf.sum(tf.mul(tf.logSoftmax(model.forward(input).logits), labels), -1))) as tf.Scalar;
+      },
+      true,
+      vars,
+    );
+    await loss!.data();
+    tf.dispose([loss!, ids]);
+  };
+  const stepSeconds = await timeAsync(trainStep, 4);
+  const decode = async () => {
+    const rows = Array.from({ length: 16 }, () => Array.from({ length: 16 }, () => 4 + rng.int(sizes.vocab - 4)));
+    for (let t = 0; t < 16; t++) {
+      const next = tf.tidy(() => model.forward(tf.tensor2d(rows, undefined, 'int32'), { lastOnly: true }).logits.argMax(-1));
+      const chosen = (await next.data()) as Int32Array;
+      next.dispose();
+      rows.forEach((r, i) => r.push(chosen[i]));
+    }
+  };
+  const decodeSeconds = await timeAsync(decode, 1);
+  const rows: [string, string][] = [
+    ['backend', backend],
+    ['matmul fwd+grad [1024x128]·[512x128]ᵀ, stock tfjs (async read)', `${(mmStock * 1000).toFixed(1)} ms`],
+    ['train step (llama d128 L2, batch 16 × 64, CE, Adam; async read)', `${((16 * 64) / stepSeconds).toFixed(0)} tokens/s`],
+    ['generate (16 rows × 16 new tokens, greedy, no KV cache; async read)', `${((16 * 16) / decodeSeconds).toFixed(0)} tokens/s`],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length));
+  for (const [k, v] of rows) console.log(`${k.padEnd(width)}  ${v}`);
+}
 
 function time(fn: () => void, repeats: number): number {
   fn(); // warm-up (kernel setup, first allocations)

@@ -3,9 +3,10 @@
 // (a shaping strategy): a pure function of per-token label log-probs, so strategies never touch this file.
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { oneHot } from './tensor/ops.ts';
+import { linear, matMul, oneHot } from './tensor/ops.ts';
+import { fitMicroBatch, LOGIT_CHUNK_BYTES, memoryRefusal, type MemoryPlan, type ReferenceKind, type Trainable } from './memory-plan.ts';
 import { Rng } from './random.ts';
-import type { CausalLM } from './model/types.ts';
+import type { CausalLM, ForwardOptions, ModelConfig } from './model/types.ts';
 import type { LossFn, LossInputs, LossNeeds } from './contracts/loss.ts';
 
 /** One tokenized training sequence. Per-token arrays are indexed by sequence position. */
@@ -38,6 +39,17 @@ export const trainSettings = z.strictObject({
   weightDecay: z.number().min(0).default(0),
   /** Global gradient-norm clip; 0 disables. */
   clipNorm: z.number().min(0).default(1),
+  /** Train LoRA adapters (engine/model/lora.ts, PEFT's conventions) instead of every weight; the base stays frozen. */
+  lora: z
+    .strictObject({
+      rank: z.number().int().positive().default(8),
+      alpha: z.number().positive().default(16),
+      dropout: z.number().min(0).lt(1).default(0),
+      /** Module names or one regex; default every attention and MLP projection. */
+      targets: z.union([z.array(z.string()).min(1), z.string()]).optional(),
+      rslora: z.boolean().default(false),
+    })
+    .optional(),
 });
 export type TrainSettings = z.output<typeof trainSettings>;
 
@@ -70,6 +82,15 @@ export interface TrainOptions {
   onStep?: (info: StepInfo) => void;
   /** Called after each epoch (e.g. to evaluate a harm curve). */
   onEpoch?: (epoch: number) => void | Promise<void>;
+  /**
+   * Size micro-batches to memory (engine/memory-plan.ts): the largest micro-batch whose plan fits the backend's
+   * limit (or `budget` bytes), at most batchSize / gradAccum, with gradient accumulation up to the configured
+   * examples per step. A model for which not even one sequence fits is refused (TrainError MEMORY) before any
+   * step. Absent: micro-batches of batchSize / gradAccum, as configured.
+   */
+  memory?: { backend: string; budget?: number; trainable?: Trainable; reference?: ReferenceKind };
+  /** Activation recomputation per block (ForwardOptions.recompute): less memory, about one more forward pass. */
+  recompute?: boolean;
 }
 
 export interface TrainResult {
@@ -77,11 +98,15 @@ export interface TrainResult {
   steps: number;
   tokens: number;
   seconds: number;
+  /** Sequences per micro-batch the run used (sized to memory when options.memory was given). */
+  microBatch: number;
+  /** The memory plan of that micro-batch, when options.memory was given. */
+  memoryPlan?: MemoryPlan;
 }
 
 export class TrainError extends Error {
-  readonly code: 'NON_FINITE_LOSS' | 'BAD_INPUT';
-  constructor(code: 'NON_FINITE_LOSS' | 'BAD_INPUT', message: string) {
+  readonly code: 'NON_FINITE_LOSS' | 'BAD_INPUT' | 'MEMORY';
+  constructor(code: 'NON_FINITE_LOSS' | 'BAD_INPUT' | 'MEMORY', message: string) {
     super(message);
     this.code = code;
   }
@@ -150,11 +175,112 @@ function disposeBatch(batch: Batch): void {
 }
 
 /** Log-softmax rows [batch, time, vocab] and the label log-probs [batch, time] of a model on a batch. */
-export function labelLogProbs(model: CausalLM, ids: tf.Tensor2D, labels: tf.Tensor2D): { logProbs: tf.Tensor3D; logp: tf.Tensor2D } {
-  const logits = model.forward(ids).logits;
+function fullLabelLogProbs(
+  model: CausalLM,
+  ids: tf.Tensor2D,
+  labels: tf.Tensor2D,
+  forward: ForwardOptions = {},
+): { logProbs: tf.Tensor3D; logp: tf.Tensor2D } {
+  const logits = model.forward(ids, forward).logits;
   const logProbs = tf.logSoftmax(logits) as tf.Tensor3D;
   const logp = tf.sum(tf.mul(logProbs, oneHot(labels, logits.shape[2])), -1) as tf.Tensor2D;
   return { logProbs, logp };
+}
+
+/** Time steps per chunk so that one chunk's [batch, steps, vocab] float32 logits stay within `chunkBytes`. */
+function chunkSteps(batch: number, time: number, vocab: number, chunkBytes: number): number {
+  return Math.max(1, Math.min(time, Math.floor(chunkBytes / (4 * batch * vocab))));
+}
+
+/** The head's logits of hidden states h [batch, steps, hidden]: h · headᵀ, then the divisor and softcap of the config. */
+function headLogits(c: ModelConfig, h: tf.Tensor, head: tf.Tensor2D): tf.Tensor3D {
+  let logits = linear(h, head) as tf.Tensor3D;
+  if (c.logitsDivisor !== 1) logits = tf.div(logits, c.logitsDivisor);
+  if (c.finalSoftcap !== undefined) logits = tf.mul(tf.tanh(tf.div(logits, c.finalSoftcap)), c.finalSoftcap);
+  return logits;
+}
+
+/**
+ * Label log-probs [batch, time] from hidden states [batch, time, hidden] and the head [vocab, hidden], in chunks
+ * over time with a custom gradient: the forward keeps one chunk's logits at a time (logits → logsumexp → label
+ * logit), and the backward recomputes each chunk's logits and returns the gradients wrt the hidden states and
+ * the head. No [batch, time, vocab] tensor exists for the whole batch.
+ */
+export function chunkedLabelLogProbs(
+  config: ModelConfig,
+  hidden: tf.Tensor3D,
+  head: tf.Tensor2D,
+  labels: tf.Tensor2D,
+  chunkBytes = LOGIT_CHUNK_BYTES,
+): tf.Tensor2D {
+  const [batch, time] = labels.shape;
+  const vocab = head.shape[0];
+  const steps = chunkSteps(batch, time, vocab, chunkBytes);
+  const chunks: [number, number][] = [];
+  for (let t = 0; t < time; t += steps) chunks.push([t, Math.min(steps, time - t)]);
+  const slice3 = (x: tf.Tensor, [t, n]: [number, number]) => x.slice([0, t, 0], [batch, n, -1]);
+  const labelsOf = ([t, n]: [number, number]) => labels.slice([0, t], [batch, n]);
+  const fn = tf.customGrad((hIn, wIn, saveIn) => {
+    const h = hIn as tf.Tensor3D;
+    const w = wIn as tf.Tensor2D;
+    (saveIn as tf.GradSaveFunc)([h, w]);
+    const parts = chunks.map((chunk) =>
+      tf.tidy(() => {
+        const logits = headLogits(config, slice3(h, chunk), w as tf.Tensor2D);
+        const label = tf.sum(tf.mul(logits, oneHot(labelsOf(chunk), vocab)), -1);
+        return tf.sub(label, tf.logSumExp(logits, -1));
+      }),
+    );
+    const value = (parts.length === 1 ? parts[0] : tf.concat(parts, 1)) as tf.Tensor2D;
+    if (parts.length > 1) tf.dispose(parts);
+    return {
+      value,
+      gradFunc: (dy, saved) => {
+        const [sh, sw] = saved as [tf.Tensor3D, tf.Tensor2D];
+        const dh: tf.Tensor[] = [];
+        let dw: tf.Tensor = tf.zerosLike(sw);
+        for (const chunk of chunks) {
+          const [dhChunk, dwSum] = tf.tidy(() => {
+            const hc = slice3(sh, chunk);
+            const logits = headLogits(config, hc, sw);
+            // d logp / d logits = onehot − softmax, times the upstream gradient of each position.
+            const dyc = (dy as tf.Tensor2D).slice([0, chunk[0]], [batch, chunk[1]]).expandDims(-1);
+            let dz: tf.Tensor = tf.mul(dyc, tf.sub(oneHot(labelsOf(chunk), vocab), tf.softmax(logits)));
+            if (config.finalSoftcap !== undefined) dz = tf.mul(dz, tf.sub(1, tf.square(tf.div(logits, config.finalSoftcap))));
+            if (config.logitsDivisor !== 1) dz = tf.div(dz, config.logitsDivisor);
+            const flat = dz.reshape([-1, vocab]) as tf.Tensor2D; // [rows, vocab]
+            const hFlat = hc.reshape([-1, sh.shape[2]]) as tf.Tensor2D; // [rows, hidden]
+            const dhc = matMul(flat, sw).reshape(hc.shape); // [batch, steps, hidden]
+            return [dhc, tf.add(dw, matMul(flat, hFlat, true, false))]; // head gradient [vocab, hidden]
+          });
+          dw.dispose();
+          dw = dwSum;
+          dh.push(dhChunk);
+        }
+        const dhAll = dh.length === 1 ? dh[0] : tf.concat(dh, 1);
+        if (dh.length > 1) tf.dispose(dh);
+        return [dhAll, dw];
+      },
+    };
+  });
+  return fn(hidden, head) as tf.Tensor2D;
+}
+
+/**
+ * The label log-probs [batch, time] of a model on a batch, and with `full` the log-softmax rows [batch, time,
+ * vocab] too. Without `full` (and for a model with forwardHidden) they are computed in chunks over time
+ * (chunkedLabelLogProbs), so only one chunk's logits exist at a time, in the forward and in the backward.
+ */
+export function labelLogProbs(
+  model: CausalLM,
+  ids: tf.Tensor2D,
+  labels: tf.Tensor2D,
+  options: { full?: boolean; chunkBytes?: number; recompute?: boolean } = {},
+): { logProbs?: tf.Tensor3D; logp: tf.Tensor2D } {
+  const forward = options.recompute ? { recompute: true } : {};
+  if (options.full || !model.forwardHidden) return fullLabelLogProbs(model, ids, labels, forward);
+  const { hidden, head } = model.forwardHidden(ids, forward);
+  return { logp: chunkedLabelLogProbs(model.config, hidden, head, labels, options.chunkBytes) };
 }
 
 function zeroState(p: tf.Variable): tf.Variable {
@@ -183,9 +309,11 @@ function lossAndGrads(model: CausalLM, batch: Batch, options: TrainOptions, vars
   const { needs } = options;
   return tf.tidy(() => {
     const ref =
-      needs.reference && options.reference ? tf.tidy(() => labelLogProbs(options.reference!, batch.ids, batch.labels)) : undefined;
+      needs.reference && options.reference
+        ? tf.tidy(() => labelLogProbs(options.reference!, batch.ids, batch.labels, { full: needs.fullLogProbs }))
+        : undefined;
     const result = tf.variableGrads(() => {
-      const { logProbs, logp } = labelLogProbs(model, batch.ids, batch.labels);
+      const { logProbs, logp } = labelLogProbs(model, batch.ids, batch.labels, { full: needs.fullLogProbs, recompute: options.recompute });
       const inputs: LossInputs = {
         logp,
         refLogp: ref?.logp,
@@ -230,36 +358,50 @@ async function accumulate(
     lossSum += lossValue;
     if (!accumulated) accumulated = grads;
     else {
-      const sum = accumulated.map((g, k) => tf.add(g, grads[k]));
-      tf.dispose([...accumulated, ...grads]);
-      accumulated = sum;
+      // One parameter at a time, so that only one extra gradient-sized tensor exists at once.
+      const sums = accumulated;
+      sums.forEach((g, k) => {
+        sums[k] = tf.add(g, grads[k]);
+        tf.dispose([g, grads[k]]);
+      });
     }
   }
   return { grads: accumulated ?? [], loss: lossSum / micro.length, tokens };
 }
 
-/** Averages summed gradients over `count` micro-batches, clips by global norm, takes an AdamW step; returns the norm. */
+/**
+ * Averages summed gradients over `count` micro-batches, clips by global norm, takes an AdamW step; returns the norm.
+ * One parameter at a time, each in its own tidy: the temporaries of the update (a few parameter-sized tensors)
+ * exist for one parameter at once, not for the whole model (which on wasm ran out of its 4 GiB).
+ */
 function adamWStep(optimiser: Optimiser, summed: tf.Tensor[], count: number, step: number, lr: number): number {
   const { config, vars, moments } = optimiser;
-  return tf.tidy(() => {
-    const scaled = summed.map((g) => tf.div(g, count));
-    const norm = tf.sqrt(tf.addN(scaled.map((g) => tf.sum(tf.square(g)))));
-    const n = norm.dataSync()[0];
-    const factor = config.clipNorm > 0 && n > config.clipNorm ? config.clipNorm / (n + 1e-6) : 1;
-    const [b1, b2] = config.betas;
-    const c1 = 1 - b1 ** step;
-    const c2 = 1 - b2 ** step;
-    vars.forEach((p, k) => {
-      const g = factor === 1 ? scaled[k] : tf.mul(scaled[k], factor);
-      const { m, v } = moments[k];
-      m.assign(tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1)));
-      v.assign(tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2)));
-      const update = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(v, c2)), config.eps));
+  const squares = summed.map((g) => tf.tidy(() => tf.sum(tf.square(tf.div(g, count)))));
+  const norm = tf.tidy(() => tf.sqrt(tf.addN(squares)));
+  const n = norm.dataSync()[0];
+  tf.dispose([...squares, norm]);
+  const factor = config.clipNorm > 0 && n > config.clipNorm ? config.clipNorm / (n + 1e-6) : 1;
+  const [b1, b2] = config.betas;
+  const c1 = 1 - b1 ** step;
+  const c2 = 1 - b2 ** step;
+  vars.forEach((p, k) => {
+    // Nested tidies: at most a few parameter-sized temporaries exist at once (a 128k × 2k embedding is 1 GiB).
+    const g = tf.tidy(() => {
+      const scaled = tf.div(summed[k], count);
+      return factor === 1 ? scaled : tf.mul(scaled, factor);
+    });
+    const { m, v } = moments[k];
+    tf.tidy(() => m.assign(tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1))));
+    tf.tidy(() => v.assign(tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2))));
+    g.dispose();
+    const update = tf.tidy(() => tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(v, c2)), config.eps)));
+    tf.tidy(() => {
       const decay = config.weightDecay > 0 && p.rank >= 2 ? tf.mul(p, config.weightDecay) : undefined;
       p.assign(tf.sub(p, tf.mul(decay ? tf.add(update, decay) : update, lr)));
     });
-    return n;
+    update.dispose();
   });
+  return n;
 }
 
 /**
@@ -271,8 +413,37 @@ export async function train(model: CausalLM, examples: TrainExample[], options: 
   if (options.needs.reference && !options.reference)
     throw new TrainError('BAD_INPUT', 'the strategy needs a reference model, but none was given');
   if (examples.length === 0) throw new TrainError('BAD_INPUT', 'no training examples');
-  const microBatch = Math.max(1, Math.floor(config.batchSize / config.gradAccum));
-  const perStep = microBatch * config.gradAccum;
+  const configured = Math.max(1, Math.floor(config.batchSize / config.gradAccum));
+  const perStep = configured * config.gradAccum;
+  let microBatch = configured;
+  let plan: MemoryPlan | undefined;
+  if (options.memory) {
+    const m = options.memory;
+    const seqLen = Math.max(...examples.map((e) => e.ids.length)) - 1;
+    const fit = fitMicroBatch(
+      model.config,
+      {
+        backend: m.backend,
+        seqLen,
+        trainable: m.trainable ?? 'full',
+        reference: m.reference ?? (options.needs.reference ? 'copy' : 'none'),
+        chunked: !options.needs.fullLogProbs && model.forwardHidden !== undefined,
+        recompute: options.recompute,
+      },
+      configured,
+      m.budget,
+    );
+    plan = fit.plan;
+    if (fit.batch === 0)
+      throw new TrainError(
+        'MEMORY',
+        memoryRefusal(
+          m.budget === undefined ? fit.plan : { ...fit.plan, fits: false, limit: { ...fit.plan.limit, bytes: m.budget } },
+          'this model',
+        ) ?? 'not even one sequence fits the memory budget',
+      );
+    microBatch = fit.batch;
+  }
   const totalSteps = Math.ceil(examples.length / perStep) * config.epochs;
   const vars = [...model.params.values()];
   const optimiser: Optimiser = {
@@ -320,5 +491,12 @@ export async function train(model: CausalLM, examples: TrainExample[], options: 
   } finally {
     tf.dispose(optimiser.moments.flatMap(({ m, v }) => [m, v]));
   }
-  return { losses, steps: step, tokens: tokensSeen, seconds: (performance.now() - started) / 1000 };
+  return {
+    losses,
+    steps: step,
+    tokens: tokensSeen,
+    seconds: (performance.now() - started) / 1000,
+    microBatch,
+    ...(plan ? { memoryPlan: plan } : {}),
+  };
 }

@@ -8,6 +8,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { readTextFile } from '../io.ts';
 import { parseConfig } from './config.ts';
+import { isLora } from './lora.ts';
 import { createModel } from './transformer.ts';
 import { INDEX_FILE, readCheckpointTensors, SINGLE_FILE, writeCheckpointTensors, type StoredTensor } from './safetensors.ts';
 import { loadTokenizer, type Tokenizer } from './tokenizer.ts';
@@ -137,6 +138,10 @@ export interface SaveModelOptions {
  * Returns 'kept' when `existing: 'keep'` left a checkpoint already there, else 'written'.
  */
 export function saveModel(dir: string, model: CausalLM, tokenizer: TokenizerSource, options: SaveModelOptions = {}): 'written' | 'kept' {
+  if (isLora(model))
+    throw new CheckpointError(
+      `saveModel(${dir}): the model is a base with LoRA adapters. Fix: save the adapter (peft.ts saveAdapter), or merge it first (mergeLora)`,
+    );
   const target = resolve(dir);
   const policy = options.existing ?? 'checkpoint';
   const problem = saveTargetProblem(target, policy);

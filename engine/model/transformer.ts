@@ -9,7 +9,7 @@ import { tf, gather, linear } from '../tensor/index.ts';
 import { attend, attentionBias, defaultPositions } from './attention.ts';
 import { initParams, loadParams } from './parameters.ts';
 import { applyRope, ropeCosSin, ropeInvFreq } from './rope.ts';
-import type { CausalLM, ForwardOptions, ForwardResult, KVCache, LayerKind, ModelConfig } from './types.ts';
+import type { CausalLM, ForwardOptions, ForwardResult, KVCache, LayerKind, LinearDelta, ModelConfig } from './types.ts';
 
 export type ModelInit = { seed: number } | { weights: Map<string, tf.Tensor> };
 
@@ -21,6 +21,13 @@ interface Step {
   cos?: tf.Tensor4D; // [batch, 1, time, headDim] (rotary families)
   sin?: tf.Tensor4D;
   past?: { k: tf.Tensor4D; v: tf.Tensor4D };
+  delta?: LinearDelta; // ForwardOptions.linearDelta (LoRA adapters)
+}
+
+/** A projection's output plus the update step.delta adds to module `name` (its Hugging Face path), if any. */
+function withDelta(step: Step, name: string, input: tf.Tensor, out: tf.Tensor): tf.Tensor {
+  const delta = step.delta?.(name, input);
+  return delta ? tf.add(out, delta) : out;
 }
 
 function param(params: Params, name: string): tf.Variable {
@@ -74,31 +81,32 @@ function rotaryBlock(c: ModelConfig, params: Params, i: number, x: tf.Tensor3D, 
   const p = (name: string) => param(params, `model.layers.${i}.${name}`);
   const w = (name: string) => p(`${name}.weight`) as tf.Tensor2D;
   const b = (name: string) => (params.has(`model.layers.${i}.${name}.bias`) ? (p(`${name}.bias`) as tf.Tensor1D) : undefined);
+  const proj = (name: string, input: tf.Tensor) => withDelta(step, `model.layers.${i}.${name}`, input, linear(input, w(name), b(name)));
   const norm = (t: tf.Tensor, name: string) => rmsNorm(t, p(`${name}.weight`), c.normEps, c.normPlusOne);
   // A block's output is scaled before the residual add (granite's residual_multiplier).
   const residual = (t: tf.Tensor) => (c.residualScale === 1 ? t : tf.mul(t, c.residualScale));
   const cos = step.cos as tf.Tensor4D;
   const sin = step.sin as tf.Tensor4D;
   const h = norm(x, 'input_layernorm');
-  let q = splitHeads(linear(h, w('self_attn.q_proj'), b('self_attn.q_proj')), c.numHeads, c.headDim);
-  let kNew = splitHeads(linear(h, w('self_attn.k_proj'), b('self_attn.k_proj')), c.numKvHeads, c.headDim);
+  let q = splitHeads(proj('self_attn.q_proj', h), c.numHeads, c.headDim);
+  let kNew = splitHeads(proj('self_attn.k_proj', h), c.numKvHeads, c.headDim);
   if (c.qkNorm) {
     q = norm(q, 'self_attn.q_norm') as tf.Tensor4D; // per head, over headDim, before rope
     kNew = norm(kNew, 'self_attn.k_norm') as tf.Tensor4D;
   }
   q = applyRope(q, cos, sin);
   kNew = applyRope(kNew, cos, sin);
-  const vNew = splitHeads(linear(h, w('self_attn.v_proj'), b('self_attn.v_proj')), c.numKvHeads, c.headDim);
+  const vNew = splitHeads(proj('self_attn.v_proj', h), c.numKvHeads, c.headDim);
   const { k, v } = extend(step.past, kNew, vNew); // [batch, kvHeads, keys, headDim]
   const attn = attend(q, k, v, step.bias, { scale: c.attentionScale, softcap: c.attnSoftcap });
-  let out = linear(attn, w('self_attn.o_proj'), b('self_attn.o_proj'));
+  let out = proj('self_attn.o_proj', attn);
   if (c.sandwichNorms) out = norm(out, 'post_attention_layernorm');
   let y = tf.add(x, residual(out)) as tf.Tensor3D;
   const h2 = norm(y, c.sandwichNorms ? 'pre_feedforward_layernorm' : 'post_attention_layernorm');
-  const gate = linear(h2, w('mlp.gate_proj'));
-  const up = linear(h2, w('mlp.up_proj'));
+  const gate = proj('mlp.gate_proj', h2);
+  const up = proj('mlp.up_proj', h2);
   const act = c.hiddenAct === 'silu' ? tf.mul(gate, tf.sigmoid(gate)) : geluTanh(gate);
-  let mlp = linear(tf.mul(act, up), w('mlp.down_proj')); // down(act(gate) · up)
+  let mlp = proj('mlp.down_proj', tf.mul(act, up)); // down(act(gate) · up)
   if (c.sandwichNorms) mlp = norm(mlp, 'post_feedforward_layernorm');
   y = tf.add(y, residual(mlp)) as tf.Tensor3D;
   return { x: y, k, v };
@@ -108,17 +116,20 @@ function gpt2Block(c: ModelConfig, params: Params, i: number, x: tf.Tensor3D, st
   const p = (name: string) => param(params, `transformer.h.${i}.${name}`);
   const w = (name: string) => p(`${name}.weight`) as tf.Tensor2D;
   const bias = (name: string) => p(`${name}.bias`) as tf.Tensor1D;
+  // Conv1D: weights [in, out]
+  const conv = (name: string, input: tf.Tensor) =>
+    withDelta(step, `transformer.h.${i}.${name}`, input, linear(input, w(name), bias(name), 'in-out'));
   const d = c.hiddenSize;
   const h = layerNorm(x, p('ln_1.weight'), p('ln_1.bias'), c.normEps);
-  const qkv = linear(h, w('attn.c_attn'), bias('attn.c_attn'), 'in-out'); // [batch, time, 3d] = q | k | v
+  const qkv = conv('attn.c_attn', h); // [batch, time, 3d] = q | k | v
   const [qf, kf, vf] = tf.split(qkv, [d, d, d], 2);
   const q = splitHeads(qf, c.numHeads, c.headDim);
   const { k, v } = extend(step.past, splitHeads(kf, c.numHeads, c.headDim), splitHeads(vf, c.numHeads, c.headDim));
   const attn = attend(q, k, v, step.bias);
-  let y = tf.add(x, linear(attn, w('attn.c_proj'), bias('attn.c_proj'), 'in-out')) as tf.Tensor3D;
+  let y = tf.add(x, conv('attn.c_proj', attn)) as tf.Tensor3D;
   const h2 = layerNorm(y, p('ln_2.weight'), p('ln_2.bias'), c.normEps);
-  const hidden = geluTanh(linear(h2, w('mlp.c_fc'), bias('mlp.c_fc'), 'in-out'));
-  y = tf.add(y, linear(hidden, w('mlp.c_proj'), bias('mlp.c_proj'), 'in-out')) as tf.Tensor3D;
+  const hidden = geluTanh(conv('mlp.c_fc', h2));
+  y = tf.add(y, conv('mlp.c_proj', hidden)) as tf.Tensor3D;
   return { x: y, k, v };
 }
 
@@ -147,17 +158,65 @@ function checkInputs(c: ModelConfig, ids: tf.Tensor2D, options: ForwardOptions):
   }
 }
 
+/**
+ * A block under a custom gradient that keeps only its input: the backward pass runs the block's forward again
+ * and differentiates it there (activation recomputation), so a block's activations exist one block at a time.
+ * Its gradients flow to the input and to the block's parameters (passed as inputs of the custom gradient).
+ */
+function recomputedBlock(c: ModelConfig, params: Params, i: number, x: tf.Tensor3D, step: Step, block: typeof rotaryBlock): BlockOut {
+  const prefix = c.family === 'gpt2' ? `transformer.h.${i}.` : `model.layers.${i}.`;
+  const names = [...params.keys()].filter((n) => n.startsWith(prefix));
+  const vars = names.map((n) => params.get(n) as tf.Variable);
+  const run = (input: tf.Tensor, ps: tf.Tensor[], at: Step) => {
+    const local = new Map(params);
+    names.forEach((n, j) => local.set(n, ps[j] as tf.Variable));
+    return block(c, local, i, input as tf.Tensor3D, at).x;
+  };
+  // The mask bias and rope angles are the forward's intermediates, freed when it returns: saved with the input.
+  const consts = [step.bias, step.cos, step.sin].filter((t): t is tf.Tensor4D => t !== undefined);
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const [input, ...ps] = args as tf.Tensor[];
+    save([input, ...consts]);
+    return {
+      value: run(input, ps, step),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [bias, cos, sin] = saved.slice(1) as tf.Tensor4D[];
+        const at: Step = { bias, cos, sin };
+        // A gradient inside the backward pass: tfjs would drop the outer pass's tape when this one ends.
+        const state = tf.engine().state as unknown as { activeTape: unknown };
+        const tape = state.activeTape;
+        try {
+          return tf.grads((...xs: tf.Tensor[]) => run(xs[0], xs.slice(1), at))([saved[0], ...vars], dy);
+        } finally {
+          state.activeTape = tape;
+        }
+      },
+    };
+  });
+  const y = f(x, ...vars) as tf.Tensor3D;
+  return { x: y, k: y as unknown as tf.Tensor4D, v: y as unknown as tf.Tensor4D }; // no cache: k and v unused
+}
+
 /** inv_freq of the full layers, and of the sliding layers when they have their own rope base (gemma3). */
 interface RopeFreqs {
   full: Float32Array;
   local?: Float32Array;
 }
 
-function forward(c: ModelConfig, params: Params, rope: RopeFreqs, ids: tf.Tensor2D, options: ForwardOptions): ForwardResult {
+/** With `headless`, the result's `logits` are the final-normed hidden states [batch, time, hidden] (no head). */
+function forward(
+  c: ModelConfig,
+  params: Params,
+  rope: RopeFreqs,
+  ids: tf.Tensor2D,
+  options: ForwardOptions,
+  headless = false,
+): ForwardResult {
   checkInputs(c, ids, options);
   const [batch, time] = ids.shape;
   const past = options.cache?.length ?? 0;
-  const wantCache = options.cache !== undefined || options.useCache === true;
+  const wantCache = !headless && (options.cache !== undefined || options.useCache === true);
   const outputs = tf.tidy(() => {
     const tokens = ids.dtype === 'int32' ? ids : ids.cast('int32');
     const mask = options.attentionMask;
@@ -191,7 +250,11 @@ function forward(c: ModelConfig, params: Params, rope: RopeFreqs, ids: tf.Tensor
     const keys: tf.Tensor4D[] = [];
     const values: tf.Tensor4D[] = [];
     for (let i = 0; i < c.numLayers; i++) {
-      const out = block(c, params, i, x, { ...stepOf(c.layerTypes[i]), past: options.cache?.layers[i] });
+      const step = { ...stepOf(c.layerTypes[i]), past: options.cache?.layers[i], delta: options.linearDelta };
+      const out =
+        options.recompute && !wantCache && !options.cache && !options.linearDelta
+          ? recomputedBlock(c, params, i, x, step, block)
+          : block(c, params, i, x, step);
       x = out.x;
       keys.push(out.k);
       values.push(out.v);
@@ -204,6 +267,7 @@ function forward(c: ModelConfig, params: Params, rope: RopeFreqs, ids: tf.Tensor
       x = rmsNorm(x, param(params, 'model.norm.weight'), c.normEps, c.normPlusOne) as tf.Tensor3D;
       head = param(params, c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight') as tf.Tensor2D;
     }
+    if (headless) return [x];
     if (options.lastOnly) x = x.slice([0, time - 1, 0], [batch, 1, -1]); // [batch, 1, channels]
     let logits = linear(x, head) as tf.Tensor3D; // [batch, time, vocab]; the head is [vocab, d]
     if (c.logitsDivisor !== 1) logits = tf.div(logits, c.logitsDivisor);
@@ -220,6 +284,12 @@ function forward(c: ModelConfig, params: Params, rope: RopeFreqs, ids: tf.Tensor
   return { logits, cache: { layers, length: past + time } };
 }
 
+/** The parameter the output head multiplies by ([vocab, hidden]; the embeddings when tied). */
+function headName(c: ModelConfig): string {
+  if (c.family === 'gpt2') return 'transformer.wte.weight';
+  return c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+}
+
 /** Builds a causal LM from a config with seeded random parameters or a checkpoint's tensors (copied). */
 export function createModel(config: ModelConfig, init: ModelInit): CausalLM {
   const params = 'seed' in init ? initParams(config, init.seed) : loadParams(config, init.weights);
@@ -232,6 +302,10 @@ export function createModel(config: ModelConfig, init: ModelInit): CausalLM {
     config,
     params,
     forward: (ids, options = {}) => forward(config, params, rope, ids, options),
+    forwardHidden: (ids, options = {}) => ({
+      hidden: forward(config, params, rope, ids, options, true).logits,
+      head: params.get(headName(config)) as tf.Tensor2D,
+    }),
     dispose: () => {
       for (const v of params.values()) v.dispose();
       params.clear();

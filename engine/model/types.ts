@@ -91,7 +91,22 @@ export interface ForwardOptions {
   useCache?: boolean;
   /** Compute logits for the last position only ([batch, 1, vocab]): decoding needs no more. */
   lastOnly?: boolean;
+  /**
+   * Adds to a projection's output: given the module's Hugging Face path (`model.layers.0.self_attn.q_proj`)
+   * and its input, the update to add, or undefined. How LoRA adapters (lora.ts) enter the forward pass.
+   */
+  linearDelta?: LinearDelta;
+  /** false runs an adapted model (lora.ts) without its adapters: the frozen base. A plain model ignores it. */
+  adapters?: boolean;
+  /**
+   * Activation recomputation: each block keeps only its input for the backward pass and runs its forward again
+   * there (transformer.ts). Ignored with a cache or with linearDelta (adapters close over their own variables).
+   */
+  recompute?: boolean;
 }
+
+/** See ForwardOptions.linearDelta. */
+export type LinearDelta = (module: string, input: tf.Tensor) => tf.Tensor | undefined;
 
 export interface ForwardResult {
   /** [batch, time, vocab] */
@@ -104,5 +119,12 @@ export interface CausalLM {
   /** Trainable parameters by Hugging Face name. */
   readonly params: Map<string, tf.Variable>;
   forward(ids: tf.Tensor2D, options?: ForwardOptions): ForwardResult;
+  /**
+   * The final-normed hidden states [batch, time, hidden] and the output head's weight [vocab, hidden], without
+   * the logits: forward's logits are head(hidden) (logits = hidden · headᵀ, then config.logitsDivisor and
+   * config.finalSoftcap). Training's chunked label log-probs use it (train.ts); a model without it (a wrapper)
+   * is trained through forward's full logits. Options as forward's (the cache ones ignored).
+   */
+  forwardHidden?(ids: tf.Tensor2D, options?: ForwardOptions): { hidden: tf.Tensor3D; head: tf.Tensor2D };
   dispose(): void;
 }

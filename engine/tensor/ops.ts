@@ -1,5 +1,6 @@
 // Three workarounds for problems of TensorFlow.js's wasm backend (docs/architecture.md §6), in the one module
-// all model code uses.
+// all model code uses. 1 and 3 apply only while wasm is the active backend; other backends (cpu, tensorflow,
+// webgpu) get the stock ops. 2 is correct on every backend and stays.
 // 1. gather: the stock gradient needs UnsortedSegmentSum, which wasm lacks; ours scatters with scatterND
 //    (which sums duplicate indices, so it is exact).
 // 2. oneHot: on wasm tf.oneHot ignores a float dtype and returns garbage; cast an int one-hot instead.
@@ -25,15 +26,21 @@ function matMulVariant(transposeA: boolean, transposeB: boolean) {
     fn = tf.customGrad((a, b, save) => {
       const A = transposeA ? swapLast(a as tf.Tensor) : (a as tf.Tensor);
       const B = transposeB ? swapLast(b as tf.Tensor) : (b as tf.Tensor);
-      (save as tf.GradSaveFunc)([A, B]);
+      // Save the operands as given, not their transposed copies: a transposed weight kept for the backward
+      // pass (and transposed back there) would be one extra copy of every weight (the memory plan, §6).
+      (save as tf.GradSaveFunc)([a as tf.Tensor, b as tf.Tensor]);
       return {
         value: tf.matMul(A as Rank23, B as Rank23),
-        gradFunc: (dy, saved) => {
-          const [sa, sb] = saved as [Rank23, Rank23];
-          const dA = tf.matMul(dy as Rank23, swapLast(sb)); // [.., m, k]
-          const dB = tf.matMul(swapLast(sa), dy as Rank23); // [.., k, n]
-          return [transposeA ? swapLast(dA) : dA, transposeB ? swapLast(dB) : dB];
-        },
+        // In a tidy: tfjs does not free what a custom gradient makes on the way until the whole backward ends.
+        gradFunc: (dy, saved) =>
+          tf.tidy(() => {
+            const [sa, sb] = saved as [Rank23, Rank23];
+            // A weight itself as the right operand would keep XNNPACK's packed copy of it cached for as long as the
+            // weight lives (tfjs-backend-wasm caches per operand); a transient copy is packed and freed per layer.
+            const dA = tf.matMul(dy as Rank23, transposeB ? tf.mul(sb, 1) : swapLast(sb)); // [.., m, k]: dy · Bᵀ
+            const dB = tf.matMul(transposeA ? sa : swapLast(sa), dy as Rank23); // [.., k, n]: Aᵀ · dy
+            return [transposeA ? swapLast(dA) : dA, transposeB ? swapLast(dB) : dB];
+          }),
       };
     }) as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
     matMulVariants.set(key, fn);
@@ -43,6 +50,7 @@ function matMulVariant(transposeA: boolean, transposeB: boolean) {
 
 /** Matrix product of rank-2 or equal-batch rank-3 tensors whose gradient stays on wasm's fast path. */
 export function matMul<T extends Rank23>(a: T, b: T, transposeA = false, transposeB = false): T {
+  if (tf.getBackend() !== 'wasm') return tf.matMul(a, b, transposeA, transposeB) as T;
   return matMulVariant(transposeA, transposeB)(a, b) as T;
 }
 
@@ -76,6 +84,7 @@ const gatherRows = tf.customGrad((table, indices, save) => {
 
 /** Rows of `table` [rows, dim] at int32 `indices` (any shape) → [...indices.shape, dim]; trainable on wasm. */
 export function gather(table: tf.Tensor2D, indices: tf.Tensor): tf.Tensor {
+  if (tf.getBackend() !== 'wasm') return tf.gather(table, indices.reshape([-1])).reshape([...indices.shape, table.shape[1]]);
   return gatherRows(table, indices);
 }
 

@@ -2,13 +2,15 @@
 // of work: every reference resolves (files exist and parse, micro: names, threats and strategies; the same
 // checks as a plan, harness/sweep/references.ts), every checkpoint's config.json is one the engine supports,
 // every endpoint (URL guardrails, LLM judges) answers GET /v1/models, and a memory plan per model and
-// backend (harness/sweep/estimate.ts: an estimate from config.json). Prints every problem, one line each,
+// backend (engine/memory-plan.ts: an estimate from config.json, the same plan a cell checks before it loads
+// a model). Prints every problem, one line each,
 // and exits 1 when there is any.
 import { createRequire } from 'node:module';
 import type { Options } from 'yargs';
 import { configureStrategy } from '../../strategies/index.ts';
 import { loadSweepConfig, presetFile, presetNames, type PluginEntry, type SweepConfig } from '../sweep/config.ts';
-import { backendLimits, formatBytes, formatCount, memoryPlan, type MemoryPlan } from '../sweep/estimate.ts';
+import { formatCount } from '../sweep/estimate.ts';
+import { backendLimits, formatBytes, memoryPlan, memoryRefusal, type MemoryPlan } from '../../engine/memory-plan.ts';
 import { checkReferences, modelDirectories, probeEndpoint, readModelConfig, sweepEndpoints, sweepReferences } from '../sweep/references.ts';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,12 +32,12 @@ export type DoctorArgs = CommandArgs<typeof doctorOptions> & GlobalArgs;
 const split = (entry: PluginEntry) =>
   typeof entry === 'string' ? { name: entry, params: {} } : (({ name, ...params }) => ({ name, params }))(entry);
 
-/** The strategies of the config whose loss needs a frozen reference copy of the model. */
-function referenceStrategies(config: SweepConfig): string[] {
+/** The strategies of the config whose loss needs a frozen reference copy of the model (or full log-prob rows). */
+function referenceStrategies(config: SweepConfig, need: 'reference' | 'fullLogProbs' = 'reference'): string[] {
   return config.strategies.flatMap((entry) => {
     const { name, params } = split(entry);
     try {
-      return configureStrategy(name, params).needs.reference ? [name] : [];
+      return configureStrategy(name, params).needs[need] ? [name] : [];
     } catch {
       return []; // an unknown strategy is already a problem
     }
@@ -92,6 +94,8 @@ export async function runDoctor(args: DoctorArgs, log: (line: string) => void = 
   // 2. Checkpoint directories: config.json supported by the engine; a guardrail directory holds a model.
   const plans: { field: string; dir: string; role: string; plan?: MemoryPlan; weights?: number; problem?: string }[] = [];
   const reference = referenceStrategies(config);
+  const chunked = referenceStrategies(config, 'fullLogProbs').length === 0;
+  const backend = plannedBackend(args.backend);
   const microBatch = Math.max(1, Math.floor(config.train.batchSize / config.train.gradAccum));
   for (const { field, dir, role } of modelDirectories(config)) {
     const read = readModelConfig(dir);
@@ -106,7 +110,14 @@ export async function runDoctor(args: DoctorArgs, log: (line: string) => void = 
       if (!existsSync(join(dir, 'model.safetensors')) && !existsSync(join(dir, 'model.safetensors.index.json')))
         say(field, `'${dir}' has neither model.safetensors nor model.safetensors.index.json. ${layout}`);
     }
-    const plan = memoryPlan(read.config, { microBatch, seqLen: args.seqLen, reference: reference.length > 0 });
+    const plan = memoryPlan(read.config, {
+      backend,
+      batch: microBatch,
+      seqLen: args.seqLen,
+      trainable: 'full',
+      reference: reference.length > 0 ? 'copy' : 'none',
+      chunked,
+    });
     plans.push({ field, dir, role, ...(role === 'model' ? { plan } : { weights: plan.weights }) });
   }
 
@@ -130,12 +141,11 @@ export async function runDoctor(args: DoctorArgs, log: (line: string) => void = 
   }
 
   // 4. Memory plan per model × backend.
-  const backend = plannedBackend(args.backend);
   const limits = backendLimits();
   const guardrailWeights = Math.max(0, ...plans.filter((p) => p.role === 'guardrail').map((p) => p.weights ?? 0));
   log('');
   log(
-    `memory plan (an estimate from config.json, not a measurement): float32 weights (4 B per parameter); full finetuning adds gradients (4 B) and AdamW moments (8 B); ${reference.length ? `a frozen reference copy (4 B) for ${[...new Set(reference)].join(', ')}` : 'no reference copy (no strategy needs one)'}; activations for micro-batch ${microBatch} × ${args.seqLen} tokens by a rough per-layer formula (harness/sweep/estimate.ts); peak = the larger of training and, while annotating, the model's and the largest guardrail's weights`,
+    `memory plan (an estimate from config.json, not a measurement): float32 weights (4 B per parameter); full finetuning adds gradients (4 B) and AdamW moments (8 B); ${reference.length ? `a frozen reference copy (4 B) for ${[...new Set(reference)].join(', ')}` : 'no reference copy (no strategy needs one)'}; activations for micro-batch ${microBatch} × ${args.seqLen} tokens by a rough per-layer formula (engine/memory-plan.ts), the vocabulary rows ${chunked ? 'of one chunk (label log-probs computed in chunks)' : 'of the whole micro-batch (a strategy needs full log-prob rows)'}; peak = the larger of training and, while annotating, the model's and the largest guardrail's weights`,
   );
   const rows: string[][] = [
     [
@@ -176,10 +186,7 @@ export async function runDoctor(args: DoctorArgs, log: (line: string) => void = 
     ]);
     const limit = limits.find((l) => l.backend === backend);
     if (limit && peak > limit.bytes)
-      say(
-        entry.field,
-        `finetuning '${ref}' needs about ${formatBytes(peak)} (estimate) and the ${backend} backend has ${formatBytes(limit.bytes)} (${limit.source}). Fix: run on a backend and machine with more memory (--backend tensorflow-gpu), or lower train.batchSize / raise train.gradAccum`,
-      );
+      say(entry.field, memoryRefusal({ ...p, total: peak, fits: false }, `'${ref}'`) ?? `'${ref}' does not fit the ${backend} backend`);
   }
   if (rows.length > 1) for (const line of table(rows)) log(`  ${line}`);
   for (const line of unplanned) log(`  ${line}`);

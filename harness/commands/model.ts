@@ -1,5 +1,6 @@
-// `star-dss model init|logits|generate|info`: create (from sizes, or shaped like a real config.json with --like),
-// inspect and run Hugging Face-layout checkpoints.
+// `star-dss model init|logits|generate|info|merge`: create (from sizes, or shaped like a real config.json with
+// --like), inspect and run Hugging Face-layout checkpoints, with a LoRA adapter in PEFT layout (--adapter), and
+// fold an adapter into a full checkpoint (merge).
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Argv, CommandModule, Options } from 'yargs';
@@ -7,11 +8,14 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../engine/tensor/backend.ts';
 import { readTextFile } from '../../engine/io.ts';
 import { makeConfig, parseConfig, SIZED_FAMILIES, shrinkConfig } from '../../engine/model/config.ts';
+import { knownConfig, knownConfigNames } from '../../engine/model/known-configs.ts';
 import { createModel, parameterCount } from '../../engine/model/transformer.ts';
 import type { ModelConfig } from '../../engine/model/types.ts';
 import { CheckpointError, loadModel, saveModel, saveTargetProblem, type TokenizerSource } from '../../engine/model/checkpoint.ts';
 import { buildWordLevelTokenizer, wordLevelChatTemplate } from '../../engine/model/tokenizer.ts';
 import { generate } from '../../engine/generate.ts';
+import { mergeLora } from '../../engine/model/lora.ts';
+import { loadAdapter } from '../../engine/model/peft.ts';
 import { type CommandArgs, defineCommand } from './define.ts';
 
 const specials = { pad: '<pad>', unk: '<unk>', bos: '<bos>', eos: '<eos>', system: '<system>', user: '<user>', assistant: '<assistant>' };
@@ -73,7 +77,7 @@ const initOptions = {
   like: {
     type: 'string',
     describe:
-      "a real model folder or its config.json (any supported family): keep its family and every feature switch, shrink the sizes, and copy the tokenizer files beside it (then the vocabulary stays the original's)",
+      "a real model folder or its config.json (any supported family): keep its family and every feature switch, shrink the sizes, and copy the tokenizer files beside it (then the vocabulary stays the original's); or a known model's name (SmolLM2-135M-Instruct, Qwen2.5-0.5B-Instruct, Llama-3.2-1B-Instruct, Llama-Guard-3-1B): its real config.json at its real sizes unless size flags are given, with a word-level tokenizer of its vocabulary size",
   },
   out: { type: 'string', demandOption: true, describe: 'model directory to write (new or empty, unless --force)' },
   force: {
@@ -81,9 +85,9 @@ const initOptions = {
     describe:
       'write into a non-empty --out: replace its checkpoint files (config.json, *.safetensors, tokenizer files), keep every other file',
   },
-  hidden: { type: 'number', default: 64 },
-  layers: { type: 'number', default: 2 },
-  heads: { type: 'number', default: 4 },
+  hidden: { type: 'number', describe: 'default 64 (with a known --like name: the real size)' },
+  layers: { type: 'number', describe: 'default 2 (with a known --like name: the real size)' },
+  heads: { type: 'number', describe: 'default 4 (with a known --like name: the real size)' },
   'kv-heads': {
     type: 'number',
     describe: "key/value heads; default = heads (with --like: heads / the original's query heads per key/value head)",
@@ -127,9 +131,14 @@ function wordLevelFiles(vocab: number) {
 }
 
 /** Reads the config.json of --like (a folder holding one, or the file); the folder is where tokenizer files are looked for. */
-function readLikeConfig(like: string): { file: string; dir: string; raw: unknown } {
-  if (!existsSync(like))
-    throw new Error(`--like ${like}: not found. Fix: pass a model folder holding config.json, or the path of a config.json`);
+function readLikeConfig(like: string): { file: string; dir?: string; raw: unknown } {
+  if (!existsSync(like)) {
+    const known = knownConfig(like);
+    if (known) return { file: `${like} (known config)`, raw: known };
+    throw new Error(
+      `--like ${like}: not found. Fix: pass a model folder holding config.json, the path of a config.json, or a known model (${knownConfigNames().join(', ')})`,
+    );
+  }
   const file = statSync(like).isDirectory() ? join(like, 'config.json') : like;
   if (!existsSync(file)) throw new Error(`--like ${like}: holds no config.json. Fix: pass a model folder in Hugging Face layout`);
   try {
@@ -150,17 +159,47 @@ function likeCheckpoint(args: InitArgs, like: string): { raw: Record<string, unk
   if (args.tied !== undefined)
     throw new Error('--tied: with --like the output head is tied exactly when the original is (tie_word_embeddings). Fix: drop --tied');
   const { file, dir, raw } = readLikeConfig(like);
+  const sizeFlags = [
+    args.hidden,
+    args.layers,
+    args.heads,
+    args.kvHeads,
+    args.headDim,
+    args.intermediate,
+    args.maxPositions,
+    args.slidingWindow,
+  ];
+  if (!dir && sizeFlags.every((v) => v === undefined)) {
+    // A known model at its real sizes: its config.json with a word-level tokenizer of its vocabulary.
+    const real = parseConfig(raw, file);
+    const words = wordLevelFiles(args.vocab ?? real.vocabSize);
+    const sizes = {
+      hidden: real.hiddenSize,
+      layers: real.numLayers,
+      heads: real.numHeads,
+      kvHeads: real.numKvHeads,
+      headDim: real.headDim,
+    };
+    return {
+      raw: shrinkConfig(
+        raw,
+        { ...sizes, intermediate: real.intermediateSize, vocab: args.vocab ?? real.vocabSize, tokens: words.tokens },
+        file,
+      ),
+      tokenizer: { files: words.files },
+    };
+  }
   const sizes = {
-    hidden: args.hidden,
-    layers: args.layers,
-    heads: args.heads,
+    hidden: args.hidden ?? 64,
+    layers: args.layers ?? 2,
+    heads: args.heads ?? 4,
     kvHeads: args.kvHeads,
     headDim: args.headDim,
     intermediate: args.intermediate,
     maxPositions: args.maxPositions,
     slidingWindow: args.slidingWindow,
   };
-  if (existsSync(join(dir, 'tokenizer.json'))) {
+  if (dir && existsSync(join(dir, 'tokenizer.json'))) {
     const kept = shrinkConfig(raw, sizes, file); // the original vocabulary
     if (args.vocab !== undefined && args.vocab !== kept.vocab_size)
       throw new Error(
@@ -189,10 +228,11 @@ function checkSizeFlags(args: InitArgs): void {
   ] as const)
     if (value !== undefined && !(Number.isInteger(value) && value > 0))
       throw new Error(`${flag}: expected a positive integer, got ${value}`);
-  if (args.kvHeads !== undefined && args.heads % args.kvHeads !== 0)
-    throw new Error(`--kv-heads ${args.kvHeads} must divide --heads ${args.heads}`);
-  if (args.headDim === undefined && args.hidden % args.heads !== 0)
-    throw new Error(`--hidden ${args.hidden} must be a multiple of --heads ${args.heads}${args.like ? ', or give --head-dim' : ''}`);
+  const heads = args.heads ?? 4;
+  const hidden = args.hidden ?? 64;
+  if (args.kvHeads !== undefined && heads % args.kvHeads !== 0) throw new Error(`--kv-heads ${args.kvHeads} must divide --heads ${heads}`);
+  if (args.headDim === undefined && hidden % heads !== 0)
+    throw new Error(`--hidden ${hidden} must be a multiple of --heads ${heads}${args.like ? ', or give --head-dim' : ''}`);
 }
 
 /**
@@ -224,9 +264,9 @@ export function initCheckpoint(args: InitArgs): ModelConfig {
     const words = wordLevelFiles(args.vocab ?? 256);
     tokenizer = { files: words.files };
     raw = makeConfig(args.family as NonNullable<InitArgs['family']>, {
-      hidden: args.hidden,
-      layers: args.layers,
-      heads: args.heads,
+      hidden: args.hidden ?? 64,
+      layers: args.layers ?? 2,
+      heads: args.heads ?? 4,
       kvHeads: args.kvHeads,
       intermediate: args.intermediate,
       vocab: args.vocab ?? 256,
@@ -262,8 +302,34 @@ const init = defineCommand({
   },
 });
 
+const adapterOption = {
+  type: 'string',
+  describe: 'a LoRA adapter directory in PEFT layout (adapter_config.json, adapter_model.safetensors) to run on --model',
+} satisfies Options;
+
+/** The checkpoint of --model with the adapter of --adapter on it, if given; dispose frees both. */
+function loadAdapted(dir: string, adapter: string | undefined) {
+  const loaded = loadModel(dir);
+  if (adapter === undefined) return { ...loaded, dispose: () => loaded.model.dispose() };
+  try {
+    const model = loadAdapter(adapter, loaded.model);
+    return {
+      ...loaded,
+      model,
+      dispose: () => {
+        model.dispose();
+        loaded.model.dispose();
+      },
+    };
+  } catch (error) {
+    loaded.model.dispose();
+    throw error;
+  }
+}
+
 const logitsOptions = {
   model: { type: 'string', demandOption: true },
+  adapter: adapterOption,
   ids: { type: 'string', demandOption: true },
 } satisfies Record<string, Options>;
 
@@ -273,7 +339,7 @@ const logits = defineCommand({
   builder: (y) => y.options(logitsOptions),
   handler: async (args) => {
     await initBackend(args.backend);
-    const { model } = loadModel(args.model);
+    const { model, dispose } = loadAdapted(args.model, args.adapter);
     try {
       const ids = parseIds(args.ids, model.config.vocabSize);
       const rows = tf.tidy(() =>
@@ -285,13 +351,14 @@ const logits = defineCommand({
       checkFiniteLogits(rows.flat(), args.model);
       process.stdout.write(`${JSON.stringify({ logits: rows })}\n`);
     } finally {
-      model.dispose();
+      dispose();
     }
   },
 });
 
 const generateOptions = {
   model: { type: 'string', demandOption: true },
+  adapter: adapterOption,
   prompt: { type: 'string', demandOption: true },
   'max-new-tokens': { type: 'number', default: 64 },
   greedy: { type: 'boolean', default: false },
@@ -310,7 +377,7 @@ const generateCommand = defineCommand({
   handler: async (args) => {
     checkDecodingFlags(args);
     await initBackend(args.backend);
-    const { model, tokenizer } = loadModel(args.model);
+    const { model, tokenizer, dispose } = loadAdapted(args.model, args.adapter);
     try {
       const prompt =
         args.raw || !tokenizer.chatTemplate
@@ -333,7 +400,7 @@ const generateCommand = defineCommand({
       });
       console.log(out.text);
     } finally {
-      model.dispose();
+      dispose();
     }
   },
 });
@@ -371,9 +438,48 @@ const info = defineCommand({
   },
 });
 
+const mergeOptions = {
+  model: { type: 'string', demandOption: true, describe: 'the base checkpoint' },
+  adapter: { ...adapterOption, demandOption: true },
+  out: { type: 'string', demandOption: true, describe: 'checkpoint directory to write (new or empty, unless --force)' },
+  force: { type: 'boolean', describe: 'write into a non-empty --out: replace its checkpoint files, keep every other file' },
+} satisfies Record<string, Options>;
+
+/** Writes --model with --adapter folded in (W + scaling · B·A) as a full checkpoint at --out. */
+export function mergeCheckpoint(args: { model: string; adapter: string; out: string; force?: boolean }): void {
+  const existing = args.force ? 'force' : 'refuse';
+  const problem = saveTargetProblem(args.out, existing);
+  if (problem) throw new Error(`--out ${args.out}: ${problem}. Fix: choose a new or empty directory, or pass --force`);
+  const base = loadModel(args.model).model;
+  try {
+    const adapted = loadAdapter(args.adapter, base);
+    const merged = mergeLora(adapted);
+    adapted.dispose();
+    try {
+      saveModel(args.out, merged, { dir: args.model }, { existing });
+    } finally {
+      merged.dispose();
+    }
+  } finally {
+    base.dispose();
+  }
+}
+
+const merge = defineCommand({
+  command: 'merge',
+  describe: 'fold a LoRA adapter (PEFT layout) into its base: a full checkpoint',
+  builder: (y) => y.options(mergeOptions),
+  handler: async (args) => {
+    await initBackend(args.backend);
+    mergeCheckpoint(args);
+    console.log(`wrote ${args.model} merged with ${args.adapter} to ${args.out}`);
+  },
+});
+
 export const modelCommand: CommandModule = {
   command: 'model',
   describe: 'create, inspect and run checkpoints in Hugging Face layout',
-  builder: (y: Argv) => y.command(init).command(logits).command(generateCommand).command(info).demandCommand(1, 'Name a model subcommand.'),
+  builder: (y: Argv) =>
+    y.command(init).command(logits).command(generateCommand).command(info).command(merge).demandCommand(1, 'Name a model subcommand.'),
   handler: () => {},
 };

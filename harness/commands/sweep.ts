@@ -3,7 +3,7 @@
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import type { Options } from 'yargs';
-import { initBackend } from '../../engine/tensor/backend.ts';
+import { backendRequest, initBackend } from '../../engine/tensor/backend.ts';
 import { loadSweepConfig, presetFile, presetNames } from '../sweep/config.ts';
 import { parseShard } from '../sweep/plan.ts';
 import { assertReferences } from '../sweep/references.ts';
@@ -17,7 +17,7 @@ const sweepOptions = {
   out: { type: 'string', describe: 'run directory (default runs/<config name>); a re-run resumes it' },
   workers: {
     type: 'number',
-    default: availableParallelism(),
+    defaultDescription: 'the number of cores; 1 on a GPU backend (webgpu, tensorflow-gpu)',
     describe: 'cells run in parallel processes (wasm uses one core each)',
   },
   shard: {
@@ -42,7 +42,7 @@ export type SweepArgs = CommandArgs<typeof sweepOptions> & GlobalArgs;
 /** Runs a sweep from parsed flags and returns the run directory. */
 export async function runSweepCommand(args: SweepArgs, log: (line: string) => void = console.log): Promise<string> {
   if (args.status && args.out) return showStatus(resolve(args.out), log); // files only: no config, no backend
-  if (!Number.isInteger(args.workers) || args.workers < 1)
+  if (args.workers !== undefined && (!Number.isInteger(args.workers) || args.workers < 1))
     throw new Error(
       `--workers: expected a positive integer (worker processes, one core each), got ${Number.isNaN(args.workers) ? 'something that is not a number' : args.workers}. Fix: e.g. --workers 4`,
     );
@@ -56,10 +56,13 @@ export async function runSweepCommand(args: SweepArgs, log: (line: string) => vo
   const shard = sharding?.shard;
   if (sharding && !args.dryRun) log(`shard ${sharding.shard.index}/${sharding.shard.count} (from ${sharding.source})`);
   const backend = args.dryRun ? 'none' : await initBackend(args.backend);
+  // One GPU is shared by every process on it: a GPU backend runs the cells one at a time unless told otherwise.
+  const onGpu = backend === 'webgpu' || (backend === 'tensorflow' && backendRequest() === 'tensorflow-gpu');
+  const workers = args.workers ?? (onGpu ? 1 : availableParallelism());
   const summary = await runSweep({
     config,
     out,
-    workers: args.workers,
+    workers,
     shard,
     dryRun: args.dryRun,
     quiet: args.quiet,

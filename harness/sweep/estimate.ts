@@ -1,14 +1,11 @@
 // Estimates, not measurements. The dry run's cost: tokens each cell trains on and generates, divided by the
 // micro model's speeds measured with `npm run bench` on the wasm backend (a 2-core machine; one worker per
 // core), scaled for a checkpoint by its parameter count from config.json relative to the micro model's
-// (FLOPs per token ∝ parameters). And `star-dss doctor`'s memory plan: what finetuning a model of a given
-// config.json holds in memory (memoryPlan), against each backend's limit (backendLimits).
-import { totalmem } from 'node:os';
+// (FLOPs per token ∝ parameters). The memory plan lives in engine/memory-plan.ts.
 import { loadDataset } from '../../datasets/index.ts';
 import { readConfigFile } from '../../engine/model/checkpoint.ts';
 import { makeConfig, parseConfig } from '../../engine/model/config.ts';
-import { parameterSpecs } from '../../engine/model/parameters.ts';
-import type { ModelConfig } from '../../engine/model/types.ts';
+import { configParameterCount } from '../../engine/memory-plan.ts';
 import { configureStrategy } from '../../strategies/index.ts';
 import { configureThreat } from '../../threats/index.ts';
 import { threatContext } from '../../threats/threat.ts';
@@ -27,10 +24,8 @@ const TEMPLATE_TOKENS = 4;
 
 const words = (text: string) => text.split(/\s+/).filter(Boolean).length;
 
-/** The number of trainable parameters of a model (every tensor parameterSpecs lists, tied embeddings once). */
-export function parameterCount(config: ModelConfig): number {
-  return parameterSpecs(config).reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
-}
+/** The number of parameters of a model from its config (engine/memory-plan.ts, tied embeddings once). */
+export const parameterCount = configParameterCount;
 
 /** 1.2 B, 340 M, 660 k. */
 export function formatCount(n: number): string {
@@ -123,68 +118,4 @@ export function estimateCells(cells: Cell[]): { perCell: number[]; total: number
     total: perCell.reduce((a, b) => a + b, 0),
     basis: `an estimate, not a measurement: the micro model's speeds measured by npm run bench (wasm, one worker: ${TRAIN_TOKENS_PER_SECOND} train and ${GENERATE_TOKENS_PER_SECOND} generated tokens/s at ${formatCount(models.micro)} parameters)${scaled}; base model and guardrail training not included`,
   };
-}
-
-// ---- Memory ----
-
-const GIB = 1024 ** 3;
-
-/** Bytes, in GiB with one decimal (or MiB below 1 GiB). */
-export function formatBytes(bytes: number): string {
-  return bytes >= GIB ? `${(bytes / GIB).toFixed(1)} GiB` : `${(bytes / 1024 ** 2).toFixed(0)} MiB`;
-}
-
-export interface MemoryPlan {
-  parameters: number;
-  /** float32 weights: 4 bytes per parameter. */
-  weights: number;
-  /** Full finetuning: gradients (4 bytes per parameter) and AdamW's two moments (8 bytes). */
-  gradients: number;
-  optimizer: number;
-  /** A frozen copy of the weights, when a strategy's loss needs π_ref. */
-  reference: number;
-  /** Activations kept for the backward pass: a rough per-layer formula (memoryPlan). */
-  activations: number;
-  total: number;
-}
-
-/**
- * What finetuning a model holds in memory, in bytes, all float32 (the engine loads every checkpoint as float32
- * and trains every parameter: no LoRA, no mixed precision): weights; gradients and AdamW moments; a frozen
- * reference copy when `reference`; and activations for `microBatch` sequences of `seqLen` tokens by a rough
- * formula: per token, per layer, 10·hidden + 4·intermediate + 2·heads·seqLen floats (the normed inputs,
- * q/k/v and their rotations, attention output and projections, the MLP's gate, up, activation and product,
- * attention scores before and after the softmax), plus 3 rows of the vocabulary (logits, log-probabilities and
- * their gradient; 2 more for the reference's). Ops that tfjs frees early, or fuses, make the real figure lower;
- * temporary buffers inside a kernel make it higher.
- */
-export function memoryPlan(config: ModelConfig, options: { microBatch: number; seqLen: number; reference: boolean }): MemoryPlan {
-  const parameters = parameterCount(config);
-  const weights = 4 * parameters;
-  const gradients = 4 * parameters;
-  const optimizer = 8 * parameters;
-  const reference = options.reference ? 4 * parameters : 0;
-  const { hiddenSize: h, intermediateSize: i, numHeads: heads, numLayers: layers, vocabSize: vocab } = config;
-  const tokens = options.microBatch * options.seqLen;
-  const perToken = layers * (10 * h + 4 * i + 2 * heads * options.seqLen) + (options.reference ? 5 : 3) * vocab;
-  const activations = 4 * tokens * perToken;
-  return {
-    parameters,
-    weights,
-    gradients,
-    optimizer,
-    reference,
-    activations,
-    total: weights + gradients + optimizer + reference + activations,
-  };
-}
-
-/** The memory each backend can use: wasm's 32-bit address space, the machine's RAM for cpu and tensorflow. */
-export function backendLimits(): { backend: string; bytes: number; source: string }[] {
-  const ram = totalmem();
-  return [
-    { backend: 'wasm', bytes: 4 * GIB, source: '32-bit WebAssembly memory' },
-    { backend: 'cpu', bytes: ram, source: "this machine's RAM" },
-    { backend: 'tensorflow', bytes: ram, source: "this machine's RAM" },
-  ];
 }

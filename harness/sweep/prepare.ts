@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { ensureWorld } from '../../datasets/micro-world/build.ts';
 import { ensureBaseModel } from '../micro-world/base-model.ts';
 import { ensureMicroGuardrail } from '../micro-world/guardrail.ts';
-import { initBackend } from '../../engine/tensor/backend.ts';
+import { backendRequest, initBackend } from '../../engine/tensor/backend.ts';
 
 export type Prerequisite = { kind: 'base'; family: string; worldSeed: number } | { kind: 'guardrail'; worldSeed: number };
 
@@ -19,7 +19,9 @@ export async function prepare(p: Prerequisite, log: (line: string) => void): Pro
 function prepareInChild(p: Prerequisite): Promise<void> {
   const runner = fileURLToPath(new URL('../../bin/run-ts.mjs', import.meta.url));
   const args = p.kind === 'base' ? ['base', p.family, String(p.worldSeed)] : ['guardrail', String(p.worldSeed)];
-  const child = fork(runner, [fileURLToPath(import.meta.url), ...args], { stdio: 'inherit' });
+  const backend = backendRequest(); // the backend of this process (--backend or STAR_DSS_BACKEND, auto resolved)
+  const env = backend ? { ...process.env, STAR_DSS_BACKEND: backend } : process.env;
+  const child = fork(runner, [fileURLToPath(import.meta.url), ...args], { stdio: 'inherit', env });
   return new Promise((resolve, reject) =>
     child.on('exit', (code, signal) =>
       code === 0 ? resolve() : reject(new Error(`preparing ${args.join(' ')} failed (${signal ?? `exit code ${code}`})`)),

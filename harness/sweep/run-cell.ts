@@ -22,10 +22,14 @@ import { annotate, scoreVerdicts } from '../star.ts';
 import type { StarAnnotation } from '../star.ts';
 import { toTrainExample } from '../tokenize-example.ts';
 import { loadModel, saveModel } from '../../engine/model/checkpoint.ts';
+import { createLora, isLora } from '../../engine/model/lora.ts';
+import { checkCheckpointMemory, type MemoryPlan, type MemoryPlanOptions } from '../../engine/memory-plan.ts';
+import { saveAdapter } from '../../engine/model/peft.ts';
 import type { CausalLM } from '../../engine/model/types.ts';
 import type { Tokenizer } from '../../engine/model/tokenizer.ts';
 import { train, type StepInfo, type TrainExample } from '../../engine/train.ts';
 import { Rng } from '../../engine/random.ts';
+import { backendAdapter, type AdapterInfo } from '../../engine/tensor/backend.ts';
 import { cacheDir, contentHash } from '../../engine/io.ts';
 import { exactMatch, judgeAndAggregate, judgedResponse, type Judge, type SafetyItem } from '../evaluate/index.ts';
 import { generateResponses, type GenerationSettings } from '../evaluate/generate-responses.ts';
@@ -308,12 +312,23 @@ async function evaluateModel(
   return capability;
 }
 
+/**
+ * Whether a training example is harmful: its data's own label (the micro-world's, BeaverTails' is_safe), else
+ * true when the threat drew it from the harmful pool (meta.part), since real pools such as PureBad carry no
+ * label; undefined when unknown.
+ */
+function isHarmful(example: Example): boolean | undefined {
+  if (typeof example.meta.harmful === 'boolean') return example.meta.harmful;
+  return example.meta.part === 'harmful' ? true : undefined;
+}
+
 function trajectory(example: Example, annotation: StarAnnotation): StarTrajectory {
   const response = example.messages.at(-1)?.content ?? '';
   const words = response.split(/\s+/).filter(Boolean);
+  const harmful = isHarmful(example);
   return {
     id: example.id,
-    ...(typeof example.meta.harmful === 'boolean' ? { harmful: example.meta.harmful } : {}),
+    ...(harmful !== undefined ? { harmful } : {}),
     chunkEnds: annotation.chunkEnds,
     scores: annotation.scores,
     verdict: annotation.verdict,
@@ -405,7 +420,7 @@ async function annotateExamples(spec: FinetuneCellSpec, examples: Example[], nee
     const star = await annotate(examples, guardrail, { chunkWords: spec.star.chunkWords });
     const harmfulFirst = examples
       .map((e, i) => ({ e, a: star[i] }))
-      .sort((x, y) => Number(y.e.meta.harmful === true) - Number(x.e.meta.harmful === true));
+      .sort((x, y) => Number(isHarmful(y.e) === true) - Number(isHarmful(x.e) === true));
     return {
       star,
       verdicts: star.map((a) => a.verdict),
@@ -447,6 +462,19 @@ interface FinetuneContext {
   options: CellRunOptions;
   /** Where the harm curve's generations and judged groups go. */
   stages: EvalStages;
+  /** The memory plan training used (recorded in the manifest). */
+  memory: { plan?: MemoryPlan };
+}
+
+/** What a finetuning cell trains and holds beside its weights, for the memory plan (engine/memory-plan.ts). */
+function memoryOptions(spec: FinetuneCellSpec): Pick<MemoryPlanOptions, 'trainable' | 'reference' | 'chunked'> {
+  const needs = configureStrategy(spec.strategy.name, spec.strategy.params).needs;
+  const lora = spec.train.lora;
+  return {
+    trainable: lora ? { loraRank: lora.rank } : 'full',
+    reference: needs.reference ? (lora ? 'adapters-off' : 'copy') : 'none',
+    chunked: !needs.fullLogProbs,
+  };
 }
 
 /** Steps 1-4 of a finetuning cell: data, annotations, the training set, and training with harm-curve points. */
@@ -467,7 +495,8 @@ async function finetune(
   clock.end('annotate');
   const { trainSet, dropped } = trainingSet(examples, annotations, strategy, tokenizer);
   // 4. Train, with the frozen reference when the loss needs it, and harm-curve evaluations.
-  const reference = needs.reference ? loadModel(context.dir).model : undefined;
+  // With LoRA the reference is the same base with adapters off: no second copy of the weights.
+  const reference = needs.reference ? (isLora(model) ? model.reference : loadModel(context.dir).model) : undefined;
   if (reference) context.disposables.push(reference);
   const onStep = (info: StepInfo) =>
     options.onProgress?.({
@@ -482,6 +511,7 @@ async function finetune(
     reference,
     config: { ...spec.train, seed: spec.seed, padId: tokenizer.padTokenId ?? model.config.padTokenId ?? 0 },
     onStep,
+    memory: { backend: options.backend, ...memoryOptions(spec) },
     onEpoch: async (epoch) => {
       if (!spec.eval.curveEpochs.includes(epoch) || epoch === spec.train.epochs) return;
       const t0 = performance.now();
@@ -489,6 +519,7 @@ async function finetune(
       clock.moveOut('curve', (performance.now() - t0) / 1000); // curve time is evaluation, not training
     },
   });
+  context.memory.plan = trained.memoryPlan;
   result.training = {
     examples: examples.length,
     dropped,
@@ -504,11 +535,13 @@ async function finetune(
 /**
  * A copy of a finetuned model for cells/<id>/model (eval.keepModels), saved under the cache until
  * writeCellResult moves it into the cell's folder (runCell does not know the run directory). A full
- * checkpoint: the engine trains all weights and has no LoRA adapters.
+ * checkpoint, or with train.lora the adapter alone in PEFT's layout (adapter_config.json and
+ * adapter_model.safetensors; `star-dss model merge` folds it into the base).
  */
 function stageModel(id: string, model: CausalLM, baseDir: string): string {
   const staging = cacheDir('kept-models', `${id}-${process.pid}-${Date.now().toString(36)}`);
-  saveModel(staging, model, { dir: baseDir });
+  if (isLora(model)) saveAdapter(staging, model, baseDir);
+  else saveModel(staging, model, { dir: baseDir });
   return staging;
 }
 
@@ -536,18 +569,27 @@ export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ re
   const stages: EvalStages = { generations: [], groups: [] };
   let judge: Judge | undefined;
   let keptModel: string | undefined;
+  const memory: { plan?: MemoryPlan } = {};
   try {
     options.onProgress?.({ phase: 'prepare' });
     if (isMicro(spec.model)) ensureWorld(spec.worldSeed);
     const dir = await modelDir(spec.model, spec.worldSeed);
-    const { model, tokenizer } = loadModel(dir);
-    disposables.push(model);
+    // Refused before any weight is loaded when not even one short sequence (batch 1 × 128 tokens) fits.
+    if (spec.kind === 'finetune')
+      memory.plan = checkCheckpointMemory(dir, { backend: options.backend, batch: 1, seqLen: 128, ...memoryOptions(spec) });
+    const loaded = loadModel(dir);
+    const { tokenizer } = loaded;
+    disposables.push(loaded.model);
+    // train.lora: the cell trains, evaluates and keeps adapters on the frozen base.
+    const model =
+      spec.kind === 'finetune' && spec.train.lora ? createLora(loaded.model, spec.train.lora, { seed: spec.seed }) : loaded.model;
+    if (model !== loaded.model) disposables.push(model);
     const text = threatTextFor(spec.kind === 'finetune' ? spec.harmful : spec.eval.safety[0]);
     judge = await resolveJudge(spec.eval.judge, (s) => cellGuardrail(s, 0, 0, spec.worldSeed));
     clock.end('prepare');
 
     if (spec.kind === 'finetune') {
-      await finetune(spec, { model, tokenizer, dir, text, judge, clock, disposables, options, stages }, result, dataHashes);
+      await finetune(spec, { model, tokenizer, dir, text, judge, clock, disposables, options, stages, memory }, result, dataHashes);
       if (spec.eval.keepModels) {
         keptModel = stageModel(cell.id, model, dir);
         clock.end('save');
@@ -588,11 +630,14 @@ export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ re
     });
   const finished = new Date();
   result.seconds = (finished.getTime() - started.getTime()) / 1000;
-  const manifest: Manifest = {
+  const webgpuAdapter = backendAdapter(); // on webgpu: the adapter (vendor, architecture, hardware or software)
+  const manifest: Manifest & { webgpuAdapter?: AdapterInfo; memoryPlan?: MemoryPlan } = {
     id: cell.id,
     spec,
     codeVersion: codeVersion(),
     backend: options.backend,
+    ...(webgpuAdapter ? { webgpuAdapter } : {}),
+    ...(memory.plan ? { memoryPlan: memory.plan } : {}),
     node: process.version,
     dataHashes,
     started: started.toISOString(),

@@ -17,6 +17,7 @@ import type { FromWorker, ToWorker } from './worker.ts';
 import { estimateCells } from './estimate.ts';
 import { prepareAll, type Prerequisite } from './prepare.ts';
 import type { CellResult } from '../../results/result.ts';
+import { backendRequest } from '../../engine/tensor/backend.ts';
 
 export interface SweepOptions {
   config: SweepConfig;
@@ -228,10 +229,17 @@ interface Tally {
   lost: Cell[];
 }
 
+/** The environment of a child process: this one's, with STAR_DSS_BACKEND set to the backend in use. */
+function childEnv(): NodeJS.ProcessEnv {
+  const backend = backendRequest();
+  return backend ? { ...process.env, STAR_DSS_BACKEND: backend } : process.env;
+}
+
 function startWorker(): ChildProcess {
   const runner = fileURLToPath(new URL('../../bin/run-ts.mjs', import.meta.url));
   const worker = fileURLToPath(new URL('./worker.ts', import.meta.url));
-  return fork(runner, [worker], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // The backend this process initialised (from --backend or STAR_DSS_BACKEND, auto resolved) reaches the workers.
+  return fork(runner, [worker], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: childEnv() });
 }
 
 /**

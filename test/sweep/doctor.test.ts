@@ -11,7 +11,8 @@ import { parse as parseYaml } from 'yaml';
 import { readFileSync } from 'node:fs';
 import { type DoctorArgs, runDoctor } from '../../harness/commands/doctor.ts';
 import { parseSweepConfig, presetFile } from '../../harness/sweep/config.ts';
-import { estimateCells, memoryPlan, parameterCount } from '../../harness/sweep/estimate.ts';
+import { estimateCells, parameterCount } from '../../harness/sweep/estimate.ts';
+import { memoryPlan } from '../../engine/memory-plan.ts';
 import { planSweep } from '../../harness/sweep/plan.ts';
 import { modelsUrl, probeEndpoint } from '../../harness/sweep/references.ts';
 import { parseConfig } from '../../engine/model/config.ts';
@@ -115,7 +116,7 @@ describe('star-dss doctor', () => {
     const expected = [
       /field 'models\[1\]': .*odd\/config\.json: field 'model_type' must be one of/,
       /field 'guardrails\[0\]': GET http:\/\/127\.0\.0\.1:9\/v1\/models: .*Fix: start the server/,
-      /field 'models\[0\]': finetuning '.*Llama-3\.2-1B-Instruct' needs about \d+\.\d GiB \(estimate\) and the wasm backend has 4\.0 GiB/,
+      /field 'models\[0\]': finetuning '.*Llama-3\.2-1B-Instruct' needs about \d+\.\d GiB \(estimate: weights .*\) and the wasm backend has 4\.0 GiB .*Fix: the float32 weights alone exceed it/,
     ];
     for (const pattern of expected)
       expect(
@@ -156,10 +157,11 @@ describe('estimates from config.json', () => {
   it("counts Llama-3.2-1B's 1,235,814,400 parameters and plans 16 bytes each for full finetuning", () => {
     const config = parseConfig(llama32);
     expect(parameterCount(config)).toBe(1_235_814_400);
-    const plan = memoryPlan(config, { microBatch: 1, seqLen: 128, reference: false });
+    const options = { backend: 'wasm', seqLen: 128, trainable: 'full', reference: 'none', chunked: false } as const;
+    const plan = memoryPlan(config, { ...options, batch: 1 });
     expect(plan.weights + plan.gradients + plan.optimizer).toBe(16 * 1_235_814_400);
     expect(plan.reference).toBe(0);
-    expect(memoryPlan(config, { microBatch: 2, seqLen: 128, reference: false }).activations).toBe(2 * plan.activations);
+    expect(memoryPlan(config, { ...options, batch: 2 }).activations).toBe(2 * plan.activations);
   });
 
   it('the dry run scales the micro model speed by parameters and says it is an estimate', () => {

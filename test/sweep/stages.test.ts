@@ -138,6 +138,13 @@ describe('a cell persists its evaluation stages', () => {
     }
   });
 
+  it("records the memory plan training used in a finetuned cell's manifest, and none for a base cell", () => {
+    const manifest = JSON.parse(readFileSync(join(cellDir(run, tuned.id), 'manifest.json'), 'utf8'));
+    expect(manifest.memoryPlan).toMatchObject({ backend: 'wasm', fits: true, limit: { backend: 'wasm' } });
+    expect(manifest.memoryPlan.total).toBeGreaterThan(manifest.memoryPlan.weights);
+    expect(JSON.parse(readFileSync(join(cellDir(run, base.id), 'manifest.json'), 'utf8')).memoryPlan).toBeUndefined();
+  });
+
   it("keeps a finetuned cell's weights with eval.keepModels, and only a finetuned cell's", () => {
     const model = join(cellDir(run, tuned.id), 'model');
     expect(existsSync(join(model, 'config.json'))).toBe(true);
