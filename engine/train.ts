@@ -374,11 +374,12 @@ async function accumulate(
  * One parameter at a time, each in its own tidy: the temporaries of the update (a few parameter-sized tensors)
  * exist for one parameter at once, not for the whole model (which on wasm ran out of its 4 GiB).
  */
-function adamWStep(optimiser: Optimiser, summed: tf.Tensor[], count: number, step: number, lr: number): number {
+async function adamWStep(optimiser: Optimiser, summed: tf.Tensor[], count: number, step: number, lr: number): Promise<number> {
   const { config, vars, moments } = optimiser;
   const squares = summed.map((g) => tf.tidy(() => tf.sum(tf.square(tf.div(g, count)))));
-  const norm = tf.tidy(() => tf.sqrt(tf.addN(squares)));
-  const n = norm.dataSync()[0];
+  // A running sum, not tf.addN: tfjs-webgpu's AddN gives a wrong total over many inputs (the clipped steps drifted).
+  const norm = tf.tidy(() => tf.sqrt(squares.reduce((total, s) => tf.add(total, s))));
+  const n = (await norm.data())[0]; // an async read: backends such as webgpu have no synchronous one
   tf.dispose([...squares, norm]);
   const factor = config.clipNorm > 0 && n > config.clipNorm ? config.clipNorm / (n + 1e-6) : 1;
   const [b1, b2] = config.betas;
@@ -473,7 +474,7 @@ export async function train(model: CausalLM, examples: TrainExample[], options: 
         losses.push(loss);
         // 3. Average, clip by global norm, and take an AdamW step.
         const lr = learningRate(step, totalSteps, config, optimiser.warmup);
-        const gradNorm = adamWStep(optimiser, grads, micro.length, step, lr);
+        const gradNorm = await adamWStep(optimiser, grads, micro.length, step, lr);
         tf.dispose(grads);
         options.onStep?.({
           step,
