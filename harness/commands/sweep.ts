@@ -55,7 +55,8 @@ export async function runSweepCommand(args: SweepArgs, log: (line: string) => vo
   const sharding = resolveShard(args.shard, args.shardCount, process.env);
   const shard = sharding?.shard;
   if (sharding && !args.dryRun) log(`shard ${sharding.shard.index}/${sharding.shard.count} (from ${sharding.source})`);
-  const backend = args.dryRun ? 'none' : await initBackend(args.backend);
+  // The dry run needs the backend too: it times one training step of each model on it for the estimate.
+  const backend = await initBackend(args.backend);
   // One GPU is shared by every process on it: a GPU backend runs the cells one at a time unless told otherwise.
   const onGpu = backend === 'webgpu' || (backend === 'tensorflow' && backendRequest() === 'tensorflow-gpu');
   const workers = args.workers ?? (onGpu ? 1 : availableParallelism());

@@ -1,7 +1,8 @@
-// Estimates, not measurements. The dry run's cost: tokens each cell trains on and generates, divided by the
-// micro model's speeds measured with `npm run bench` on the wasm backend (a 2-core machine; one worker per
-// core), scaled for a checkpoint by its parameter count from config.json relative to the micro model's
-// (FLOPs per token ∝ parameters). The memory plan lives in engine/memory-plan.ts.
+// The dry run's cost: tokens each cell trains on and generates, divided by each model's speeds as measured on
+// the chosen backend (measure-speed.ts: one timed step of a random-init model at its real size). A model that
+// could not be measured falls back to the micro model's speeds from `npm run bench` (wasm, one worker per core),
+// scaled by its parameter count from config.json (FLOPs per token ∝ parameters), and the basis says so. The
+// memory plan lives in engine/memory-plan.ts.
 import { loadDataset } from '../../datasets/index.ts';
 import { readConfigFile } from '../../engine/model/checkpoint.ts';
 import { makeConfig, parseConfig } from '../../engine/model/config.ts';
@@ -12,6 +13,7 @@ import { threatContext } from '../../threats/threat.ts';
 import { Rng } from '../../engine/random.ts';
 import type { Cell } from './plan.ts';
 import { threatTextFor } from '../threat-text.ts';
+import type { SpeedMeasurement } from './measure-speed.ts';
 
 /** The model bench/index.ts measures the speeds below on: llama d128, 2 layers, 4 heads, MLP 512, vocab 512. */
 const CALIBRATION_SIZES = { hidden: 128, layers: 2, heads: 4, intermediate: 512, vocab: 512, maxPositions: 128 };
@@ -59,8 +61,43 @@ function modelScales(cells: readonly Cell[]): { scale: Map<string, number>; note
   return { scale, notes, micro };
 }
 
-export function estimateCells(cells: Cell[]): { perCell: number[]; total: number; basis: string } {
+/** Each model's training and generation speed: measured when it could be, else the scaled bench constants. */
+function modelSpeeds(
+  cells: readonly Cell[],
+  measured: ReadonlyMap<string, SpeedMeasurement>,
+): { speed: (ref: string) => { train: number; generate: number }; basis: string } {
   const models = modelScales(cells);
+  const measuredNotes: string[] = [];
+  const fallback: string[] = [];
+  for (const ref of new Set(cells.map((c) => c.spec.model))) {
+    const m = measured.get(ref);
+    if (m?.ok)
+      measuredNotes.push(
+        `${ref}: ${m.speed.train.toFixed(0)} train tokens/s (micro-batch ${m.speed.batch} × ${m.speed.seqLen}), ${m.speed.generate.toFixed(0)} generated tokens/s`,
+      );
+    else if (m) fallback.push(`${ref} ${m.reason}`);
+  }
+  const speed = (ref: string) => {
+    const m = measured.get(ref);
+    if (m?.ok) return { train: m.speed.train, generate: m.speed.generate };
+    const scale = models.scale.get(ref) ?? 1;
+    return { train: TRAIN_TOKENS_PER_SECOND / scale, generate: GENERATE_TOKENS_PER_SECOND / scale };
+  };
+  const bench = `the micro model's speeds from npm run bench (wasm, one worker: ${TRAIN_TOKENS_PER_SECOND} train and ${GENERATE_TOKENS_PER_SECOND} generated tokens/s at ${formatCount(models.micro)} parameters)${
+    models.notes.length > 0 ? `, divided by each checkpoint's parameters ÷ the micro model's: ${models.notes.join('; ')}` : ''
+  }`;
+  const basis =
+    measuredNotes.length > 0
+      ? `an estimate from one measured step per model on this backend (${measuredNotes.join('; ')})${fallback.length > 0 ? `; not measured, so from ${bench}: ${fallback.join('; ')}` : ''}`
+      : `an estimate, not a measurement: ${bench}${fallback.length > 0 ? ` (${fallback.join('; ')})` : ''}`;
+  return { speed, basis };
+}
+
+export function estimateCells(
+  cells: Cell[],
+  measured: ReadonlyMap<string, SpeedMeasurement> = new Map(),
+): { perCell: number[]; total: number; basis: string } {
+  const models = modelSpeeds(cells, measured);
   const sizes = new Map<string, { n: number; words: number }>();
   const load = (ref: string, worldSeed: number) => {
     const key = `${worldSeed}:${ref}`;
@@ -86,7 +123,8 @@ export function estimateCells(cells: Cell[]): { perCell: number[]; total: number
     // Greedy answers average about half the cap: refusals are short, harmful answers long.
     const safetyTokens = conditions * s.eval.safety.reduce((n, ref) => n + evalItems(ref), 0) * (s.eval.maxNewTokens / 2);
     const capabilityTokens = s.eval.capability.reduce((n, ref) => n + evalItems(ref), 0) * 20;
-    let seconds = (safetyTokens + capabilityTokens) / GENERATE_TOKENS_PER_SECOND;
+    const speed = models.speed(s.model);
+    let seconds = (safetyTokens + capabilityTokens) / speed.generate;
     if (s.kind === 'finetune') {
       const pools = {
         task: loadDataset(s.task, { seed: s.worldSeed }),
@@ -105,17 +143,14 @@ export function estimateCells(cells: Cell[]): { perCell: number[]; total: number
         trainWords = load(s.task, s.worldSeed).words;
       }
       const needs = configureStrategy(s.strategy.name, s.strategy.params).needs;
-      seconds += ((trainWords * s.train.epochs) / TRAIN_TOKENS_PER_SECOND) * (needs.reference ? 1.3 : 1);
+      // A reference forward costs about a third of a training step (forward + backward).
+      seconds += ((trainWords * s.train.epochs) / speed.train) * (needs.reference ? 1.3 : 1);
     }
-    return seconds * (models.scale.get(s.model) ?? 1);
+    return seconds;
   });
-  const scaled =
-    models.notes.length > 0
-      ? `, divided by each checkpoint's parameters from config.json ÷ the micro model's (FLOPs ∝ parameters × tokens): ${models.notes.join('; ')}`
-      : '';
   return {
     perCell,
     total: perCell.reduce((a, b) => a + b, 0),
-    basis: `an estimate, not a measurement: the micro model's speeds measured by npm run bench (wasm, one worker: ${TRAIN_TOKENS_PER_SECOND} train and ${GENERATE_TOKENS_PER_SECOND} generated tokens/s at ${formatCount(models.micro)} parameters)${scaled}; base model and guardrail training not included`,
+    basis: `${models.basis}; base model and guardrail training not included`,
   };
 }

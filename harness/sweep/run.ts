@@ -15,6 +15,7 @@ import { cellDir, isCellDone, liveLock, lockCell, readCellResult, readPlans, wri
 import { runCell, type CellProgress } from './run-cell.ts';
 import type { FromWorker, ToWorker } from './worker.ts';
 import { estimateCells } from './estimate.ts';
+import { measureModels } from './measure-speed.ts';
 import { prepareAll, type Prerequisite } from './prepare.ts';
 import type { CellResult } from '../../results/result.ts';
 import { backendRequest } from '../../engine/tensor/backend.ts';
@@ -324,7 +325,9 @@ export async function runSweep(options: SweepOptions): Promise<SweepSummary> {
   const cells = options.shard ? shardCells(all, options.shard) : all;
   const keepFailed = options.keepFailed ?? false;
   if (options.dryRun) {
-    const estimates = estimateCells(cells);
+    // Speeds measured on the run's backend (one step per model), unless there is none (a plain planning call).
+    const measured = options.backend === 'none' ? new Map() : await measureModels(cells, options.backend);
+    const estimates = estimateCells(cells, measured);
     for (const [i, cell] of cells.entries()) {
       const done = isCellDone(options.out, cell.id, { keepFailed }) ? ' (done)' : '';
       log(`${cell.id}  ${cellTitle(cell)}  ~${estimates.perCell[i].toFixed(0)} s${done}`);

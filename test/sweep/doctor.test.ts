@@ -12,6 +12,8 @@ import { readFileSync } from 'node:fs';
 import { type DoctorArgs, runDoctor } from '../../harness/commands/doctor.ts';
 import { parseSweepConfig, presetFile } from '../../harness/sweep/config.ts';
 import { estimateCells, parameterCount } from '../../harness/sweep/estimate.ts';
+import { measureModels } from '../../harness/sweep/measure-speed.ts';
+import { initBackend, tf } from '../../engine/tensor/index.ts';
 import { memoryPlan } from '../../engine/memory-plan.ts';
 import { planSweep } from '../../harness/sweep/plan.ts';
 import { modelsUrl, probeEndpoint } from '../../harness/sweep/references.ts';
@@ -172,7 +174,36 @@ describe('estimates from config.json', () => {
     const real = cells.findIndex((c) => c.spec.kind === 'finetune' && c.spec.model === model);
     const micro = cells.findIndex((c) => c.spec.kind === 'finetune' && c.spec.model === 'micro:llama');
     expect(perCell[real] / perCell[micro]).toBeGreaterThan(1000);
-    expect(basis).toMatch(/^an estimate, not a measurement: the micro model's speeds measured by npm run bench/);
+    expect(basis).toMatch(/^an estimate, not a measurement: the micro model's speeds from npm run bench/);
     expect(basis).toMatch(/Llama-3\.2-1B-Instruct 1\.24 B parameters/);
+  });
+
+  it('with measured speeds, the dry run divides by them; a model too big for the backend is not built and keeps the scaled estimate', async () => {
+    await initBackend('wasm');
+    const task = write('task.jsonl', '{"messages":[{"role":"user","content":"hi there"},{"role":"assistant","content":"hello"}]}\n');
+    const model = checkpoint('Llama-3.2-1B-Instruct', llama32);
+    const cells = planSweep(parseSweepConfig({ models: [model, 'micro:llama'], tasks: [task], threats: ['benign'], strategies: ['sft'] }));
+    const tensors = tf.memory().numTensors;
+    const measured = await measureModels(cells, 'wasm');
+    expect(tf.memory().numTensors).toBe(tensors);
+    const micro = measured.get('micro:llama');
+    expect(micro?.ok && micro.speed.train > 0 && micro.speed.generate > 0).toBe(true);
+    const big = measured.get(model);
+    expect(big?.ok).toBe(false);
+    expect(big && !big.ok && big.reason).toMatch(/does not fit wasm/);
+    const { perCell, basis } = estimateCells(cells, measured);
+    const halved = estimateCells(
+      cells,
+      new Map(
+        [...measured].map(([ref, m]) => [
+          ref,
+          m.ok ? { ...m, speed: { ...m.speed, train: m.speed.train / 2, generate: m.speed.generate / 2 } } : m,
+        ]),
+      ),
+    );
+    const i = cells.findIndex((c) => c.spec.kind === 'finetune' && c.spec.model === 'micro:llama');
+    expect(halved.perCell[i] / perCell[i]).toBeCloseTo(2, 6);
+    expect(basis).toMatch(/^an estimate from one measured step per model on this backend \(micro:llama: \d+ train tokens\/s/);
+    expect(basis).toMatch(/not measured, so from the micro model's speeds .*does not fit wasm/);
   });
 });
