@@ -13,7 +13,7 @@ export function globalOptions() {
     backend: {
       choices: backendNames,
       default: process.env.STAR_DSS_BACKEND ?? 'auto',
-      describe: 'tensor engine (also STAR_DSS_BACKEND): auto = tfjs-node-gpu, else tfjs-node, else wasm',
+      describe: 'tensor engine (also STAR_DSS_BACKEND): auto = tfjs-node-gpu, else tfjs-node, else webgpu on a hardware adapter, else wasm',
     },
   } satisfies Record<string, Options>;
 }
