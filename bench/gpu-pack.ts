@@ -9,35 +9,13 @@
 import { spawnSync } from 'node:child_process';
 import { backendAdapter, describeAdapter, initBackend, tf } from '../engine/tensor/backend.ts';
 import { parseConfig } from '../engine/model/config.ts';
+import { knownConfig } from '../engine/model/known-configs.ts';
 import { parameterSpecs } from '../engine/model/parameters.ts';
 import { createModel, disposeCache } from '../engine/model/transformer.ts';
 import type { CausalLM, KVCache, ModelConfig } from '../engine/model/types.ts';
 
-/** meta-llama/Llama-3.2-1B's config.json. */
-const LLAMA_3_2_1B = {
-  architectures: ['LlamaForCausalLM'],
-  attention_bias: false,
-  attention_dropout: 0,
-  bos_token_id: 128000,
-  eos_token_id: 128001,
-  head_dim: 64,
-  hidden_act: 'silu',
-  hidden_size: 2048,
-  initializer_range: 0.02,
-  intermediate_size: 8192,
-  max_position_embeddings: 131072,
-  mlp_bias: false,
-  model_type: 'llama',
-  num_attention_heads: 32,
-  num_hidden_layers: 16,
-  num_key_value_heads: 8,
-  pretraining_tp: 1,
-  rms_norm_eps: 1e-5,
-  rope_scaling: { factor: 32, high_freq_factor: 4, low_freq_factor: 1, original_max_position_embeddings: 8192, rope_type: 'llama3' },
-  rope_theta: 500000,
-  tie_word_embeddings: true,
-  vocab_size: 128256,
-};
+/** Llama-3.2-1B-Instruct's config.json (engine/model/known-configs.ts). */
+const LLAMA_3_2_1B = knownConfig('Llama-3.2-1B-Instruct') as Record<string, unknown>;
 /** The same architecture shrunk, for a run on a software adapter. */
 const TINY = {
   ...LLAMA_3_2_1B,
