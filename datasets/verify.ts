@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { canonicalJson } from '../engine/io.ts';
 import { DatasetFormatError } from './errors.ts';
 import { detectFormat, type FormatName } from './index.ts';
+import { mmluSubjectFiles } from './formats/mmlu-csv.ts';
 import { parseAdvbenchCsv } from './formats/advbench-csv.ts';
 import { parseArcJsonl } from './formats/arc-jsonl.ts';
 import { parseBeavertails, parseJsonRecords } from './formats/beavertails.ts';
@@ -162,18 +163,21 @@ function countBy(keys: Iterable<string>, into: Record<string, number>): void {
   for (const key of keys) into[key] = (into[key] ?? 0) + 1;
 }
 
-/** Checks a dataset file (or a directory of HEx-PHI CSVs); `show` limits the problems and duplicates listed. */
+/** The files of a dataset directory: MMLU's subject CSVs, or HEx-PHI's category files in category order. */
+function directoryFiles(path: string, format: FormatName): string[] {
+  if (format === 'mmlu') return mmluSubjectFiles(path);
+  return readdirSync(path)
+    .filter((name) => HEX_PHI_FILE.test(name))
+    .sort((a, b) => Number(HEX_PHI_FILE.exec(a)?.[1]) - Number(HEX_PHI_FILE.exec(b)?.[1]))
+    .map((name) => join(path, name));
+}
+
+/** Checks a dataset file (or a directory of HEx-PHI or MMLU CSVs); `show` limits the problems and duplicates listed. */
 export function verifyDataset(path: string, options: { show?: number } = {}): VerifyReport {
   const show = options.show ?? 5;
   const format = detectFormat(path);
   const check = checks[format];
-  const isDir = statSync(path).isDirectory();
-  const files = isDir
-    ? readdirSync(path)
-        .filter((name) => HEX_PHI_FILE.test(name))
-        .sort((a, b) => Number(HEX_PHI_FILE.exec(a)?.[1]) - Number(HEX_PHI_FILE.exec(b)?.[1]))
-        .map((name) => join(path, name))
-    : [path];
+  const files = statSync(path).isDirectory() ? directoryFiles(path, format) : [path];
   const results = files.map((file) => (check.layout === 'lines' ? checkLines(file, check.parse) : checkCsv(file, check.parse)));
   const items = results.flatMap((r) => r.items);
   const problems = results.flatMap((r) => r.problems);

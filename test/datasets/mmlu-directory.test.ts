@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { expectFormatError, fixtureDir } from './fixtures.ts';
 import { loadMmlu, mmluSubjectFiles } from '../../datasets/formats/mmlu-csv.ts';
 import { detectFormat, loadDataset } from '../../datasets/index.ts';
+import { verifyDataset } from '../../datasets/verify.ts';
 
 const { file, path } = fixtureDir('mmlu-dir-');
 
@@ -30,6 +31,15 @@ describe('MMLU directory of subject CSVs', () => {
     expect(detectFormat(path('data'))).toBe('mmlu');
     expect(loadMmlu(path('data')).map((e) => e.meta.answer)).toEqual(['A']);
     expect(mmluSubjectFiles(path('data/dev'))).toEqual([path('data/dev/anatomy_dev.csv')]);
+  });
+
+  it('datasets verify counts the items of every subject file of the directory', () => {
+    file('verify/test/anatomy_test.csv', 'Q1?,a,b,c,d,A\nQ2?,a,b,c,d,B\n');
+    file('verify/test/virology_test.csv', 'Q3?,a,b,c,d,C\n');
+    const report = verifyDataset(path('verify'));
+    expect(report.format).toBe('mmlu');
+    expect(report.files).toEqual([path('verify/test/anatomy_test.csv'), path('verify/test/virology_test.csv')]);
+    expect(report.items).toBe(3);
   });
 
   it('a HEx-PHI directory stays HEx-PHI', () => {
