@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { initBackend, tf } from '../engine/tensor/index.ts';
-import { buildCli } from '../harness/cli.ts';
 import { initCheckpoint } from '../harness/commands/model.ts';
 import { runStar, type StarArgs } from '../harness/commands/star.ts';
 import { loadModel, saveModel } from '../engine/model/checkpoint.ts';
 import type { GuardItem, Guardrail } from '../guardrails/types.ts';
+import { runCli } from './cli-run.ts';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -19,13 +19,7 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-const run = async (args: string[]) =>
-  buildCli([...args, '--backend', 'wasm'])
-    .exitProcess(false)
-    .fail((msg, err) => {
-      throw err ?? new Error(msg);
-    })
-    .parseAsync();
+const run = runCli;
 
 const tempDir = () => mkdtempSync(join(tmpdir(), 'cli-inputs-'));
 

@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { initBackend, tf } from '../../../engine/tensor/index.ts';
-import { buildCli } from '../../../harness/cli.ts';
 import { initCheckpoint } from '../../../harness/commands/model.ts';
 import { loadModel } from '../../../engine/model/checkpoint.ts';
 import { createLora } from '../../../engine/model/lora.ts';
 import { saveAdapter } from '../../../engine/model/peft.ts';
+import { runCli } from '../../cli-run.ts';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -18,13 +18,7 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-const run = async (args: string[]) =>
-  buildCli([...args, '--backend', 'wasm'])
-    .exitProcess(false)
-    .fail((msg, err) => {
-      throw err ?? new Error(msg);
-    })
-    .parseAsync();
+const run = runCli;
 
 async function logits(args: string[]): Promise<number[]> {
   let out = '';

@@ -6,6 +6,7 @@ import { WeightsError } from '../../../engine/model/parameters.ts';
 import { defaultPositions } from '../../../engine/model/attention.ts';
 import type { Family, KVCache } from '../../../engine/model/types.ts';
 import { hfParameterShapes, randomWeights, referenceLogits, referencePositions, type RefWeights } from './reference.ts';
+import { knownConfig } from '../../../engine/model/known-configs.ts';
 
 const llama3Scaling = { ropeType: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 8, originalMaxPositionEmbeddings: 64 } as const;
 
@@ -84,38 +85,7 @@ beforeAll(async () => {
 
 describe('parseConfig', () => {
   it('reads a Llama-3.2-1B-Instruct config.json with its llama3 rope scaling and eos list', () => {
-    const c = parseConfig({
-      architectures: ['LlamaForCausalLM'],
-      attention_bias: false,
-      attention_dropout: 0.0,
-      bos_token_id: 128000,
-      eos_token_id: [128001, 128008, 128009],
-      head_dim: 64,
-      hidden_act: 'silu',
-      hidden_size: 2048,
-      initializer_range: 0.02,
-      intermediate_size: 8192,
-      max_position_embeddings: 131072,
-      mlp_bias: false,
-      model_type: 'llama',
-      num_attention_heads: 32,
-      num_hidden_layers: 16,
-      num_key_value_heads: 8,
-      pretraining_tp: 1,
-      rms_norm_eps: 1e-5,
-      rope_scaling: {
-        factor: 32.0,
-        high_freq_factor: 4.0,
-        low_freq_factor: 1.0,
-        original_max_position_embeddings: 8192,
-        rope_type: 'llama3',
-      },
-      rope_theta: 500000.0,
-      tie_word_embeddings: true,
-      torch_dtype: 'bfloat16',
-      use_cache: true,
-      vocab_size: 128256,
-    });
+    const c = parseConfig(knownConfig('Llama-3.2-1B-Instruct'));
     expect(c).toMatchObject({
       family: 'llama',
       vocabSize: 128256,
