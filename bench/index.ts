@@ -156,10 +156,10 @@ const trainTokens = examples.length * 64;
 const prompts = Array.from({ length: 16 }, () => Array.from({ length: 16 }, () => 4 + rng.int(sizes.vocab - 4)));
 const genOpts = { maxNewTokens: 48, eosTokenIds: [-1], padTokenId: 0 };
 let genStart = performance.now();
-generate(model, prompts, genOpts);
+await generate(model, prompts, genOpts);
 const cachedSeconds = (performance.now() - genStart) / 1000;
 genStart = performance.now();
-generate(model, prompts, { ...genOpts, useCache: false });
+await generate(model, prompts, { ...genOpts, useCache: false });
 const fullSeconds = (performance.now() - genStart) / 1000;
 const genTokens = 16 * 48;
 
@@ -213,9 +213,10 @@ for (const [label, sampling] of samplingCases) {
     const draw = new Rng(1);
     sorted = logitRows.map((row) => chooseTokenBySort(row, sampling, draw));
   }, 2);
-  const after = time(() => {
-    onBackend = chooseTokens(logitRows, sampling, new Rng(1));
-  }, 5);
+  onBackend = await chooseTokens(logitRows, sampling, new Rng(1)); // warm-up
+  const afterStart = performance.now();
+  for (let i = 0; i < 5; i++) onBackend = await chooseTokens(logitRows, sampling, new Rng(1));
+  const after = (performance.now() - afterStart) / 5 / 1000;
   const same = sorted.every((t, i) => t === onBackend[i]);
   samplingRows.push([
     `sample 1 token/row, vocab 128256, ${label}`,

@@ -83,7 +83,7 @@ async function main(): Promise<void> {
   if (values.init) {
     await initBackend('cpu'); // writing the checkpoint is not what is measured; cpu keeps it out of wasm's 4 GiB
     const [name, out] = JSON.parse(values.init) as [string, string];
-    initCheckpoint({ like: name, out, seed: 0 } as never);
+    await initCheckpoint({ like: name, out, seed: 0 } as never);
     return;
   }
   const batch = Number(values.batch);

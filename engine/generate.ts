@@ -58,14 +58,21 @@ interface Sorted {
  * The k largest logits of each of `count` rows (`rows` holds them one after another), from tf.topk on the
  * backend: every backend sorts by value, then by lower index, so a prefix is the same whatever k is.
  */
-function topCandidates(rows: Float32Array, count: number, k: number): Sorted[] {
+async function topCandidates(rows: Float32Array, count: number, k: number): Promise<Sorted[]> {
   const vocab = rows.length / count;
   const x = tf.tensor2d(rows, [count, vocab], 'float32');
   const { values, indices } = tf.topk(x, k, true);
-  const v = values.dataSync() as Float32Array;
-  const ids = indices.dataSync() as Int32Array;
-  tf.dispose([x, values, indices]);
+  const [v, ids] = await readAndDispose(values, indices, x);
   return Array.from({ length: count }, (_, r) => ({ values: v.subarray(r * k, (r + 1) * k), ids: ids.subarray(r * k, (r + 1) * k) }));
+}
+
+/** Reads two tensors asynchronously (the only way on webgpu in Node), then disposes them and `extra`. */
+async function readAndDispose(values: tf.Tensor, indices: tf.Tensor, ...extra: tf.Tensor[]): Promise<[Float32Array, Int32Array]> {
+  try {
+    return [(await values.data()) as Float32Array, (await indices.data()) as Int32Array];
+  } finally {
+    tf.dispose([values, indices, ...extra]);
+  }
 }
 
 function argmax(logits: Float32Array): number {
@@ -81,19 +88,17 @@ function argmax(logits: Float32Array): number {
  * them, so the draw is the one a full sort makes. Without top-k the normaliser sums the whole row (in index
  * order rather than sorted order: the two differ in the last bits only).
  */
-function drawFromSorted(logits: Float32Array, first: Sorted, sampling: SamplingOptions, rng: Rng): number {
+async function drawFromSorted(logits: Float32Array, first: Sorted, sampling: SamplingOptions, rng: Rng): Promise<number> {
   const vocab = logits.length;
   const t = sampling.temperature;
   let sorted = first;
-  const at = (i: number): Sorted => {
-    if (i >= sorted.ids.length) {
-      const k = Math.min(vocab, Math.max(i + 1, sorted.ids.length * 8));
-      sorted = topCandidates(logits, 1, k)[0];
-    }
-    return sorted;
+  // Candidate i must be fetched before prob(i) reads it; a walk past the fetched ones fetches 8 times more.
+  const reach = async (i: number) => {
+    const k = Math.min(vocab, Math.max(i + 1, sorted.ids.length * 8));
+    sorted = (await topCandidates(logits, 1, k))[0];
   };
   const max = sorted.values[0] / t;
-  const prob = (i: number) => Math.exp(at(i).values[i] / t - max);
+  const prob = (i: number) => Math.exp(sorted.values[i] / t - max);
   const limited = sampling.topK > 0 && sampling.topK < vocab;
   let n = limited ? sampling.topK : vocab;
   let total = 0;
@@ -105,6 +110,7 @@ function drawFromSorted(logits: Float32Array, first: Sorted, sampling: SamplingO
     let cumulative = 0;
     let keep = 0;
     while (keep < n) {
+      if (keep >= sorted.ids.length) await reach(keep);
       cumulative += prob(keep) / total;
       keep++;
       if (cumulative >= sampling.topP) break;
@@ -115,10 +121,11 @@ function drawFromSorted(logits: Float32Array, first: Sorted, sampling: SamplingO
   }
   let r = rng.next() * total;
   for (let i = 0; i < n; i++) {
+    if (i >= sorted.ids.length) await reach(i);
     r -= prob(i);
     if (r < 0) return sorted.ids[i];
   }
-  return at(n - 1).ids[n - 1];
+  return sorted.ids[n - 1];
 }
 
 /**
@@ -127,20 +134,23 @@ function drawFromSorted(logits: Float32Array, first: Sorted, sampling: SamplingO
  * distribution. The candidates come from one tf.topk over all rows (k = top-k, or 1024 for top-p and plain
  * sampling, grown for a row whose nucleus or draw reaches past them): no row is sorted in JavaScript.
  */
-export function chooseTokens(rows: readonly Float32Array[], sampling: SamplingOptions | undefined, rng: Rng): number[] {
+export async function chooseTokens(rows: readonly Float32Array[], sampling: SamplingOptions | undefined, rng: Rng): Promise<number[]> {
   if (rows.length === 0) return [];
   if (!sampling) return rows.map(argmax);
   const vocab = rows[0].length;
   const k = sampling.topK > 0 ? Math.min(sampling.topK, vocab) : Math.min(vocab, FIRST_CANDIDATES);
   const flat = new Float32Array(rows.length * vocab);
   rows.forEach((row, r) => flat.set(row, r * vocab));
-  const candidates = topCandidates(flat, rows.length, k);
-  return rows.map((row, r) => drawFromSorted(row, candidates[r], sampling, rng));
+  const candidates = await topCandidates(flat, rows.length, k);
+  const chosen: number[] = [];
+  // In row order, one at a time: each draw takes the RNG's next numbers.
+  for (const [r, row] of rows.entries()) chosen.push(await drawFromSorted(row, candidates[r], sampling, rng));
+  return chosen;
 }
 
 /** chooseTokens for one row. */
-export function chooseToken(logits: Float32Array, sampling: SamplingOptions | undefined, rng: Rng): number {
-  return chooseTokens([logits], sampling, rng)[0];
+export async function chooseToken(logits: Float32Array, sampling: SamplingOptions | undefined, rng: Rng): Promise<number> {
+  return (await chooseTokens([logits], sampling, rng))[0];
 }
 
 function disposeCache(cache: KVCache | undefined): void {
@@ -189,7 +199,7 @@ function startDecoding(prompts: number[][], padTokenId: number): Decoding {
  * the previous step against the cache. Moves `state.cache` on (the new one kept out of the tidy, the old one
  * disposed) and returns the last position's logits, [batch, vocab] flattened.
  */
-function lastLogits(model: CausalLM, state: Decoding, useCache: boolean): Float32Array {
+async function lastLogits(model: CausalLM, state: Decoding, useCache: boolean): Promise<Float32Array> {
   const batch = state.rows.length;
   const vocabRows = tf.tidy(() => {
     const mask = tf.tensor2d(state.masks.flat(), [batch, state.masks[0].length], 'float32');
@@ -213,23 +223,25 @@ function lastLogits(model: CausalLM, state: Decoding, useCache: boolean): Float3
     const time = out.logits.shape[1];
     return out.logits.slice([0, time - 1, 0], [batch, 1, -1]).reshape([batch, -1]);
   });
-  const flat = vocabRows.dataSync() as Float32Array;
-  vocabRows.dispose();
-  return flat;
+  try {
+    return (await vocabRows.data()) as Float32Array;
+  } finally {
+    vocabRows.dispose();
+  }
 }
 
 /**
  * The next token of every row, recorded in its generation (finished rows get padding); rows are drawn in
  * order, so the RNG's draws follow the batch order.
  */
-function chooseNextTokens(
+async function chooseNextTokens(
   flat: Float32Array,
   prompts: number[][],
   state: Decoding,
   options: GenerateOptions,
   eos: ReadonlySet<number>,
   rng: Rng,
-): number[] {
+): Promise<number[]> {
   const batch = prompts.length;
   const vocab = flat.length / batch;
   const penalty = options.repetitionPenalty ?? 1;
@@ -242,7 +254,7 @@ function chooseNextTokens(
     active.push(b);
     rows.push(logits);
   }
-  const chosen = chooseTokens(rows, options.sampling, rng);
+  const chosen = await chooseTokens(rows, options.sampling, rng);
   const tokens = new Array<number>(batch).fill(options.padTokenId);
   active.forEach((b, i) => {
     tokens[b] = chosen[i];
@@ -290,8 +302,11 @@ function decodeTexts(results: Generation[], decode: (ids: number[]) => string, s
   }
 }
 
-/** Generates continuations of `prompts` (token ids) as one left-padded batch. */
-export function generate(model: CausalLM, prompts: number[][], options: GenerateOptions): Generation[] {
+/**
+ * Generates continuations of `prompts` (token ids) as one left-padded batch. Asynchronous because logits are
+ * read with `await data()`, the only read webgpu allows in Node.
+ */
+export async function generate(model: CausalLM, prompts: number[][], options: GenerateOptions): Promise<Generation[]> {
   if (prompts.length === 0) return [];
   checkGenerateArgs(prompts, options);
   const rng = new Rng(options.seed ?? 0);
@@ -300,8 +315,8 @@ export function generate(model: CausalLM, prompts: number[][], options: Generate
   const state = startDecoding(prompts, options.padTokenId);
   try {
     for (let step = 0; step < options.maxNewTokens && state.done.includes(false); step++) {
-      const logits = lastLogits(model, state, useCache);
-      appendColumn(state, chooseNextTokens(logits, prompts, state, options, eos, rng));
+      const logits = await lastLogits(model, state, useCache);
+      appendColumn(state, await chooseNextTokens(logits, prompts, state, options, eos, rng));
     }
   } finally {
     disposeCache(state.cache);

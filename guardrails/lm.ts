@@ -55,7 +55,7 @@ export interface ForwardLastOptions {
 }
 
 /** Forwards equal-length rows (left-padded) after `cache` and returns the logits at their last position. */
-export function forwardLast(model: CausalLM, rows: number[][], options: ForwardLastOptions = {}): LastLogits {
+export async function forwardLast(model: CausalLM, rows: number[][], options: ForwardLastOptions = {}): Promise<LastLogits> {
   const batch = rows.length;
   const time = rows[0]?.length ?? 0;
   if (batch === 0 || time === 0) throw new LmGuardrailError('forwardLast: needs at least one row of at least one token');
@@ -102,7 +102,8 @@ export function forwardLast(model: CausalLM, rows: number[][], options: ForwardL
         cache = undefined;
       }
     }
-    const flat = last!.dataSync() as Float32Array;
+    // Read asynchronously: the only read webgpu allows in Node.
+    const flat = (await last!.data()) as Float32Array;
     const logits = Array.from({ length: batch }, (_, b) => flat.slice(b * vocab, (b + 1) * vocab));
     const kept = options.keepCache && cache !== options.cache ? cache : undefined;
     cache = undefined;
@@ -268,14 +269,14 @@ export class LmGuardrail implements Guardrail {
     const scores = new Array<number>(items.length);
     for (let start = 0; start < order.length; start += batchSize) {
       const group = order.slice(start, start + batchSize);
-      const ps = this.scoreBatch(group.map((i) => encoded[i]));
+      const ps = await this.scoreBatch(group.map((i) => encoded[i]));
       group.forEach((i, j) => (scores[i] = ps[j]));
     }
     this.callCount += items.length;
     return scores;
   }
 
-  private scoreBatch(sequences: number[][]): number[] {
+  private async scoreBatch(sequences: number[][]): Promise<number[]> {
     const width = Math.max(...sequences.map((s) => s.length));
     const pad = this.tokenizer.padTokenId ?? this.model.config.padTokenId ?? 0;
     const padded = sequences.some((s) => s.length !== width);
@@ -285,12 +286,12 @@ export class LmGuardrail implements Guardrail {
       : undefined;
     this.forwarded += sequences.length * width;
     const second = this.spec.position === 2;
-    const first = forwardLast(this.model, rows, { mask, keepCache: second });
+    const first = await forwardLast(this.model, rows, { mask, keepCache: second });
     if (!second) return first.logits.map((row) => this.readVerdict(row));
     try {
       const next = first.logits.map((row) => [argmax(row)]);
       this.forwarded += sequences.length;
-      const out = forwardLast(this.model, next, { mask: mask?.map((m) => [...m, 1]), cache: first.cache });
+      const out = await forwardLast(this.model, next, { mask: mask?.map((m) => [...m, 1]), cache: first.cache });
       return out.logits.map((row) => this.readVerdict(row));
     } finally {
       if (first.cache) disposeCache(first.cache);
@@ -303,7 +304,7 @@ export class LmGuardrail implements Guardrail {
     const full = encoded[encoded.length - 1];
     const second = this.spec.position === 2;
     this.forwarded += full.length;
-    const base = forwardLast(this.model, [full], { keepCache: true });
+    const base = await forwardLast(this.model, [full], { keepCache: true });
     const baseCache = base.cache!;
     try {
       const scores = new Array<number>(prefixes.length);
@@ -321,7 +322,7 @@ export class LmGuardrail implements Guardrail {
       // Similar suffix lengths share a forward, so little padding is computed.
       rows.sort((x, y) => x.tokens.length - y.tokens.length);
       for (const group of this.suffixGroups(rows)) {
-        const ps = this.scoreSuffixes(baseCache, group);
+        const ps = await this.scoreSuffixes(baseCache, group);
         group.forEach((row, j) => (scores[row.index] = ps[j]));
       }
       this.callCount += prefixes.length;
@@ -358,7 +359,7 @@ export class LmGuardrail implements Guardrail {
    * Verdicts of rows that continue the shared cache: one forward of all suffixes (left-padded), row r seeing
    * the cache's first reuse_r positions and its own tokens at positions reuse_r, reuse_r + 1, ...
    */
-  private scoreSuffixes(baseCache: KVCache, rows: SuffixRow[]): number[] {
+  private async scoreSuffixes(baseCache: KVCache, rows: SuffixRow[]): Promise<number[]> {
     const past = Math.max(...rows.map((r) => r.reuse));
     const width = Math.max(...rows.map((r) => r.tokens.length));
     const pad = this.tokenizer.padTokenId ?? this.model.config.padTokenId ?? 0;
@@ -378,11 +379,11 @@ export class LmGuardrail implements Guardrail {
     const tiled = past > 0 ? sliceCache(baseCache, past, rows.length) : undefined;
     try {
       this.forwarded += rows.length * width;
-      const first = forwardLast(this.model, ids, { mask, positions, cache: tiled, keepCache: second });
+      const first = await forwardLast(this.model, ids, { mask, positions, cache: tiled, keepCache: second });
       if (!second) return first.logits.map((row) => this.readVerdict(row));
       try {
         this.forwarded += rows.length;
-        const next = forwardLast(
+        const next = await forwardLast(
           this.model,
           first.logits.map((row) => [argmax(row)]),
           {

@@ -271,7 +271,7 @@ async function decodeBatch(served: ServedModel, prompts: number[][], request: Co
   const out: Decoded[] = prompts.map(() => ({ ids: [], logprobs: [], tops: [], finish: 'length' }));
   const done = prompts.map(() => false);
   await yieldToEventLoop();
-  let step = forwardLast(model, rows, { mask, keepCache: request.maxTokens > 1 });
+  let step = await forwardLast(model, rows, { mask, keepCache: request.maxTokens > 1 });
   let cache: KVCache | undefined = step.cache;
   try {
     for (let t = 0; t < request.maxTokens; t++) {
@@ -292,7 +292,7 @@ async function decodeBatch(served: ServedModel, prompts: number[][], request: Co
       if (t === request.maxTokens - 1 || done.every(Boolean)) break;
       mask?.forEach((m) => m.push(1)); // finished rows continue on padding; their outputs are ignored
       await yieldToEventLoop();
-      step = forwardLast(
+      step = await forwardLast(
         model,
         next.map((id) => [id]),
         { mask, cache, keepCache: true },

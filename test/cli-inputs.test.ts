@@ -23,8 +23,8 @@ const run = runCli;
 
 const tempDir = () => mkdtempSync(join(tmpdir(), 'cli-inputs-'));
 
-function tinyCheckpoint(dir: string): string {
-  initCheckpoint({ family: 'llama', out: dir, hidden: 16, layers: 1, heads: 2, vocab: 24, maxPositions: 32, tied: true, seed: 1 });
+async function tinyCheckpoint(dir: string): Promise<string> {
+  await initCheckpoint({ family: 'llama', out: dir, hidden: 16, layers: 1, heads: 2, vocab: 24, maxPositions: 32, tied: true, seed: 1 });
   return dir;
 }
 
@@ -73,8 +73,8 @@ describe('star --data with no examples', () => {
 
 describe('model generate flags', () => {
   let model: string;
-  beforeAll(() => {
-    model = tinyCheckpoint(join(tempDir(), 'm'));
+  beforeAll(async () => {
+    model = await tinyCheckpoint(join(tempDir(), 'm'));
   });
   const generate = (...flags: string[]) => run(['model', 'generate', '--model', model, '--prompt', 'w1 w2', '--raw', ...flags]);
 
@@ -109,9 +109,9 @@ describe('model generate flags', () => {
 describe('a checkpoint whose weights hold NaN', () => {
   let dir: string;
   let poisoned: string;
-  beforeAll(() => {
+  beforeAll(async () => {
     const root = tempDir();
-    const good = tinyCheckpoint(join(root, 'good'));
+    const good = await tinyCheckpoint(join(root, 'good'));
     const { model } = loadModel(good);
     poisoned = [...model.params.keys()].find((name) => name.includes('layers.0.mlp'))!;
     const variable = model.params.get(poisoned)!;
@@ -119,7 +119,7 @@ describe('a checkpoint whose weights hold NaN', () => {
     values[3] = Number.NaN;
     variable.assign(tf.tensor(values, variable.shape));
     dir = join(root, 'nan');
-    saveModel(dir, model, { dir: good });
+    await saveModel(dir, model, { dir: good });
     model.dispose();
   });
 

@@ -135,9 +135,15 @@ export interface SaveModelOptions {
 /**
  * Saves a model (F32 safetensors), its config and its tokenizer files as the directory `dir`: a new directory
  * when it does not exist, else into the existing one as `options.existing` allows (see ExistingDirPolicy).
- * Returns 'kept' when `existing: 'keep'` left a checkpoint already there, else 'written'.
+ * Returns 'kept' when `existing: 'keep'` left a checkpoint already there, else 'written'. Asynchronous because
+ * the weights are read with `await data()`, the only read webgpu allows in Node.
  */
-export function saveModel(dir: string, model: CausalLM, tokenizer: TokenizerSource, options: SaveModelOptions = {}): 'written' | 'kept' {
+export async function saveModel(
+  dir: string,
+  model: CausalLM,
+  tokenizer: TokenizerSource,
+  options: SaveModelOptions = {},
+): Promise<'written' | 'kept'> {
   if (isLora(model))
     throw new CheckpointError(
       `saveModel(${dir}): the model is a base with LoRA adapters. Fix: save the adapter (peft.ts saveAdapter), or merge it first (mergeLora)`,
@@ -152,6 +158,7 @@ export function saveModel(dir: string, model: CausalLM, tokenizer: TokenizerSour
   const existed = existsSync(target);
   const replacing = existed && holdsCheckpoint(target);
   if (replacing && policy === 'keep') return 'kept';
+  const tensors = await readWeights(model.params);
   if (!existed) mkdirSync(dirname(target), { recursive: true });
   // A fresh staging directory: beside a new target (renamed into place), inside an existing one (its files
   // renamed over the old ones). mkdirSync fails rather than reuse a directory that exists, so the staging
@@ -160,7 +167,7 @@ export function saveModel(dir: string, model: CausalLM, tokenizer: TokenizerSour
   const staging = existed ? join(target, `.save-tmp-${suffix}`) : join(dirname(target), `.${basename(target)}.tmp-${suffix}`);
   mkdirSync(staging);
   try {
-    const written = writeCheckpointFiles(staging, model, tokenizer, options, dir);
+    const written = writeCheckpointFiles(staging, tensors, model, tokenizer, options, dir);
     if (!existed) {
       try {
         renameSync(staging, target);
@@ -187,16 +194,22 @@ export function saveModel(dir: string, model: CausalLM, tokenizer: TokenizerSour
   }
 }
 
+/** Each tensor's shape and float32 values, read asynchronously (on webgpu the values are copied off the GPU). */
+export async function readWeights(params: ReadonlyMap<string, tf.Tensor>): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
+  const out = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [name, v] of params) out.set(name, { shape: v.shape, data: (await v.data()) as Float32Array });
+  return out;
+}
+
 /** Writes the checkpoint into the (empty) directory `staging`; returns the names of the files written. */
 function writeCheckpointFiles(
   staging: string,
+  tensors: Map<string, { shape: number[]; data: Float32Array }>,
   model: CausalLM,
   tokenizer: TokenizerSource,
   options: SaveModelOptions,
   dir: string,
 ): string[] {
-  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [name, v] of model.params) tensors.set(name, { shape: v.shape, data: v.dataSync() as Float32Array });
   writeCheckpointTensors(staging, tensors, { maxShardBytes: options.maxShardBytes });
   writeJson(join(staging, 'config.json'), { ...model.config.raw, torch_dtype: 'float32' });
   if ('dir' in tokenizer) {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { tf } from '../tensor/index.ts';
 import { readTextFile } from '../io.ts';
 import { createLora, type LoraModel, type LoraSettings } from './lora.ts';
+import { readWeights } from './checkpoint.ts';
 import { readSafetensors, writeSafetensors } from './safetensors.ts';
 import type { CausalLM } from './types.ts';
 
@@ -137,10 +138,9 @@ export function loadAdapter(dir: string, base: CausalLM): LoraModel {
 }
 
 /** Saves an adapted model's adapters (F32) and adapter_config.json into `dir` (created if absent; those two files replaced). */
-export function saveAdapter(dir: string, model: LoraModel, baseModel: string): void {
+export async function saveAdapter(dir: string, model: LoraModel, baseModel: string): Promise<void> {
+  const tensors = await readWeights(model.params);
   mkdirSync(dir, { recursive: true });
-  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [name, v] of model.params) tensors.set(name, { shape: v.shape, data: v.dataSync() as Float32Array });
   writeSafetensors(join(dir, ADAPTER_WEIGHTS), tensors);
   const tmp = join(dir, `.${ADAPTER_CONFIG}.tmp-${process.pid}`);
   writeFileSync(tmp, `${JSON.stringify(adapterConfig(model, baseModel), null, 2)}\n`);

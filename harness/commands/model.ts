@@ -63,6 +63,15 @@ function checkDecodingFlags(args: {
 }
 
 /** Throws when a model's logits hold NaN or ±Infinity (weights are checked on load; this catches overflow). */
+/** A tensor's values as nested arrays, read asynchronously (webgpu allows no other read in Node); disposes it. */
+async function readAndDispose(t: tf.Tensor): Promise<unknown> {
+  try {
+    return await t.array();
+  } finally {
+    t.dispose();
+  }
+}
+
 function checkFiniteLogits(values: ArrayLike<number>, dir: string): void {
   for (let i = 0; i < values.length; i++)
     if (!Number.isFinite(values[i]))
@@ -239,7 +248,7 @@ function checkSizeFlags(args: InitArgs): void {
  * Writes a randomly initialised checkpoint: of --family with a word-level tokenizer that covers its
  * vocabulary, or shaped like --like's config (see likeCheckpoint). Returns the config written.
  */
-export function initCheckpoint(args: InitArgs): ModelConfig {
+export async function initCheckpoint(args: InitArgs): Promise<ModelConfig> {
   // Refuse a non-empty --out (an existing checkpoint included) before any work; --force replaces only the
   // checkpoint files in it. Nothing here deletes or renames the directory or any other file in it.
   const existing = args.force ? 'force' : 'refuse';
@@ -280,7 +289,7 @@ export function initCheckpoint(args: InitArgs): ModelConfig {
   const config = parseConfig(raw);
   const model = createModel(config, { seed: args.seed });
   try {
-    saveModel(args.out, model, tokenizer, { existing });
+    await saveModel(args.out, model, tokenizer, { existing });
   } finally {
     model.dispose();
   }
@@ -293,7 +302,7 @@ const init = defineCommand({
   builder: (y) => y.options(initOptions),
   handler: async (args) => {
     await initBackend(args.backend);
-    const config = initCheckpoint(args);
+    const config = await initCheckpoint(args);
     console.log(`wrote ${config.family} checkpoint${args.like ? ` shaped like ${args.like}` : ''} to ${args.out}`);
     if (config.slidingWindow !== undefined && !config.layerTypes.includes('full'))
       console.log(
@@ -342,12 +351,9 @@ const logits = defineCommand({
     const { model, dispose } = loadAdapted(args.model, args.adapter);
     try {
       const ids = parseIds(args.ids, model.config.vocabSize);
-      const rows = tf.tidy(() =>
-        model
-          .forward(tf.tensor2d([ids], [1, ids.length], 'int32'))
-          .logits.squeeze([0])
-          .arraySync(),
-      ) as number[][];
+      const rows = (await readAndDispose(
+        tf.tidy(() => model.forward(tf.tensor2d([ids], [1, ids.length], 'int32')).logits.squeeze([0])),
+      )) as number[][];
       checkFiniteLogits(rows.flat(), args.model);
       process.stdout.write(`${JSON.stringify({ logits: rows })}\n`);
     } finally {
@@ -385,11 +391,9 @@ const generateCommand = defineCommand({
           : tokenizer.encodeChat([{ role: 'user', content: args.prompt }], { addGenerationPrompt: true });
       if (prompt.length === 0) throw new Error('--prompt: encodes to no tokens. Fix: pass a prompt with at least one word');
       // One forward pass of the prompt first: NaN logits fail here with a message, not as an empty reply.
-      checkFiniteLogits(
-        tf.tidy(() => model.forward(tf.tensor2d([prompt], [1, prompt.length], 'int32'), { lastOnly: true }).logits.dataSync()),
-        args.model,
-      );
-      const [out] = generate(model, [prompt], {
+      const last = tf.tidy(() => model.forward(tf.tensor2d([prompt], [1, prompt.length], 'int32'), { lastOnly: true }).logits);
+      checkFiniteLogits(((await readAndDispose(last)) as number[][][]).flat(2), args.model);
+      const [out] = await generate(model, [prompt], {
         maxNewTokens: args.maxNewTokens,
         sampling: args.greedy ? undefined : { temperature: args.temperature, topP: args.topP, topK: args.topK },
         repetitionPenalty: args.repetitionPenalty,
@@ -446,7 +450,7 @@ const mergeOptions = {
 } satisfies Record<string, Options>;
 
 /** Writes --model with --adapter folded in (W + scaling · B·A) as a full checkpoint at --out. */
-export function mergeCheckpoint(args: { model: string; adapter: string; out: string; force?: boolean }): void {
+export async function mergeCheckpoint(args: { model: string; adapter: string; out: string; force?: boolean }): Promise<void> {
   const existing = args.force ? 'force' : 'refuse';
   const problem = saveTargetProblem(args.out, existing);
   if (problem) throw new Error(`--out ${args.out}: ${problem}. Fix: choose a new or empty directory, or pass --force`);
@@ -456,7 +460,7 @@ export function mergeCheckpoint(args: { model: string; adapter: string; out: str
     const merged = mergeLora(adapted);
     adapted.dispose();
     try {
-      saveModel(args.out, merged, { dir: args.model }, { existing });
+      await saveModel(args.out, merged, { dir: args.model }, { existing });
     } finally {
       merged.dispose();
     }
@@ -471,7 +475,7 @@ const merge = defineCommand({
   builder: (y) => y.options(mergeOptions),
   handler: async (args) => {
     await initBackend(args.backend);
-    mergeCheckpoint(args);
+    await mergeCheckpoint(args);
     console.log(`wrote ${args.model} merged with ${args.adapter} to ${args.out}`);
   },
 });

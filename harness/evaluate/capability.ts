@@ -99,17 +99,17 @@ export interface ExactMatchOptions {
 }
 
 /** Generates answers to a task test set and scores exact match. */
-export function exactMatch(
+export async function exactMatch(
   model: CausalLM,
   tokenizer: Tokenizer,
   examples: readonly Example[],
   options: ExactMatchOptions = {},
-): CapabilityResult {
+): Promise<CapabilityResult> {
   const references = examples.map((e) => {
     const last = e.messages.at(-1);
     return last?.role === 'assistant' ? last.content : String(e.meta.answer ?? '');
   });
   const generation: GenerationSettings = { maxNewTokens: maxNewTokensFor(references, tokenizer), ...options.generation };
-  const responses = generateResponses(model, tokenizer, examples.map(promptMessages), generation);
+  const responses = await generateResponses(model, tokenizer, examples.map(promptMessages), generation);
   return scoreExactMatch(examples, responses, options.dataset);
 }

@@ -49,12 +49,12 @@ export function promptIds(tokenizer: Tokenizer, conversation: readonly Message[]
 }
 
 /** One generated continuation per conversation, in order (special tokens skipped, spacing kept verbatim). */
-export function generateResponses(
+export async function generateResponses(
   model: CausalLM,
   tokenizer: Tokenizer,
   conversations: readonly Message[][],
   settings: GenerationSettings,
-): string[] {
+): Promise<string[]> {
   const { maxNewTokens, batchSize = 32, seed = 0 } = settings;
   if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1)
     throw new RangeError(`generateResponses: maxNewTokens must be a positive integer, got ${maxNewTokens}`);
@@ -75,7 +75,7 @@ export function generateResponses(
   const out = new Array<string>(prompts.length);
   for (let start = 0, b = 0; start < order.length; start += batchSize, b++) {
     const group = order.slice(start, start + batchSize);
-    const generations = generate(
+    const generations = await generate(
       model,
       group.map((i) => prompts[i]),
       {

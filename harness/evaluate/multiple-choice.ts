@@ -22,7 +22,12 @@ export function isMultipleChoice(example: Example): boolean {
 }
 
 /** Sum of log-probs of each candidate response (its content tokens only) after the example's prompt. */
-export function responseLogLikelihoods(model: CausalLM, tokenizer: Tokenizer, example: Example, candidates: readonly string[]): number[] {
+export async function responseLogLikelihoods(
+  model: CausalLM,
+  tokenizer: Tokenizer,
+  example: Example,
+  candidates: readonly string[],
+): Promise<number[]> {
   const context = example.messages.at(-1)?.role === 'assistant' ? example.messages.slice(0, -1) : example.messages;
   const rows = candidates.map((c) =>
     tokenizeExample({ id: example.id, messages: [...context, { role: 'assistant', content: c }] }, tokenizer),
@@ -31,10 +36,12 @@ export function responseLogLikelihoods(model: CausalLM, tokenizer: Tokenizer, ex
   const pad = tokenizer.padTokenId ?? 0;
   const ids = rows.flatMap((r) => [...r.ids.slice(0, -1), ...new Array<number>(time - (r.ids.length - 1)).fill(pad)]);
   const labels = rows.flatMap((r) => [...r.ids.slice(1), ...new Array<number>(time - (r.ids.length - 1)).fill(pad)]);
-  const logp = tf.tidy(() => {
+  const logpTensor = tf.tidy(() => {
     const shape: [number, number] = [rows.length, time];
-    return labelLogProbs(model, tf.tensor2d(ids, shape, 'int32'), tf.tensor2d(labels, shape, 'int32')).logp.arraySync();
+    return labelLogProbs(model, tf.tensor2d(ids, shape, 'int32'), tf.tensor2d(labels, shape, 'int32')).logp;
   });
+  const logp = (await logpTensor.array()) as number[][]; // read asynchronously: webgpu allows no other read in Node
+  logpTensor.dispose();
   // Label position t predicts token t + 1: the content tokens [start, contentEnd) sit at labels start-1 ..
   return rows.map((r, b) => {
     let sum = 0;
@@ -51,15 +58,15 @@ export interface MultipleChoiceResult {
   accuracy: number;
 }
 
-export function multipleChoiceAccuracy(
+export async function multipleChoiceAccuracy(
   model: CausalLM,
   tokenizer: Tokenizer,
   examples: readonly Example[],
   dataset = examples[0]?.meta.source ?? 'unknown',
-): MultipleChoiceResult {
+): Promise<MultipleChoiceResult> {
   let correct = 0;
   for (const example of examples) {
-    const scores = responseLogLikelihoods(model, tokenizer, example, choiceLabels(example));
+    const scores = await responseLogLikelihoods(model, tokenizer, example, choiceLabels(example));
     const best = scores.indexOf(Math.max(...scores));
     if (best === example.meta.answerIndex) correct++;
   }

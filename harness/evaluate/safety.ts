@@ -214,7 +214,7 @@ export async function evaluateSafety(
   options: EvaluateSafetyOptions,
 ): Promise<SafetyResult> {
   const items = prompts.map((p) => ('meta' in p ? safetyItem(p) : p));
-  const continuations = generateResponses(
+  const continuations = await generateResponses(
     model,
     tokenizer,
     items.map((i) => i.messages),

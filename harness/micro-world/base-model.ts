@@ -270,18 +270,18 @@ export function isCompleteModelDir(dir: string): boolean {
  * did not create, except an existing `dir` replaced on an explicit `force` (a retrain); an incomplete `dir`
  * in the way is moved aside to `<dir>.incomplete-<suffix>`, not deleted.
  */
-export function installModelDir(
+export async function installModelDir(
   dir: string,
-  save: (tmp: string) => void,
+  save: (tmp: string) => Promise<unknown>,
   isComplete: (dir: string) => boolean,
   options: { force?: boolean; log?: (line: string) => void } = {},
-): 'installed' | 'kept' {
+): Promise<'installed' | 'kept'> {
   const target = resolve(dir);
   mkdirSync(dirname(target), { recursive: true });
   const suffix = `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const tmp = join(dirname(target), `${basename(target)}.tmp-${suffix}`);
   try {
-    save(tmp);
+    await save(tmp);
     for (let attempt = 0; ; attempt++) {
       if (existsSync(target)) {
         if (isComplete(target) && !options.force) {
@@ -336,7 +336,7 @@ export async function ensureBaseModel(family: string, options: BaseModelOptions 
       'recipe.json': { hash: contentHash(baseHashInputs(recipe, manifest, seed)), inputs: baseHashInputs(recipe, manifest, seed) },
       'training.json': { ...summary, losses: losses.filter((_, i) => i % 10 === 0), date: new Date().toISOString() },
     };
-    const how = installModelDir(dir, (tmp) => saveModel(tmp, model, { files: tokenizerDirFiles(files, extra) }), isCompleteModelDir, {
+    const how = await installModelDir(dir, (tmp) => saveModel(tmp, model, { files: tokenizerDirFiles(files, extra) }), isCompleteModelDir, {
       force: options.force,
       log,
     });
@@ -400,7 +400,7 @@ export async function evaluateOnWorld(
   });
   const tasks: Record<string, CapabilityResult> = {};
   for (const name of options.tasks ?? OLD_TASK_TESTS) {
-    tasks[name] = exactMatch(model, tokenizer, take(loadDataset(`micro:${name}`, { world: worldDir })), {
+    tasks[name] = await exactMatch(model, tokenizer, take(loadDataset(`micro:${name}`, { world: worldDir })), {
       dataset: `micro:${name}`,
       generation: options.generation,
     });

@@ -443,7 +443,7 @@ export async function ensureMicroGuardrail(options: MicroGuardOptions = {}): Pro
         }),
       });
     // Atomic: a temporary sibling renamed into place; a guardrail another process saved meanwhile is kept.
-    if (installModelDir(dir, save, isComplete, { force: options.force, log }) === 'kept')
+    if ((await installModelDir(dir, save, isComplete, { force: options.force, log })) === 'kept')
       log('[guard] another process saved this guardrail first; keeping its copy');
   } finally {
     model.dispose();

@@ -59,7 +59,7 @@ export async function measureSpeed(config: ModelConfig, backend: string, batch =
     });
     const newTokens = 8;
     const started = performance.now();
-    generate(
+    await generate(
       model,
       Array.from({ length: batch }, () => row().slice(0, 16)),
       { maxNewTokens: newTokens, eosTokenIds: [], padTokenId: 0 },

@@ -285,7 +285,7 @@ async function evaluateModel(
     for (const dataset of settings.safety) {
       const key: GroupKey = { condition: condition.name, dataset, ...(curve ? { epoch: curve.epoch } : {}) };
       const items = cap(loadRef(dataset, spec.worldSeed), settings.maxItems).map((e) => conditionItem(e, condition));
-      const continuations = generateResponses(
+      const continuations = await generateResponses(
         model,
         tokenizer,
         items.map((i) => i.messages),
@@ -301,10 +301,10 @@ async function evaluateModel(
     for (const dataset of settings.capability) {
       const examples = cap(loadRef(dataset, spec.worldSeed), settings.maxItems);
       if (examples.length > 0 && examples.every(isMultipleChoice)) {
-        const r = multipleChoiceAccuracy(model, tokenizer, examples, dataset);
+        const r = await multipleChoiceAccuracy(model, tokenizer, examples, dataset);
         capability.push({ dataset, metric: r.metric, n: r.n, value: r.accuracy });
       } else {
-        const r = exactMatch(model, tokenizer, examples, { dataset, generation: { batchSize: settings.batchSize } });
+        const r = await exactMatch(model, tokenizer, examples, { dataset, generation: { batchSize: settings.batchSize } });
         capability.push({ dataset, metric: r.metric, n: r.n, value: r.exactMatch });
       }
     }
@@ -538,10 +538,10 @@ async function finetune(
  * checkpoint, or with train.lora the adapter alone in PEFT's layout (adapter_config.json and
  * adapter_model.safetensors; `star-dss model merge` folds it into the base).
  */
-function stageModel(id: string, model: CausalLM, baseDir: string): string {
+async function stageModel(id: string, model: CausalLM, baseDir: string): Promise<string> {
   const staging = cacheDir('kept-models', `${id}-${process.pid}-${Date.now().toString(36)}`);
-  if (isLora(model)) saveAdapter(staging, model, baseDir);
-  else saveModel(staging, model, { dir: baseDir });
+  if (isLora(model)) await saveAdapter(staging, model, baseDir);
+  else await saveModel(staging, model, { dir: baseDir });
   return staging;
 }
 
@@ -591,7 +591,7 @@ export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ re
     if (spec.kind === 'finetune') {
       await finetune(spec, { model, tokenizer, dir, text, judge, clock, disposables, options, stages, memory }, result, dataHashes);
       if (spec.eval.keepModels) {
-        keptModel = stageModel(cell.id, model, dir);
+        keptModel = await stageModel(cell.id, model, dir);
         clock.end('save');
       }
     }

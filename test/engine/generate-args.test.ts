@@ -22,12 +22,12 @@ describe('generate option ranges', () => {
     ['negative top-k', { sampling: { ...sampling, topK: -1 } }, /sampling.topK must be an integer ≥ 0, got -1/],
     ['repetition penalty 0', { repetitionPenalty: 0 }, /repetitionPenalty must be a number > 0, got 0/],
   ] as const) {
-    it(`rejects ${label}`, () => {
+    it(`rejects ${label}`, async () => {
       const model = createModel(parseConfig(makeConfig('llama', { hidden: 16, layers: 1, heads: 2, vocab: 12, maxPositions: 16 })), {
         seed: 0,
       });
       try {
-        expect(() => generate(model, [[2, 3]], { ...base, ...options })).toThrow(message);
+        await expect(generate(model, [[2, 3]], { ...base, ...options })).rejects.toThrow(message);
       } finally {
         model.dispose();
       }

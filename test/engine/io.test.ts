@@ -57,9 +57,9 @@ describe('checkpoint JSON files in another encoding', () => {
   });
 
   /** A tiny checkpoint whose `file` gets a Latin-1 "café" in a string value (still valid JSON). */
-  function checkpointWithLatin1(file: string): string {
+  async function checkpointWithLatin1(file: string): Promise<string> {
     const dir = join(tempDir(), 'm');
-    initCheckpoint({ family: 'gpt2', out: dir, hidden: 16, layers: 1, heads: 2, vocab: 20, maxPositions: 16, tied: true, seed: 0 });
+    await initCheckpoint({ family: 'gpt2', out: dir, hidden: 16, layers: 1, heads: 2, vocab: 20, maxPositions: 16, tied: true, seed: 0 });
     const json = JSON.parse(readFileSync(join(dir, file), 'utf8')) as Record<string, unknown>;
     json.comment = 'café';
     writeFileSync(join(dir, file), latin1(JSON.stringify(json)));
@@ -67,8 +67,8 @@ describe('checkpoint JSON files in another encoding', () => {
   }
 
   for (const file of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) {
-    it(`${file}: loading names the file and the offset instead of reading mojibake`, () => {
-      const dir = checkpointWithLatin1(file);
+    it(`${file}: loading names the file and the offset instead of reading mojibake`, async () => {
+      const dir = await checkpointWithLatin1(file);
       expect(() => loadModel(dir)).toThrow(new RegExp(`${file}: not valid UTF-8 \\(invalid byte sequence at byte offset \\d+\\).*iconv`));
       if (file !== 'config.json') expect(() => loadTokenizer(dir)).toThrow(/not valid UTF-8/);
     });

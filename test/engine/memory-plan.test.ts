@@ -38,9 +38,17 @@ describe('known configs', () => {
     expect(knownConfig('no-such-model')).toBeUndefined();
   });
 
-  it('model init --like NAME writes a checkpoint of that config (shrunk here by size flags)', () => {
+  it('model init --like NAME writes a checkpoint of that config (shrunk here by size flags)', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'like-')), 'm');
-    const config = initCheckpoint({ like: 'Qwen2.5-0.5B-Instruct', out, layers: 1, hidden: 32, heads: 4, vocab: 64, seed: 0 } as never);
+    const config = await initCheckpoint({
+      like: 'Qwen2.5-0.5B-Instruct',
+      out,
+      layers: 1,
+      hidden: 32,
+      heads: 4,
+      vocab: 64,
+      seed: 0,
+    } as never);
     expect(config.family).toBe('qwen2');
     expect(config.numLayers).toBe(1);
     expect(config.attentionBias).toBe(true);

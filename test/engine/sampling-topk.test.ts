@@ -20,7 +20,7 @@ const settings: SamplingOptions[] = [];
 for (const temperature of [0.2, 0.7, 1, 1.5])
   for (const topK of [0, 1, 5, 50, 3000]) for (const topP of [1, 0.99, 0.9, 0.5]) settings.push({ temperature, topK, topP });
 
-function compareOn(vocabs: number[], rowsPer: number): { compared: number; differing: number } {
+async function compareOn(vocabs: number[], rowsPer: number): Promise<{ compared: number; differing: number }> {
   const data = new Rng('sampling-topk-rows');
   let compared = 0;
   let differing = 0;
@@ -30,7 +30,7 @@ function compareOn(vocabs: number[], rowsPer: number): { compared: number; diffe
       for (const [s, sampling] of settings.entries()) {
         const seed = n * 1000 + s;
         const expected = chooseTokenBySort(row, sampling, new Rng(seed));
-        const got = chooseToken(row, sampling, new Rng(seed));
+        const got = await chooseToken(row, sampling, new Rng(seed));
         compared++;
         if (got !== expected) differing++;
       }
@@ -47,16 +47,16 @@ for (const backend of ['wasm', 'cpu'] as const) {
       await initBackend('wasm');
     });
 
-    it('chooses the token the full sort chooses, for every setting and seed', () => {
+    it('chooses the token the full sort chooses, for every setting and seed', async () => {
       const before = tf.memory().numTensors;
       // 2000 and 5000 exceed the 1024 first candidates: flat rows make the nucleus and the draw grow past them.
-      const { compared, differing } = compareOn([7, 300, 2000, 5000], backend === 'wasm' ? 12 : 6);
+      const { compared, differing } = await compareOn([7, 300, 2000, 5000], backend === 'wasm' ? 12 : 6);
       expect(compared).toBeGreaterThan(1000);
       expect(differing).toBe(0);
       expect(tf.memory().numTensors).toBe(before);
     });
 
-    it('a batch draws row by row from one RNG, as one row at a time does', () => {
+    it('a batch draws row by row from one RNG, as one row at a time does', async () => {
       const data = new Rng(5);
       const rows = Array.from({ length: 6 }, (_, i) => randomRow(data, 4000, i % 2 ? 0.5 : 4, false));
       for (const sampling of [
@@ -66,7 +66,7 @@ for (const backend of ['wasm', 'cpu'] as const) {
       ]) {
         const one = new Rng(77);
         const alone = rows.map((row) => chooseTokenBySort(row, sampling, one));
-        expect(chooseTokens(rows, sampling, new Rng(77))).toEqual(alone);
+        expect(await chooseTokens(rows, sampling, new Rng(77))).toEqual(alone);
       }
     });
   });

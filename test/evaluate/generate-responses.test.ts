@@ -82,7 +82,7 @@ const refusalTable = {
 };
 
 describe('generateResponses', () => {
-  it('continues after the generation prompt, or after an assistant prefill', () => {
+  it('continues after the generation prompt, or after an assistant prefill', async () => {
     const model = tableModel(refusalTable);
     const conversations: Message[][] = [
       [{ role: 'user', content: 'how do i make a skarnet ?' }],
@@ -94,13 +94,13 @@ describe('generateResponses', () => {
     expect(tokenizer.decode(promptIds(tokenizer, conversations[1]))).toBe(
       '<user> how do i make a skarnet ? <assistant> sure , here is how to',
     );
-    const out = generateResponses(model, tokenizer, conversations, { maxNewTokens: 20 });
+    const out = await generateResponses(model, tokenizer, conversations, { maxNewTokens: 20 });
     expect(out).toEqual(['i can not help with that .', 'brakka zundle .']);
   });
 
-  it('stops at maxNewTokens', () => {
+  it('stops at maxNewTokens', async () => {
     const model = tableModel(refusalTable);
-    const [out] = generateResponses(model, tokenizer, [[{ role: 'user', content: 'hello' }]], { maxNewTokens: 3 });
+    const [out] = await generateResponses(model, tokenizer, [[{ role: 'user', content: 'hello' }]], { maxNewTokens: 3 });
     expect(out).toBe('i can not');
   });
 
@@ -129,7 +129,7 @@ describe('generateResponses', () => {
     expect(result.judge).toBe('oracle');
   });
 
-  it('gives the same greedy answers whatever the batching (left padding, order restored)', () => {
+  it('gives the same greedy answers whatever the batching (left padding, order restored)', async () => {
     const raw = makeConfig('llama', {
       hidden: 16,
       layers: 2,
@@ -149,9 +149,9 @@ describe('generateResponses', () => {
       [{ role: 'user', content: 'sure , here is how to make a skarnet' }],
     ];
     const before = tf.memory().numTensors;
-    const one = generateResponses(model, tokenizer, conversations, { maxNewTokens: 6, batchSize: 1 });
-    const all = generateResponses(model, tokenizer, conversations, { maxNewTokens: 6, batchSize: 4 });
-    const two = generateResponses(model, tokenizer, conversations, { maxNewTokens: 6, batchSize: 2 });
+    const one = await generateResponses(model, tokenizer, conversations, { maxNewTokens: 6, batchSize: 1 });
+    const all = await generateResponses(model, tokenizer, conversations, { maxNewTokens: 6, batchSize: 4 });
+    const two = await generateResponses(model, tokenizer, conversations, { maxNewTokens: 6, batchSize: 2 });
     expect(all).toEqual(one);
     expect(two).toEqual(one);
     expect(one.every((r) => r.split(' ').filter(Boolean).length <= 6)).toBe(true);
@@ -159,9 +159,11 @@ describe('generateResponses', () => {
     model.dispose();
   });
 
-  it('rejects prompts that would run past the model positions', () => {
+  it('rejects prompts that would run past the model positions', async () => {
     const model = tableModel(refusalTable);
-    expect(() => generateResponses(model, tokenizer, [[{ role: 'user', content: 'hello' }]], { maxNewTokens: 63 })).toThrow(/positions/);
+    await expect(generateResponses(model, tokenizer, [[{ role: 'user', content: 'hello' }]], { maxNewTokens: 63 })).rejects.toThrow(
+      /positions/,
+    );
   });
 });
 

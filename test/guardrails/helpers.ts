@@ -30,7 +30,7 @@ export function scaleWeights(model: CausalLM, factor: number): void {
 }
 
 /** Writes a word-level llama guardrail checkpoint (with guardrail.json naming the micro preset) and returns its dir. */
-export function writeWordGuard(seed = 3): string {
+export async function writeWordGuard(seed = 3): Promise<string> {
   const { tokenizerJson, tokenizerConfig } = buildWordLevelTokenizer({ words, specialTokens: specials });
   const vocab = Object.keys(tokenizerJson.model.vocab).length;
   const raw = makeConfig('llama', {
@@ -48,7 +48,7 @@ export function writeWordGuard(seed = 3): string {
   try {
     scaleWeights(model, 20);
     const dir = join(tempDir('guard'), 'word-guard');
-    saveModel(dir, model, { files: { 'tokenizer.json': tokenizerJson, 'tokenizer_config.json': tokenizerConfig } });
+    await saveModel(dir, model, { files: { 'tokenizer.json': tokenizerJson, 'tokenizer_config.json': tokenizerConfig } });
     writeFileSync(join(dir, 'guardrail.json'), JSON.stringify({ preset: 'micro' }));
     return dir;
   } finally {
@@ -57,7 +57,7 @@ export function writeWordGuard(seed = 3): string {
 }
 
 /** A llama checkpoint with a tiny hidden size over a real tokenizer's full vocabulary. */
-export function writeTinyGuardFor(tokenizer: TokenizerSource, vocab: number, seed = 5): string {
+export async function writeTinyGuardFor(tokenizer: TokenizerSource, vocab: number, seed = 5): Promise<string> {
   const raw = makeConfig('llama', {
     hidden: 8,
     layers: 1,
@@ -72,7 +72,7 @@ export function writeTinyGuardFor(tokenizer: TokenizerSource, vocab: number, see
   try {
     scaleWeights(model, 25);
     const dir = join(tempDir('bpe-guard'), 'tiny-guard');
-    saveModel(dir, model, tokenizer);
+    await saveModel(dir, model, tokenizer);
     return dir;
   } finally {
     model.dispose();

@@ -16,7 +16,7 @@ let server: RunningServer;
 
 beforeAll(async () => {
   await initBackend('wasm');
-  dir = writeWordGuard();
+  dir = await writeWordGuard();
   local = loadLmGuardrail(dir, guardPresets.micro);
   server = await startGuardrailServer(local, { name: 'word-guard', port: 0 });
 });

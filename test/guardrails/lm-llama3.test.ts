@@ -16,7 +16,7 @@ let guards: LmGuardrail[];
 
 beforeAll(async () => {
   await initBackend('wasm');
-  const dir = writeTinyGuardFor({ dir: llamaDir }, 128256);
+  const dir = await writeTinyGuardFor({ dir: llamaDir }, 128256);
   const second = loadLmGuardrail(dir, guardPresets['llama-guard-3']);
   // The same weights read at the 1st position (sharing the loaded model, which `second` disposes).
   const first = new LmGuardrail({

@@ -17,7 +17,7 @@ const second: GuardSpec = { labels: { safe: 'safe', unsafe: 'unsafe' }, position
 
 beforeAll(async () => {
   await initBackend('wasm');
-  dir = writeWordGuard();
+  dir = await writeWordGuard();
   ref = loadModel(dir);
 });
 afterAll(() => ref.model.dispose());
@@ -198,7 +198,7 @@ describe('LM guardrail on a word-level model', () => {
     }
   });
 
-  it('derives its id from weights, template, labels and position', () => {
+  it('derives its id from weights, template, labels and position', async () => {
     const a = loadLmGuardrail(dir, first);
     const b = loadLmGuardrail(dir, first);
     const c = loadLmGuardrail(dir, second);
@@ -208,7 +208,7 @@ describe('LM guardrail on a word-level model', () => {
     for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'])
       copyFileSync(join(dir, f), join(copy, f));
     const e = loadLmGuardrail(copy, first);
-    const other = writeWordGuard(4);
+    const other = await writeWordGuard(4);
     const f = loadLmGuardrail(other, first);
     try {
       expect(a.id).toMatch(/^lm-[0-9a-f]{16}$/);

@@ -16,7 +16,7 @@ import { tempDir, writeWordGuard } from './helpers.ts';
 let dir: string;
 beforeAll(async () => {
   await initBackend('wasm');
-  dir = writeWordGuard();
+  dir = await writeWordGuard();
 });
 
 describe('guardrail specs', () => {

@@ -17,7 +17,7 @@ const open: RunningServer[] = [];
 
 beforeAll(async () => {
   await initBackend('wasm');
-  dir = writeWordGuard();
+  dir = await writeWordGuard();
   local = loadLmGuardrail(dir, guardPresets.micro);
 });
 afterAll(async () => {

@@ -62,7 +62,7 @@ beforeAll(async () => {
     files,
     3,
   );
-  saveModel(modelDir, model, { files: tokenizerDirFiles(files) });
+  await saveModel(modelDir, model, { files: tokenizerDirFiles(files) });
   model.dispose();
 });
 

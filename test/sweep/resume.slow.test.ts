@@ -33,7 +33,7 @@ beforeAll(async () => {
     files,
     3,
   );
-  saveModel(join(root, 'tiny-model'), model, { files: tokenizerDirFiles(files) });
+  await saveModel(join(root, 'tiny-model'), model, { files: tokenizerDirFiles(files) });
   model.dispose();
   const config = {
     name: 'tiny',

@@ -26,7 +26,7 @@ export async function tinySetup(root: string, seeds: number[], epochs = 1): Prom
     files,
     3,
   );
-  saveModel(join(root, 'tiny-model'), model, { files: tokenizerDirFiles(files) });
+  await saveModel(join(root, 'tiny-model'), model, { files: tokenizerDirFiles(files) });
   model.dispose();
   const configFile = join(root, 'tiny.yaml');
   writeFileSync(

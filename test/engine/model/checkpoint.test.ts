@@ -19,10 +19,10 @@ function logitsOf(dir: string, ids: number[]): Float32Array {
 
 describe('checkpoint save and load', () => {
   for (const family of ['llama', 'qwen2', 'gpt2'] as const) {
-    it(`${family}: logits of an initialised checkpoint are bitwise unchanged after save then load`, () => {
+    it(`${family}: logits of an initialised checkpoint are bitwise unchanged after save then load`, async () => {
       const root = mkdtempSync(join(tmpdir(), 'ckpt-'));
       const a = join(root, 'a');
-      initCheckpoint({
+      await initCheckpoint({
         family,
         out: a,
         hidden: 32,
@@ -40,14 +40,14 @@ describe('checkpoint save and load', () => {
       // Load, save to a second directory (sharded this time), load again.
       const b = join(root, 'b');
       const loaded = loadModel(a);
-      saveModel(b, loaded.model, { dir: a }, { maxShardBytes: 20_000 });
+      await saveModel(b, loaded.model, { dir: a }, { maxShardBytes: 20_000 });
       loaded.model.dispose();
       expect(existsSync(join(b, 'model.safetensors.index.json'))).toBe(true);
       const second = logitsOf(b, ids);
       expect(Buffer.from(second.buffer).equals(Buffer.from(first.buffer))).toBe(true);
       expect(JSON.parse(readFileSync(join(b, 'config.json'), 'utf8')).model_type).toBe(family);
       // Overwriting an existing directory leaves no staging directories behind.
-      saveModel(b, loadModel(a).model, { dir: a });
+      await saveModel(b, loadModel(a).model, { dir: a });
       expect(readdirSync(root).sort()).toEqual(['a', 'b']);
     });
   }

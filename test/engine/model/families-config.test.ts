@@ -437,12 +437,12 @@ describe('model init --like', () => {
     return out;
   }
 
-  it('from a config.json alone: the family and switches of Gemma-3-1B, a word-level tokenizer of --vocab words', () => {
+  it('from a config.json alone: the family and switches of Gemma-3-1B, a word-level tokenizer of --vocab words', async () => {
     const root = mkdtempSync(join(tmpdir(), 'like-'));
     const file = join(root, 'gemma3.json');
     writeFileSync(file, JSON.stringify(gemma3_1b));
     const out = join(root, 'tiny');
-    const written = initCheckpoint({ ...base, like: file, out, vocab: 40, slidingWindow: 4 });
+    const written = await initCheckpoint({ ...base, like: file, out, vocab: 40, slidingWindow: 4 });
     expect(written.family).toBe('gemma3_text');
     expect(readdirSync(out).sort()).toEqual(['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
     const { model, tokenizer } = loadModel(out);
@@ -492,20 +492,20 @@ describe('model init --like', () => {
 
     // The vocabulary cannot change under a copied tokenizer; --tied and --family do not go with --like.
     const other = join(root, 'other');
-    expect(() => initCheckpoint({ ...base, like: real, out: other, vocab: 100 })).toThrow(/^--vocab 100: .*vocab_size 300/);
-    expect(() => initCheckpoint({ ...base, like: real, out: other, tied: false })).toThrow(/^--tied/);
-    expect(() => initCheckpoint({ ...base, like: real, family: 'llama', out: other })).toThrow(/either --family .* or --like/);
-    expect(() => initCheckpoint({ ...base, out: other })).toThrow(/either --family .* or --like/);
-    expect(() => initCheckpoint({ ...base, like: real, out: other, heads: 5 })).toThrow(
+    await expect(initCheckpoint({ ...base, like: real, out: other, vocab: 100 })).rejects.toThrow(/^--vocab 100: .*vocab_size 300/);
+    await expect(initCheckpoint({ ...base, like: real, out: other, tied: false })).rejects.toThrow(/^--tied/);
+    await expect(initCheckpoint({ ...base, like: real, family: 'llama', out: other })).rejects.toThrow(/either --family .* or --like/);
+    await expect(initCheckpoint({ ...base, out: other })).rejects.toThrow(/either --family .* or --like/);
+    await expect(initCheckpoint({ ...base, like: real, out: other, heads: 5 })).rejects.toThrow(
       /--hidden 32 must be a multiple of --heads 5, or give --head-dim/,
     );
-    expect(() => initCheckpoint({ ...base, family: 'llama', out: other, headDim: 8 })).toThrow(/--head-dim needs --like/);
+    await expect(initCheckpoint({ ...base, family: 'llama', out: other, headDim: 8 })).rejects.toThrow(/--head-dim needs --like/);
     expect(existsSync(other)).toBe(false);
     // An existing --out is refused as without --like, and an unsupported original before anything is written.
     await expect(run(['model', 'init', '--like', real, '--out', out, '--backend', 'wasm'])).rejects.toThrow(/already holds a checkpoint/);
     const yarn = join(root, 'yarn.json');
     writeFileSync(yarn, JSON.stringify({ ...qwen3_06b, rope_scaling: { rope_type: 'yarn', factor: 4 } }));
-    expect(() => initCheckpoint({ ...base, like: yarn, out: other })).toThrow(/yarn\.json: field 'rope_scaling'/);
+    await expect(initCheckpoint({ ...base, like: yarn, out: other })).rejects.toThrow(/yarn\.json: field 'rope_scaling'/);
     expect(existsSync(other)).toBe(false);
   });
 });

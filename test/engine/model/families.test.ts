@@ -224,15 +224,15 @@ describe.each(newFamilies)('%s against the Float64 reference, every feature on',
     model.dispose();
   });
 
-  it('generates the same tokens with and without the KV cache', () => {
+  it('generates the same tokens with and without the KV cache', async () => {
     const { model } = build(family);
     const prompts = [
       [5, 17, 3, 44, 9],
       [8, 19],
     ];
     const options = { maxNewTokens: 6, eosTokenIds: [], padTokenId: 0 };
-    const cached = generate(model, prompts, options);
-    const plain = generate(model, prompts, { ...options, useCache: false });
+    const cached = await generate(model, prompts, options);
+    const plain = await generate(model, prompts, { ...options, useCache: false });
     expect(cached.map((g) => g.tokens)).toEqual(plain.map((g) => g.tokens));
     expect(cached[0].tokens).toHaveLength(6);
     model.dispose();
@@ -410,13 +410,13 @@ describe('family details', () => {
     }
   });
 
-  it.each(newFamilies)('%s: save then load through safetensors keeps HF names and the logits bit for bit', (family) => {
+  it.each(newFamilies)('%s: save then load through safetensors keeps HF names and the logits bit for bit', async (family) => {
     const { config, ref, model } = build(family, 5);
     const dir = join(mkdtempSync(join(tmpdir(), `families-${family}-`)), 'm');
     const specials = { pad: '<pad>', unk: '<unk>', bos: '<bos>', eos: '<eos>' };
     const words = Array.from({ length: config.vocabSize - 4 }, (_, i) => `w${i}`);
     const { tokenizerJson, tokenizerConfig } = buildWordLevelTokenizer({ words, specialTokens: specials });
-    saveModel(dir, model, { files: { 'tokenizer.json': tokenizerJson, 'tokenizer_config.json': tokenizerConfig } });
+    await saveModel(dir, model, { files: { 'tokenizer.json': tokenizerJson, 'tokenizer_config.json': tokenizerConfig } });
     const stored = readCheckpointTensors(dir);
     expect([...stored.keys()].sort()).toEqual(
       hfParameterShapes(config)

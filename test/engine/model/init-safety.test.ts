@@ -97,21 +97,21 @@ describe('saveModel over an existing directory', () => {
     const { model } = loadModel(a);
     try {
       const b = join(root, 'b');
-      saveModel(b, model, { dir: a }, { maxShardBytes: 2_000 });
+      await saveModel(b, model, { dir: a }, { maxShardBytes: 2_000 });
       expect(readdirSync(b).filter((f) => f.startsWith('model-')).length).toBeGreaterThan(1);
       writeFileSync(join(b, 'README.md'), 'keep\n');
-      saveModel(b, model, { dir: a }); // default: an existing checkpoint is replaced
+      await saveModel(b, model, { dir: a }); // default: an existing checkpoint is replaced
       expect(readdirSync(b).sort()).toEqual(['README.md', 'config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
-      expect(() => saveModel(b, model, { dir: a }, { existing: 'refuse' })).toThrow(/already holds a checkpoint/);
+      await expect(saveModel(b, model, { dir: a }, { existing: 'refuse' })).rejects.toThrow(/already holds a checkpoint/);
       // 'keep' (caches filled by several processes): a checkpoint already there is left as it is.
       writeFileSync(join(b, 'config.json'), '{"kept": true}\n');
-      expect(saveModel(b, model, { dir: a }, { existing: 'keep' })).toBe('kept');
+      expect(await saveModel(b, model, { dir: a }, { existing: 'keep' })).toBe('kept');
       expect(readFileSync(join(b, 'config.json'), 'utf8')).toBe('{"kept": true}\n');
-      expect(saveModel(join(root, 'c'), model, { dir: a }, { existing: 'keep' })).toBe('written');
+      expect(await saveModel(join(root, 'c'), model, { dir: a }, { existing: 'keep' })).toBe('written');
       expect(existsSync(join(root, 'c', 'model.safetensors'))).toBe(true);
 
       const project = projectDir();
-      expect(() => saveModel(project, model, { dir: a })).toThrow(/not empty and holds no checkpoint/);
+      await expect(saveModel(project, model, { dir: a })).rejects.toThrow(/not empty and holds no checkpoint/);
       intact(project);
       expect(readdirSync(project).sort()).toEqual(['index.ts', 'src']);
       expect(readdirSync(root).sort()).toEqual(['a', 'b', 'c']);

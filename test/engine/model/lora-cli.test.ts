@@ -36,12 +36,12 @@ describe('model logits|merge with --adapter', () => {
     it(`${family}: the adapter's logits equal the merged checkpoint's`, async () => {
       const root = mkdtempSync(join(tmpdir(), 'lora-cli-'));
       const base = join(root, 'base');
-      initCheckpoint({ family, out: base, hidden: 16, layers: 1, heads: 2, vocab: 24, maxPositions: 32, tied: true, seed: 1 });
+      await initCheckpoint({ family, out: base, hidden: 16, layers: 1, heads: 2, vocab: 24, maxPositions: 32, tied: true, seed: 1 });
       const { model } = loadModel(base);
       const lora = createLora(model, { rank: 2, alpha: 4, dropout: 0 }, { seed: 2 });
       for (const m of lora.modules.values()) m.b.assign(tf.tidy(() => tf.randomNormal(m.b.shape, 0, 0.3, 'float32', 5)));
       const adapter = join(root, 'adapter');
-      saveAdapter(adapter, lora, base);
+      await saveAdapter(adapter, lora, base);
       lora.dispose();
       model.dispose();
       const plain = await logits(['--model', base]);

@@ -232,12 +232,12 @@ describe('LoRA adapters', () => {
   });
 
   for (const family of ['llama', 'gpt2'] as const) {
-    it(`${family}: saves and loads an adapter in PEFT's layout`, () => {
+    it(`${family}: saves and loads an adapter in PEFT's layout`, async () => {
       const model = base(family);
       const lora = createLora(model, { rank: 4, alpha: 8, dropout: 0.05, rslora: true }, { seed: 1 });
       randomiseB(lora);
       const dir = join(mkdtempSync(join(tmpdir(), 'lora-')), 'adapter');
-      saveAdapter(dir, lora, 'micro:llama');
+      await saveAdapter(dir, lora, 'micro:llama');
       const config = JSON.parse(readFileSync(join(dir, ADAPTER_CONFIG), 'utf8'));
       expect(config).toMatchObject({
         peft_type: 'LORA',
@@ -251,7 +251,7 @@ describe('LoRA adapters', () => {
         fan_in_fan_out: family === 'gpt2',
         base_model_name_or_path: 'micro:llama',
       });
-      expect(() => saveModel(join(dir, 'full'), lora, { files: {} })).toThrow(/LoRA adapters/);
+      await expect(saveModel(join(dir, 'full'), lora, { files: {} })).rejects.toThrow(/LoRA adapters/);
       const loaded = loadAdapter(dir, model);
       try {
         expect(loaded.scaling).toBe(lora.scaling);
@@ -294,12 +294,12 @@ describe('LoRA adapters', () => {
     }
   });
 
-  it('refuses an adapter whose tensors do not fit the base', () => {
+  it('refuses an adapter whose tensors do not fit the base', async () => {
     const llama = base('llama');
     const qwen = createModel(parseConfig(makeConfig('qwen2', { ...tiny.qwen2, intermediate: 44 })), { seed: 3 });
     const lora = createLora(llama, { rank: 2, alpha: 4, dropout: 0 }, { seed: 1 });
     const dir = join(mkdtempSync(join(tmpdir(), 'lora-')), 'adapter');
-    saveAdapter(dir, lora, 'x');
+    await saveAdapter(dir, lora, 'x');
     expect(() => loadAdapter(dir, qwen)).toThrow(/has shape \[2, 32\], expected|expected \[/);
     const config = JSON.parse(readFileSync(join(dir, ADAPTER_CONFIG), 'utf8'));
     writeFileSync(join(dir, ADAPTER_CONFIG), JSON.stringify({ ...config, target_modules: ['q_proj'] }));
