@@ -1,22 +1,34 @@
-// `npm run bench`: engine speeds on a fixed micro configuration, with every ratio measured in one run
-// (these machines are noisy, so only same-run ratios mean anything).
+// `npm run bench`: engine speeds on a fixed micro configuration (bench/setup.ts), with every ratio measured in
+// one run (these machines are shared and noisy, so only same-run ratios mean anything). Each speed is given by
+// the clock and per CPU-second of the process (the clock also counts other processes' turns on the cores).
+// The native anchor: when a python3 with torch is found, bench/torch-anchor.py trains the same model with the
+// same loss, optimiser and batch on one thread, in the same run, and the ratio is printed.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../engine/tensor/backend.ts';
-import { matMul } from '../engine/tensor/ops.ts';
-import { makeConfig, parseConfig } from '../engine/model/config.ts';
-import { createModel } from '../engine/model/transformer.ts';
-import { train, type TrainExample } from '../engine/train.ts';
+import { withStockKernels } from '../engine/tensor/wasm-kernels.ts';
+import { train } from '../engine/train.ts';
 import { chooseTokens, generate, type SamplingOptions } from '../engine/generate.ts';
 import { Rng } from '../engine/random.ts';
 import { chooseTokenBySort } from './sort-sampling.ts';
-import type { LossInputs } from '../engine/contracts/loss.ts';
-import { buildWorld, worldVocabulary } from '../datasets/micro-world/build.ts';
-import { createMicroModel } from '../harness/micro-world/base-model.ts';
-import { guardTokenizerFiles, MICRO_GUARD_RECIPE } from '../harness/micro-world/guardrail.ts';
-import { LmGuardrail } from '../guardrails/lm.ts';
-import { guardPreset } from '../guardrails/presets.ts';
-import { tokenizerFromObjects } from '../engine/model/tokenizer.ts';
-import { wordPrefixes, chunkEnds } from '../harness/star.ts';
+import {
+  BENCH_BATCH,
+  BENCH_SIZES,
+  BENCH_TIME,
+  benchExamples,
+  benchGuardrail,
+  benchModel,
+  benchPrompts,
+  benchStarWork,
+  GEN_OPTIONS,
+  scoreGrouped,
+  scoreNaive,
+  scoreNaivePerResponse,
+  scorePerResponse,
+  starLoss,
+  starNeeds,
+} from './setup.ts';
 
 // `npm run bench -- --backend webgpu` (or STAR_DSS_BACKEND); `--async` runs only the part that reads tensors
 // asynchronously, the one webgpu can run (see asyncBench), on any backend for a same-shape comparison.
@@ -32,9 +44,8 @@ if (argv.includes('--gpu-pack')) {
 }
 const backend = await initBackend(flag('backend') ?? process.env.STAR_DSS_BACKEND ?? 'wasm');
 const rng = new Rng(0);
-// The micro-world's model size (docs/micro-world.md): d 128, 2 layers, 4 heads, MLP 512, vocab 512, T 64, batch 16.
-const sizes = { hidden: 128, layers: 2, heads: 4, intermediate: 512, vocab: 512, maxPositions: 128 };
-const model = createModel(parseConfig(makeConfig('llama', sizes)), { seed: 1 });
+const sizes = BENCH_SIZES;
+const model = benchModel(1);
 
 // webgpu in Node cannot read a GPU tensor synchronously (no OffscreenCanvas), and train(), generate() and the
 // guardrail read with dataSync: on webgpu (or with --async) the bench measures the same shapes with its own
@@ -106,6 +117,16 @@ async function asyncBench(): Promise<void> {
   for (const [k, v] of rows) console.log(`${k.padEnd(width)}  ${v}`);
 }
 
+/** Wall and process CPU seconds of `fn`. */
+async function measure(fn: () => unknown): Promise<{ wall: number; cpu: number }> {
+  const start = performance.now();
+  const cpuStart = process.cpuUsage();
+  await fn();
+  const used = process.cpuUsage(cpuStart);
+  return { wall: (performance.now() - start) / 1000, cpu: (used.user + used.system) / 1e6 };
+}
+
+/** Mean seconds per call of `fn` over `repeats` calls after one warm-up call (wall clock). */
 function time(fn: () => void, repeats: number): number {
   fn(); // warm-up (kernel setup, first allocations)
   const start = performance.now();
@@ -113,88 +134,96 @@ function time(fn: () => void, repeats: number): number {
   return (performance.now() - start) / repeats / 1000;
 }
 
-// 1. Matmul forward + gradient at the model's MLP shape: ours (explicit transposes) vs stock tfjs.
-const x = tf.randomNormal([1024, 128]) as tf.Tensor2D;
-const w = tf.variable(tf.randomNormal([512, 128]).mul(0.05)) as tf.Variable<tf.Rank.R2>;
-const step = (mm: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D) => () =>
-  tf.tidy(() => {
-    const { grads } = tf.variableGrads(() => tf.sum(tf.square(mm(x, w))) as tf.Scalar, [w]);
-    grads[w.name].dataSync();
+const perSecond = (count: number, t: { wall: number; cpu: number }) =>
+  `${(count / t.wall).toFixed(0)} tokens/s, ${(count / t.cpu).toFixed(0)} per CPU-s`;
+
+// 1. Matrix products with their gradients, stock tfjs-backend-wasm kernels vs ours (wasm only): the MLP's
+// x·Wᵀ [1024×128]·[512×128]ᵀ and attention's batched q·kᵀ [64×64×32]·[64×64×32]ᵀ.
+const matmulRows: [string, string][] = [];
+if (backend === 'wasm') {
+  const cases: [string, number[], number[]][] = [
+    ['[1024x128]·[512x128]ᵀ', [1024, 128], [512, 128]],
+    ['batched [64x64x32]·[64x64x32]ᵀ', [64, 64, 32], [64, 64, 32]],
+  ];
+  for (const [label, sa, sb] of cases) {
+    const a = tf.randomNormal(sa as [number, number, number]) as tf.Tensor3D;
+    const b = tf.variable(tf.randomNormal(sb as [number, number, number])) as tf.Variable<tf.Rank.R3>;
+    const step = () =>
+      tf.tidy(() => {
+        const { grads } = tf.variableGrads(() => tf.sum(tf.square(tf.matMul(a, b, false, true))) as tf.Scalar, [b]);
+        grads[b.name].dataSync();
+      });
+    const stock = withStockKernels(() => time(step, 5));
+    const ours = time(step, 5);
+    const flops = (3 * 2 * sa.reduce((x, y) => x * y, 1) * sb[sb.length - 2]) / 1e9; // forward and two gradient products
+    matmulRows.push([
+      `matmul fwd+grad ${label}: stock wasm → ours`,
+      `${(stock * 1000).toFixed(1)} → ${(ours * 1000).toFixed(1)} ms (${(flops / stock).toFixed(1)} → ${(flops / ours).toFixed(1)} GFLOP/s, ${(stock / ours).toFixed(1)}x)`,
+    ]);
+    tf.dispose([a, b]);
+  }
+}
+
+// 2. Training: one warm-up step, then 8 steps of batch 16 × 64 tokens, CE + k2 vs a frozen reference, AdamW.
+const reference = benchModel(1);
+const trainOptions = { loss: starLoss, needs: starNeeds, reference, config: { epochs: 1, batchSize: BENCH_BATCH, lr: 1e-3 } };
+await train(model, benchExamples(rng, BENCH_BATCH), trainOptions);
+const trainExamples = benchExamples(rng, 8 * BENCH_BATCH);
+const trained = await measure(() => train(model, trainExamples, trainOptions));
+const trainTokens = trainExamples.length * BENCH_TIME;
+reference.dispose();
+
+// 3. The native anchor: the same training in PyTorch on one thread, in this run.
+interface TorchResult {
+  torch: string;
+  blas: string;
+  tokens_per_s: number;
+  tokens_per_cpu_s: number;
+}
+function torchAnchor(): TorchResult | string {
+  const script = fileURLToPath(new URL('./torch-anchor.py', import.meta.url));
+  for (const python of ['/usr/bin/python3', 'python3']) {
+    if (spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' }).status !== 0) continue;
+    const run = spawnSync(python, [script, '--steps', '8'], { encoding: 'utf8', timeout: 600_000 });
+    if (run.status !== 0) return `failed (${python}: ${(run.stderr || run.error?.message || '').trim().split('\n').at(-1)})`;
+    return JSON.parse(run.stdout.trim().split('\n').at(-1) as string) as TorchResult;
+  }
+  return 'skipped: no python3 with torch (Debian: apt-get install python3-torch libopenblas0-pthread)';
+}
+const torch = torchAnchor();
+
+// 4. Generation: 16 prompts of 16 tokens, 48 new tokens each, greedy, KV cache vs recomputation.
+const prompts = benchPrompts(rng);
+await generate(model, prompts, GEN_OPTIONS); // warm-up: a whole generation, so that V8 has compiled every kernel it runs
+const cached = await measure(() => generate(model, prompts, GEN_OPTIONS));
+const full = await measure(() => generate(model, prompts, { ...GEN_OPTIONS, useCache: false }));
+const genTokens = 16 * GEN_OPTIONS.maxNewTokens;
+
+// 5. STAR prefix scoring with an LM guardrail of the micro guardrail's size (random weights: the cost does not
+// depend on them): every 5-word prefix of 20 micro-world harmful responses, scored naively (each prefix's own
+// forward: per response, as the issue's baseline measured it, and batched across responses as annotate does
+// without a fast path), and on the shared-prefix paths (one KV cache per response; packed rows of all responses).
+const guard = benchGuardrail();
+const work = benchStarWork();
+const starPaths: [string, (g: typeof guard, w: typeof work) => Promise<number[]>][] = [
+  ['naive, one response at a time', scoreNaivePerResponse],
+  ['naive, 64 prefixes per call', scoreNaive],
+  ['shared, one response at a time (KV cache)', scorePerResponse],
+  ['shared, packed rows (scorePrefixGroups)', scoreGrouped],
+];
+const star: { label: string; t: { wall: number; cpu: number }; scores: number[] }[] = [];
+for (const [label, score] of starPaths) {
+  await score(guard, work.slice(0, 2)); // warm-up
+  let scores: number[] = [];
+  const t = await measure(async () => {
+    scores = await score(guard, work);
   });
-const stock = time(
-  step((a, b) => tf.matMul(a, b, false, true)),
-  10,
-);
-const fast = time(
-  step((a, b) => matMul(a, b, false, true)),
-  10,
-);
+  star.push({ label, t, scores });
+}
+const starDiff = Math.max(...star.flatMap((s) => s.scores.map((v, i) => Math.abs(v - star[0].scores[i]))));
+guard.dispose();
 
-// 2. Training tokens/s: 8 steps of batch 16 × 64 tokens, CE + k2 to a frozen reference (STAR-DSS's shape).
-const reference = createModel(model.config, { seed: 1 });
-const examples: TrainExample[] = Array.from({ length: 128 }, () => {
-  const ids = Array.from({ length: 65 }, () => 4 + rng.int(sizes.vocab - 4));
-  return { ids, responseMask: ids.map((_, t) => (t >= 16 ? 1 : 0)), weights: ids.map(() => rng.next()) };
-});
-const starLoss = ({ logp, refLogp, mask, weights }: LossInputs) =>
-  tf.tidy(() => {
-    const d = tf.mul(tf.square(tf.sub(logp, refLogp!)), 0.5);
-    const per = tf.add(tf.mul(weights!, tf.neg(logp)), tf.mul(tf.sub(1, weights!), tf.mul(d, 0.5)));
-    return tf.div(tf.sum(tf.mul(per, mask)), tf.sum(mask)) as tf.Scalar;
-  });
-const trainStart = performance.now();
-await train(model, examples, {
-  loss: starLoss,
-  needs: { reference: true, star: true, verdict: false, fullLogProbs: false },
-  reference,
-  config: { epochs: 1, batchSize: 16, lr: 1e-3 },
-});
-const trainSeconds = (performance.now() - trainStart) / 1000;
-const trainTokens = examples.length * 64;
-
-// 3. Generation tokens/s: 16 prompts of 16 tokens, 48 new tokens each, greedy, KV cache vs recomputation.
-const prompts = Array.from({ length: 16 }, () => Array.from({ length: 16 }, () => 4 + rng.int(sizes.vocab - 4)));
-const genOpts = { maxNewTokens: 48, eosTokenIds: [-1], padTokenId: 0 };
-let genStart = performance.now();
-await generate(model, prompts, genOpts);
-const cachedSeconds = (performance.now() - genStart) / 1000;
-genStart = performance.now();
-await generate(model, prompts, { ...genOpts, useCache: false });
-const fullSeconds = (performance.now() - genStart) / 1000;
-const genTokens = 16 * 48;
-
-// 4. STAR prefix scoring with an LM guardrail of the micro guardrail's size (random weights: the cost does
-// not depend on them): every 5-word prefix of 20 micro-world harmful responses, naive (each prefix a full
-// forward, batched) vs shared (one KV cache of the response, then each prefix's template suffix).
-const world = buildWorld(0);
-const files = guardTokenizerFiles(worldVocabulary(world));
-const guardModel = createMicroModel('llama', MICRO_GUARD_RECIPE.sizes, files, 2);
-const guard = new LmGuardrail({
-  model: guardModel,
-  tokenizer: tokenizerFromObjects(files.tokenizerJson, files.tokenizerConfig),
-  spec: guardPreset('micro'),
-  weights: 'bench',
-  batchSize: 32,
-});
-const responses = (world.datasets.purebad ?? [])
-  .slice(0, 20)
-  .map((e) => ({ messages: e.messages.slice(0, -1), text: e.messages.at(-1)!.content }));
-const prefixesOf = (text: string) => {
-  const n = text.split(' ').length;
-  return wordPrefixes(text, chunkEnds(n, 5));
-};
-let starStart = performance.now();
-const naiveScores: number[] = [];
-for (const r of responses)
-  naiveScores.push(...(await guard.scoreSafe(prefixesOf(r.text).map((response) => ({ messages: r.messages, response })))));
-const naiveSeconds = (performance.now() - starStart) / 1000;
-starStart = performance.now();
-const sharedScores: number[] = [];
-for (const r of responses) sharedScores.push(...(await guard.scorePrefixes!(r.messages, prefixesOf(r.text))));
-const sharedSeconds = (performance.now() - starStart) / 1000;
-const maxDiff = Math.max(...naiveScores.map((v, i) => Math.abs(v - sharedScores[i])));
-
-// 5. Sampling one token per row at Llama 3's vocabulary (128256): the previous full sort in JavaScript (kept
+// 6. Sampling one token per row at Llama 3's vocabulary (128256): the previous full sort in JavaScript (kept
 // here only as the baseline) vs tf.topk on the backend, 8 rows of Gaussian logits (σ 4: a top-p 0.9 nucleus of
 // some 500 tokens at T 1). Both must choose the same tokens.
 const SAMPLE_VOCAB = 128256;
@@ -224,18 +253,37 @@ for (const [label, sampling] of samplingCases) {
   ]);
 }
 
+const trainRate = { wall: trainTokens / trained.wall, cpu: trainTokens / trained.cpu };
+const torchRows: [string, string][] =
+  typeof torch === 'string'
+    ? [['PyTorch anchor', torch]]
+    : [
+        [
+          `PyTorch ${torch.torch} CPU, 1 thread (${torch.blas}), same model and step`,
+          `${torch.tokens_per_s.toFixed(0)} tokens/s, ${torch.tokens_per_cpu_s.toFixed(0)} per CPU-s`,
+        ],
+        [
+          'PyTorch / ours (same run)',
+          `${(torch.tokens_per_s / trainRate.wall).toFixed(2)}x by the clock, ${(torch.tokens_per_cpu_s / trainRate.cpu).toFixed(2)}x per CPU-second`,
+        ],
+      ];
 const rows: [string, string][] = [
   ['backend', backend],
-  ['matmul fwd+grad [1024x128]·[512x128]ᵀ, stock tfjs', `${(stock * 1000).toFixed(1)} ms`],
-  ['matmul fwd+grad, fast-gradient matmul', `${(fast * 1000).toFixed(1)} ms`],
-  ['speed-up of fast-gradient matmul over stock', `${(stock / fast).toFixed(2)}x`],
-  ['train (llama d128 L2, batch 16 × 64, CE + k2 vs frozen ref)', `${(trainTokens / trainSeconds).toFixed(0)} tokens/s`],
-  ['generate (16 × 48 new tokens, greedy, KV cache)', `${(genTokens / cachedSeconds).toFixed(0)} tokens/s`],
-  ['generate without KV cache', `${(genTokens / fullSeconds).toFixed(0)} tokens/s`],
-  ['KV-cache speed-up', `${(fullSeconds / cachedSeconds).toFixed(2)}x`],
-  [`STAR scoring, ${naiveScores.length} prefixes of 20 responses, naive`, `${(naiveSeconds * 1000).toFixed(0)} ms`],
-  ['STAR scoring, shared KV cache', `${(sharedSeconds * 1000).toFixed(0)} ms`],
-  ['STAR naive/shared time ratio', `${(naiveSeconds / sharedSeconds).toFixed(2)}x (max |Δ P(safe)| ${maxDiff.toExponential(1)})`],
+  ...matmulRows,
+  [`train (llama d128 L2, batch ${BENCH_BATCH} × ${BENCH_TIME}, CE + k2 vs frozen ref, AdamW)`, perSecond(trainTokens, trained)],
+  ...torchRows,
+  ['generate (16 × 48 new tokens, greedy, KV cache)', perSecond(genTokens, cached)],
+  ['generate without KV cache', perSecond(genTokens, full)],
+  ['KV-cache speed-up', `${(full.wall / cached.wall).toFixed(2)}x (${(full.cpu / cached.cpu).toFixed(2)}x in CPU time)`],
+  ...star.map(({ label, t }): [string, string] => [
+    `STAR scoring, ${star[0].scores.length} prefixes of ${work.length} responses, ${label}`,
+    `${(t.wall * 1000).toFixed(0)} ms (${(t.cpu * 1000).toFixed(0)} ms CPU)`,
+  ]),
+  [
+    'STAR naive / shared packed',
+    `${(star[0].t.wall / star[3].t.wall).toFixed(2)}x (${(star[0].t.cpu / star[3].t.cpu).toFixed(2)}x in CPU time) vs naive per response, ` +
+      `${(star[1].t.wall / star[3].t.wall).toFixed(2)}x (${(star[1].t.cpu / star[3].t.cpu).toFixed(2)}x) vs batched naive; max |Δ P(safe)| ${starDiff.toExponential(1)}`,
+  ],
   ...samplingRows,
 ];
 const width = Math.max(...rows.map(([k]) => k.length));

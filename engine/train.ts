@@ -3,7 +3,8 @@
 // (a shaping strategy): a pure function of per-token label log-probs, so strategies never touch this file.
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { linear, matMul, oneHot } from './tensor/ops.ts';
+import { adamWUpdate, labelLogProb, labelLogProbGrad, matMul, oneHot } from './tensor/ops.ts';
+import { headLogits } from './model/transformer.ts';
 import { fitMicroBatch, LOGIT_CHUNK_BYTES, memoryRefusal, type MemoryPlan, type ReferenceKind, type Trainable } from './memory-plan.ts';
 import { Rng } from './random.ts';
 import type { CausalLM, ForwardOptions, ModelConfig } from './model/types.ts';
@@ -187,24 +188,25 @@ function fullLabelLogProbs(
   return { logProbs, logp };
 }
 
+/**
+ * Largest single chunk of logits the forward keeps for the backward (rather than recomputing it there): small
+ * next to the memory plan's chunk allowance (LOGIT_CHUNK_BYTES), and the micro-world's batches fit in it.
+ */
+const KEEP_LOGIT_BYTES = 8 * 1024 ** 2;
+
 /** Time steps per chunk so that one chunk's [batch, steps, vocab] float32 logits stay within `chunkBytes`. */
 function chunkSteps(batch: number, time: number, vocab: number, chunkBytes: number): number {
   return Math.max(1, Math.min(time, Math.floor(chunkBytes / (4 * batch * vocab))));
-}
-
-/** The head's logits of hidden states h [batch, steps, hidden]: h · headᵀ, then the divisor and softcap of the config. */
-function headLogits(c: ModelConfig, h: tf.Tensor, head: tf.Tensor2D): tf.Tensor3D {
-  let logits = linear(h, head) as tf.Tensor3D;
-  if (c.logitsDivisor !== 1) logits = tf.div(logits, c.logitsDivisor);
-  if (c.finalSoftcap !== undefined) logits = tf.mul(tf.tanh(tf.div(logits, c.finalSoftcap)), c.finalSoftcap);
-  return logits;
 }
 
 /**
  * Label log-probs [batch, time] from hidden states [batch, time, hidden] and the head [vocab, hidden], in chunks
  * over time with a custom gradient: the forward keeps one chunk's logits at a time (logits → logsumexp → label
  * logit), and the backward recomputes each chunk's logits and returns the gradients wrt the hidden states and
- * the head. No [batch, time, vocab] tensor exists for the whole batch.
+ * the head. No [batch, time, vocab] tensor exists for the whole batch, except when one chunk of at most
+ * KEEP_LOGIT_BYTES covers it: then the forward keeps those logits and the backward reuses them. With
+ * `headGrad` false (a frozen head: LoRA) the head is not an input of the custom gradient, so its [vocab, hidden]
+ * gradient, as large as the head itself, is never computed.
  */
 export function chunkedLabelLogProbs(
   config: ModelConfig,
@@ -212,6 +214,7 @@ export function chunkedLabelLogProbs(
   head: tf.Tensor2D,
   labels: tf.Tensor2D,
   chunkBytes = LOGIT_CHUNK_BYTES,
+  headGrad = true,
 ): tf.Tensor2D {
   const [batch, time] = labels.shape;
   const vocab = head.shape[0];
@@ -220,50 +223,59 @@ export function chunkedLabelLogProbs(
   for (let t = 0; t < time; t += steps) chunks.push([t, Math.min(steps, time - t)]);
   const slice3 = (x: tf.Tensor, [t, n]: [number, number]) => x.slice([0, t, 0], [batch, n, -1]);
   const labelsOf = ([t, n]: [number, number]) => labels.slice([0, t], [batch, n]);
-  const fn = tf.customGrad((hIn, wIn, saveIn) => {
+  // One chunk of at most KEEP_LOGIT_BYTES: the forward keeps its logits for the backward instead of recomputing them.
+  const keep = chunks.length === 1 && 4 * batch * time * vocab <= KEEP_LOGIT_BYTES;
+  const fn = tf.customGrad((hIn, ...rest) => {
     const h = hIn as tf.Tensor3D;
-    const w = wIn as tf.Tensor2D;
-    (saveIn as tf.GradSaveFunc)([h, w]);
+    const w = headGrad ? (rest[0] as tf.Tensor2D) : head;
+    const saveIn = rest.at(-1);
+    const kept: tf.Tensor[] = [];
     const parts = chunks.map((chunk) =>
       tf.tidy(() => {
         const logits = headLogits(config, slice3(h, chunk), w as tf.Tensor2D);
-        const label = tf.sum(tf.mul(logits, oneHot(labelsOf(chunk), vocab)), -1);
-        return tf.sub(label, tf.logSumExp(logits, -1));
+        if (keep) kept.push(tf.keep(logits));
+        const flat = labelLogProb(logits.reshape([-1, vocab]) as tf.Tensor2D, labelsOf(chunk).reshape([-1]) as tf.Tensor1D);
+        return flat.reshape([batch, chunk[1]]);
       }),
     );
+    (saveIn as tf.GradSaveFunc)([h, w, ...kept]);
+    tf.dispose(kept); // the saved copies share their buffers
     const value = (parts.length === 1 ? parts[0] : tf.concat(parts, 1)) as tf.Tensor2D;
     if (parts.length > 1) tf.dispose(parts);
     return {
       value,
       gradFunc: (dy, saved) => {
-        const [sh, sw] = saved as [tf.Tensor3D, tf.Tensor2D];
+        const [sh, sw, keptLogits] = saved as [tf.Tensor3D, tf.Tensor2D, tf.Tensor3D?];
         const dh: tf.Tensor[] = [];
-        let dw: tf.Tensor = tf.zerosLike(sw);
+        let dw: tf.Tensor | undefined;
         for (const chunk of chunks) {
           const [dhChunk, dwSum] = tf.tidy(() => {
             const hc = slice3(sh, chunk);
-            const logits = headLogits(config, hc, sw);
+            const logits = keptLogits ?? headLogits(config, hc, sw);
             // d logp / d logits = onehot − softmax, times the upstream gradient of each position.
-            const dyc = (dy as tf.Tensor2D).slice([0, chunk[0]], [batch, chunk[1]]).expandDims(-1);
-            let dz: tf.Tensor = tf.mul(dyc, tf.sub(oneHot(labelsOf(chunk), vocab), tf.softmax(logits)));
+            const dyc = (dy as tf.Tensor2D).slice([0, chunk[0]], [batch, chunk[1]]).reshape([-1]) as tf.Tensor1D;
+            const rows = logits.reshape([-1, vocab]) as tf.Tensor2D;
+            let dz: tf.Tensor = labelLogProbGrad(rows, labelsOf(chunk).reshape([-1]) as tf.Tensor1D, dyc).reshape(logits.shape);
             if (config.finalSoftcap !== undefined) dz = tf.mul(dz, tf.sub(1, tf.square(tf.div(logits, config.finalSoftcap))));
             if (config.logitsDivisor !== 1) dz = tf.div(dz, config.logitsDivisor);
             const flat = dz.reshape([-1, vocab]) as tf.Tensor2D; // [rows, vocab]
             const hFlat = hc.reshape([-1, sh.shape[2]]) as tf.Tensor2D; // [rows, hidden]
             const dhc = matMul(flat, sw).reshape(hc.shape); // [batch, steps, hidden]
-            return [dhc, tf.add(dw, matMul(flat, hFlat, true, false))]; // head gradient [vocab, hidden]
+            if (!headGrad) return [dhc, undefined];
+            const dwc = matMul(flat, hFlat, true, false); // head gradient [vocab, hidden]
+            return [dhc, dw ? tf.add(dw, dwc) : dwc];
           });
-          dw.dispose();
+          dw?.dispose();
           dw = dwSum;
           dh.push(dhChunk);
         }
         const dhAll = dh.length === 1 ? dh[0] : tf.concat(dh, 1);
         if (dh.length > 1) tf.dispose(dh);
-        return [dhAll, dw];
+        return headGrad ? [dhAll, dw as tf.Tensor] : [dhAll];
       },
     };
   });
-  return fn(hidden, head) as tf.Tensor2D;
+  return (headGrad ? fn(hidden, head) : fn(hidden)) as tf.Tensor2D;
 }
 
 /**
@@ -280,7 +292,9 @@ export function labelLogProbs(
   const forward = options.recompute ? { recompute: true } : {};
   if (options.full || !model.forwardHidden) return fullLabelLogProbs(model, ids, labels, forward);
   const { hidden, head } = model.forwardHidden(ids, forward);
-  return { logp: chunkedLabelLogProbs(model.config, hidden, head, labels, options.chunkBytes) };
+  // A head that is a model parameter is trained; any other (a LoRA model's frozen base weights) is not.
+  const headGrad = !(head instanceof tf.Variable) || [...model.params.values()].includes(head);
+  return { logp: chunkedLabelLogProbs(model.config, hidden, head, labels, options.chunkBytes, headGrad) };
 }
 
 function zeroState(p: tf.Variable): tf.Variable {
@@ -386,21 +400,22 @@ async function adamWStep(optimiser: Optimiser, summed: tf.Tensor[], count: numbe
   const c1 = 1 - b1 ** step;
   const c2 = 1 - b2 ** step;
   vars.forEach((p, k) => {
-    // Nested tidies: at most a few parameter-sized temporaries exist at once (a 128k × 2k embedding is 1 GiB).
-    const g = tf.tidy(() => {
-      const scaled = tf.div(summed[k], count);
-      return factor === 1 ? scaled : tf.mul(scaled, factor);
-    });
+    // One parameter at a time (one fused kernel on wasm): a few parameter-sized tensors exist at once.
     const { m, v } = moments[k];
-    tf.tidy(() => m.assign(tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1))));
-    tf.tidy(() => v.assign(tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2))));
-    g.dispose();
-    const update = tf.tidy(() => tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(v, c2)), config.eps)));
-    tf.tidy(() => {
-      const decay = config.weightDecay > 0 && p.rank >= 2 ? tf.mul(p, config.weightDecay) : undefined;
-      p.assign(tf.sub(p, tf.mul(decay ? tf.add(update, decay) : update, lr)));
+    const [p2, m2, v2] = adamWUpdate(p, m, v, summed[k], {
+      gradScale: factor / count,
+      lr,
+      beta1: b1,
+      beta2: b2,
+      correction1: c1,
+      correction2: c2,
+      eps: config.eps,
+      decay: config.weightDecay > 0 && p.rank >= 2 ? config.weightDecay : 0,
     });
-    update.dispose();
+    p.assign(p2);
+    m.assign(m2);
+    v.assign(v2);
+    tf.dispose([p2, m2, v2]);
   });
   return n;
 }

@@ -18,6 +18,8 @@ export interface Guardrail {
    * `prefixes[k]` (each a prefix of the next). Must equal scoreSafe on each prefix (within 1e-5).
    */
   scorePrefixes?(messages: Message[], prefixes: string[]): Promise<number[]>;
+  /** Optional: scorePrefixes of several responses at once (fewer, larger forward passes), in order. */
+  scorePrefixGroups?(groups: { messages: Message[]; prefixes: string[] }[]): Promise<number[][]>;
   /** Number of underlying guardrail evaluations made so far (prefix scorings count one each). */
   readonly calls: number;
   dispose?(): void;

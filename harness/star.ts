@@ -114,6 +114,9 @@ function checkScores(scores: unknown, expected: number, guardrail: Guardrail): n
   return scores as number[];
 }
 
+/** Responses per scorePrefixGroups call (progress is reported between calls). */
+const PREFIX_GROUP = 32;
+
 /** Whether each prefix extends the one before (decoded token prefixes can end in a partial character). */
 const chained = (prefixes: readonly string[]): boolean => prefixes.every((p, i) => i === 0 || p.startsWith(prefixes[i - 1]));
 
@@ -130,8 +133,9 @@ async function scoreBatched(guardrail: Guardrail, items: GuardItem[], batchSize:
 
 /**
  * STAR annotations of `examples` by `guardrail`, one per example in order. Cached annotations are read
- * back; the rest are scored (scorePrefixes per response when the guardrail has it, else scoreSafe on
- * all prefixes of all examples in batches), validated, and written to the cache.
+ * back; the rest are scored (scorePrefixGroups for 32 responses at a time, or scorePrefixes per response,
+ * when the guardrail has them, else scoreSafe on all prefixes of all examples in batches), validated, and
+ * written to the cache.
  */
 export async function annotate(
   examples: readonly Example[],
@@ -175,9 +179,24 @@ export async function annotate(
 
   // 3. Score.
   const chunkScores = new Map<string, number[]>();
-  for (const p of fast) {
-    chunkScores.set(p.key, checkScores(await guardrail.scorePrefixes!(p.context, p.prefixes), p.prefixes.length, guardrail));
-    progress(p.prefixes.length);
+  if (guardrail.scorePrefixGroups) {
+    // Several responses per call: the guardrail packs them into few forward passes.
+    for (let i = 0; i < fast.length; i += PREFIX_GROUP) {
+      const part = fast.slice(i, i + PREFIX_GROUP);
+      const scores = await guardrail.scorePrefixGroups(part.map((p) => ({ messages: p.context, prefixes: p.prefixes })));
+      if (!Array.isArray(scores) || scores.length !== part.length)
+        throw new StarError(
+          'BAD_SCORES',
+          `guardrail '${guardrail.id}' returned ${scores?.length} score lists for ${part.length} responses`,
+        );
+      part.forEach((p, j) => chunkScores.set(p.key, checkScores(scores[j], p.prefixes.length, guardrail)));
+      progress(part.reduce((n, p) => n + p.prefixes.length, 0));
+    }
+  } else {
+    for (const p of fast) {
+      chunkScores.set(p.key, checkScores(await guardrail.scorePrefixes!(p.context, p.prefixes), p.prefixes.length, guardrail));
+      progress(p.prefixes.length);
+    }
   }
   const items: GuardItem[] = [
     ...slow.flatMap((p) => p.prefixes.map((response) => ({ messages: p.context, response }))),

@@ -1,7 +1,7 @@
 // Rotary position embeddings as Hugging Face computes them (LlamaRotaryEmbedding): inv_freq with the
 // optional llama3 or linear rescaling, cos/sin of the frequencies repeated twice ([freqs, freqs]), and
 // q·cos + rotate_half(q)·sin with rotate_half(x) = [-x2, x1] on the two halves of the head.
-import { tf } from '../tensor/index.ts';
+import { tf, FUSED, fused, rotary, runFused } from '../tensor/index.ts';
 import type { ModelConfig } from './types.ts';
 
 /**
@@ -39,6 +39,10 @@ export function ropeInvFreq(config: Pick<ModelConfig, 'headDim' | 'ropeTheta' | 
 
 /** cos and sin [batch, 1, time, headDim] for int32 positions [batch, time]; broadcast over heads. */
 export function ropeCosSin(invFreq: Float32Array, positions: tf.Tensor2D): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
+  if (fused(FUSED.ropeAngles) && positions.dtype === 'int32') {
+    const [cos, sin] = tf.tidy(() => runFused<tf.Tensor4D[]>(FUSED.ropeAngles, { positions, invFreq: tf.tensor1d(invFreq) }));
+    return { cos, sin };
+  }
   return tf.tidy(() => {
     const [batch, time] = positions.shape;
     const freqs = tf.mul(positions.cast('float32').expandDims(2), tf.tensor1d(invFreq)); // [batch, time, headDim/2]
@@ -47,10 +51,7 @@ export function ropeCosSin(invFreq: Float32Array, positions: tf.Tensor2D): { cos
   });
 }
 
-/** x [batch, heads, time, headDim] rotated by the angles of cos/sin. */
+/** x [batch, heads, time, headDim] rotated by the angles of cos/sin (one fused kernel on wasm). */
 export function applyRope(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D): tf.Tensor4D {
-  const half = x.shape[3] / 2;
-  const [x1, x2] = tf.split(x, [half, half], 3);
-  const rotated = tf.concat([tf.neg(x2), x1], 3); // rotate_half
-  return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
+  return rotary(x, cos, sin);
 }

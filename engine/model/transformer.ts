@@ -5,7 +5,7 @@
 // attention scale and softcap, sliding-window layers with their own rope base, and the embedding, residual
 // and logit multipliers and the final softcap. Every matmul and embedding lookup goes through engine/tensor's
 // wasm-safe ops. Shapes: [batch, time, channels] unless noted.
-import { tf, gather, linear } from '../tensor/index.ts';
+import { tf, gather, linear, rmsNorm as rmsNormOp, swiglu } from '../tensor/index.ts';
 import { attend, attentionBias, defaultPositions } from './attention.ts';
 import { initParams, loadParams } from './parameters.ts';
 import { applyRope, ropeCosSin, ropeInvFreq } from './rope.ts';
@@ -17,7 +17,7 @@ type Params = Map<string, tf.Variable>;
 
 /** What a block needs besides its parameters. */
 interface Step {
-  bias: tf.Tensor4D; // [batch, 1, time, keys]
+  bias: tf.Tensor4D; // [batch or 1, 1, time, keys]
   cos?: tf.Tensor4D; // [batch, 1, time, headDim] (rotary families)
   sin?: tf.Tensor4D;
   past?: { k: tf.Tensor4D; v: tf.Tensor4D };
@@ -36,10 +36,9 @@ function param(params: Params, name: string): tf.Variable {
   return p;
 }
 
-/** RMSNorm over the last axis, scaled by weight, or by (1 + weight) for gemma. */
+/** RMSNorm over the last axis, scaled by weight, or by (1 + weight) for gemma (one fused kernel on wasm). */
 function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number, plusOne = false): tf.Tensor {
-  const meanSquare = tf.mean(tf.square(x), -1, true);
-  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(meanSquare, eps))), plusOne ? tf.add(weight, 1) : weight);
+  return rmsNormOp(x, plusOne ? tf.add(weight, 1) : weight, eps);
 }
 
 /** cap · tanh(x / cap): gemma's soft capping of logits. */
@@ -105,8 +104,8 @@ function rotaryBlock(c: ModelConfig, params: Params, i: number, x: tf.Tensor3D, 
   const h2 = norm(y, c.sandwichNorms ? 'pre_feedforward_layernorm' : 'post_attention_layernorm');
   const gate = proj('mlp.gate_proj', h2);
   const up = proj('mlp.up_proj', h2);
-  const act = c.hiddenAct === 'silu' ? tf.mul(gate, tf.sigmoid(gate)) : geluTanh(gate);
-  let mlp = proj('mlp.down_proj', tf.mul(act, up)); // down(act(gate) · up)
+  const gated = c.hiddenAct === 'silu' ? swiglu(gate, up) : tf.mul(geluTanh(gate), up);
+  let mlp = proj('mlp.down_proj', gated); // down(act(gate) · up)
   if (c.sandwichNorms) mlp = norm(mlp, 'post_feedforward_layernorm');
   y = tf.add(y, residual(mlp)) as tf.Tensor3D;
   return { x: y, k, v };
@@ -152,6 +151,15 @@ function checkInputs(c: ModelConfig, ids: tf.Tensor2D, options: ForwardOptions):
     throw new Error(
       `forward: cache has ${cache.layers.length} layers of batch ${cache.layers[0]?.k.shape[0]}, expected ${c.numLayers} layers of batch ${batch}`,
     );
+  }
+  const bias = options.attentionBias;
+  if (bias) {
+    const expected = [batch, 1, time, past + time];
+    if (bias.rank !== 4 || bias.shape.some((d, i) => d !== expected[i]))
+      throw new Error(`forward: attentionBias must have shape [${expected.join(', ')}], got [${bias.shape.join(', ')}]`);
+    if (!positions) throw new Error('forward: attentionBias needs explicit positions (the bias says nothing about them)');
+    if (c.layerTypes.includes('sliding'))
+      throw new Error(`forward: attentionBias is not supported for ${c.family}, whose sliding-window layers need the causal mask`);
   }
   if (c.family === 'gpt2' && !positions && past + time > c.maxPositions) {
     throw new Error(`forward: ${past + time} positions exceed gpt2's n_positions (${c.maxPositions})`);
@@ -226,7 +234,7 @@ function forward(
     const stepOf = (kind: LayerKind): Step => {
       let step = steps.get(kind);
       if (!step) {
-        step = { bias: attentionBias(mask, batch, time, past, kind === 'sliding' ? c.slidingWindow : undefined) };
+        step = { bias: options.attentionBias ?? attentionBias(mask, batch, time, past, kind === 'sliding' ? c.slidingWindow : undefined) };
         if (c.family !== 'gpt2') {
           const freqs = kind === 'sliding' && rope.local ? rope.local : rope.full;
           Object.assign(step, ropeCosSin(freqs, positions as tf.Tensor2D));
@@ -269,9 +277,7 @@ function forward(
     }
     if (headless) return [x];
     if (options.lastOnly) x = x.slice([0, time - 1, 0], [batch, 1, -1]); // [batch, 1, channels]
-    let logits = linear(x, head) as tf.Tensor3D; // [batch, time, vocab]; the head is [vocab, d]
-    if (c.logitsDivisor !== 1) logits = tf.div(logits, c.logitsDivisor);
-    if (c.finalSoftcap !== undefined) logits = softcap(logits, c.finalSoftcap) as tf.Tensor3D;
+    const logits = headLogits(c, x, head); // [batch, time, vocab]; the head is [vocab, d]
     return wantCache ? [logits, ...keys, ...values] : [logits];
   });
   const logits = outputs[0] as tf.Tensor3D;
@@ -282,6 +288,17 @@ function forward(
     v: tf.keep(outputs[1 + L + i] as tf.Tensor4D),
   }));
   return { logits, cache: { layers, length: past + time } };
+}
+
+/**
+ * The logits of final-normed hidden states [batch, steps, hidden] (forwardHidden's) under the head [vocab, hidden]:
+ * h · headᵀ, then the config's logit divisor and final softcap, as forward applies them.
+ */
+export function headLogits(c: ModelConfig, h: tf.Tensor, head: tf.Tensor2D): tf.Tensor3D {
+  let logits = linear(h, head) as tf.Tensor3D;
+  if (c.logitsDivisor !== 1) logits = tf.div(logits, c.logitsDivisor);
+  if (c.finalSoftcap !== undefined) logits = softcap(logits, c.finalSoftcap) as tf.Tensor3D;
+  return logits;
 }
 
 /** The parameter the output head multiplies by ([vocab, hidden]; the embeddings when tied). */

@@ -85,6 +85,12 @@ export interface ForwardOptions {
   attentionMask?: tf.Tensor2D;
   /** [batch, time] int32 position ids. Default: derived from the attention mask as Hugging Face does. */
   positions?: tf.Tensor2D;
+  /**
+   * An additive attention bias [batch, 1, time, past + time] (0: may attend, MASKED: may not) used instead of the
+   * causal one derived from attentionMask, so that one row can hold several sequences that share a start (STAR's
+   * batched prefix scoring). Needs explicit positions; refused for models with sliding-window layers.
+   */
+  attentionBias?: tf.Tensor4D;
   /** Keys and values of earlier positions; when given, the result carries the extended cache. */
   cache?: KVCache;
   /** Return a cache even when none was passed in (the first step of generation). */

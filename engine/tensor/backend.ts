@@ -9,6 +9,10 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { installWasmKernels } from './wasm-kernels.ts';
+
+// Our wasm kernels (matrix products, transposes, rotary embedding) replace the stock ones they beat.
+installWasmKernels();
 
 export const backendNames = ['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu', 'webgpu'] as const;
 export type BackendName = (typeof backendNames)[number];

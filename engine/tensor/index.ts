@@ -1,2 +1,17 @@
 export { tf, initBackend } from './backend.ts';
-export { gather, oneHot, matMul, linear } from './ops.ts';
+export {
+  gather,
+  oneHot,
+  matMul,
+  linear,
+  rotary,
+  rmsNorm,
+  attention,
+  swiglu,
+  labelLogProb,
+  labelLogProbGrad,
+  adamWUpdate,
+  FUSED,
+  fused,
+  run as runFused,
+} from './ops.ts';
