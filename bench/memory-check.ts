@@ -41,6 +41,9 @@ async function child(spec: { dir: string; trainable: Trainable; batch: number; s
   const atStart = status('VmRSS');
   const { model: base } = loadModel(spec.dir);
   const afterLoad = status('VmHWM');
+  // The checkpoint's bytes on the host are garbage once loaded; collect them now, so the step's peak measures
+  // the engine rather than when V8 happens to collect (the plan counts them in loading, not in the step).
+  (globalThis as { gc?: () => void }).gc?.();
   process.stderr.write(`loaded: peak ${formatBytes(afterLoad)}\n`);
   const model =
     spec.trainable === 'full'
@@ -89,7 +92,7 @@ async function main(): Promise<void> {
   const batch = Number(values.batch);
   const seq = Number(values.seq);
   const run = (args: string[]) =>
-    execFileSync(process.execPath, ['bin/run-ts.mjs', 'bench/memory-check.ts', ...args], {
+    execFileSync(process.execPath, ['--expose-gc', 'bin/run-ts.mjs', 'bench/memory-check.ts', ...args], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -123,7 +126,7 @@ async function main(): Promise<void> {
       continue;
     }
     console.log(
-      `${what}: plan ${formatBytes(plan.total)} (${plan.fits ? 'fits' : 'refused'}; weights ${formatBytes(plan.weights)}, grads+AdamW ${formatBytes(plan.gradients + plan.optimizer)}, activations ${formatBytes(plan.activations)}, workspace ${formatBytes(plan.workspace)}); measured peak RSS ${formatBytes(measured.peak)} (at start ${formatBytes(measured.rssAtStart)}, after load ${formatBytes(measured.peakAfterLoad)}), wasm heap ${measured.wasmHeap ? formatBytes(measured.wasmHeap) : '?'}; step ${measured.seconds.toFixed(1)} s, loss ${measured.loss.toFixed(3)}, chunked ${Boolean(measured.chunked)}`,
+      `${what}: plan ${formatBytes(plan.total)} peak (${plan.fits ? 'fits' : 'refused'}; runtime ${formatBytes(plan.runtime)} + max(loading ${formatBytes(plan.loading)}, step ${formatBytes(plan.step)}: weights ${formatBytes(plan.weights)}, grads+AdamW ${formatBytes(plan.gradients + plan.optimizer)}, activations ${formatBytes(plan.activations)}, workspace ${formatBytes(plan.workspace)})); measured peak RSS ${formatBytes(measured.peak)} = ${((100 * measured.peak) / plan.total).toFixed(0)}% of the plan (at start ${formatBytes(measured.rssAtStart)}, after load ${formatBytes(measured.peakAfterLoad)}), wasm heap ${measured.wasmHeap ? formatBytes(measured.wasmHeap) : '?'} = ${((100 * measured.wasmHeap) / plan.step).toFixed(0)}% of the step's; step ${measured.seconds.toFixed(1)} s, loss ${measured.loss.toFixed(3)}, chunked ${Boolean(measured.chunked)}`,
     );
   }
   const llama = join(values.dir, 'Llama-3.2-1B-Instruct-config');

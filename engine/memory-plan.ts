@@ -12,8 +12,8 @@ const GIB = 1024 ** 3;
 /** The most bytes of [rows, vocabulary] logits one chunk of the chunked label log-probs holds (train.ts). */
 export const LOGIT_CHUNK_BYTES = 64 * 1024 ** 2;
 
-/** wasm's workspace per byte of weights (MemoryPlan.workspace), measured on SmolLM2-135M (bench/memory-check.ts). */
-export const WASM_WORKSPACE = 2;
+/** Node and the libraries before any tensor exists: bench/memory-check.ts measures about 170 MiB at start. */
+export const RUNTIME_BYTES = 200 * 1024 ** 2;
 
 /** Bytes, in GiB with one decimal (or MiB below 1 GiB). */
 export function formatBytes(bytes: number): string {
@@ -74,14 +74,21 @@ export interface MemoryPlan {
   /** Of `activations`: the [tokens, vocabulary] rows (logits, log-probs, their gradient, the reference's). */
   vocabulary: number;
   /**
-   * wasm only: the heap's high-water mark beyond the live tensors, WASM_WORKSPACE × weights (the checkpoint's
-   * copy while loading, transposed weight copies in the backward pass, XNNPACK's packed copies of the right
-   * operand of each matmul). Calibrated with bench/memory-check.ts; 0 on the other backends (not measured).
+   * wasm only: the heap's high-water mark beyond the live tensors during a step, as much again as
+   * `activations` (the backward pass's temporaries and kernel scratch; bench/memory-check.ts measured 1.6 to 1.9
+   * times the activation formula beyond it); 0 on the other backends (not measured there).
    */
   workspace: number;
+  /** What the backend holds during a step: weights, trained state, reference, activations, workspace. */
+  step: number;
+  /** The peak while loading: the checkpoint read from disk and the backend's copy of it, 2 × weights. */
+  loading: number;
+  /** The process before any tensor (RUNTIME_BYTES). */
+  runtime: number;
+  /** Peak resident memory: runtime + the larger of loading and step. */
   total: number;
   limit: BackendLimit;
-  /** total ≤ limit (true when the limit is not known). */
+  /** On wasm the heap (step) ≤ its 4 GiB, elsewhere total ≤ RAM; true when the limit is not known. */
   fits: boolean;
 }
 
@@ -115,8 +122,8 @@ function loraParameters(config: ModelConfig, rank: number): number {
  * attention scores before and after the softmax), plus the vocabulary rows: unchunked, 3 per token (logits,
  * log-probabilities and their gradient; 2 more for a reference's); chunked, 3 rows of one chunk
  * (LOGIT_CHUNK_BYTES, or one sequence position of the batch if larger), 2 more for a reference; and on wasm a
- * workspace (MemoryPlan.workspace). Ops that tfjs frees early make the real figure lower; temporary buffers
- * inside a kernel and the runtime (Node itself, about 200 MiB) make it higher.
+ * workspace (MemoryPlan.workspace). The peak is the larger of loading (2 × weights) and a step, plus the
+ * runtime. Calibrated against measured peaks with bench/memory-check.ts (docs/architecture.md §6).
  */
 export function memoryPlan(config: ModelConfig, options: MemoryPlanOptions): MemoryPlan {
   const { batch, seqLen, trainable } = options;
@@ -134,9 +141,13 @@ export function memoryPlan(config: ModelConfig, options: MemoryPlanOptions): Mem
   const vocabulary = rows * (options.chunked ? chunkRows : fullRows);
   const perBlock = 10 * h + 4 * i + 2 * heads * seqLen;
   const activations = 4 * tokens * (options.recompute ? layers * h + perBlock : layers * perBlock) + vocabulary;
-  const workspace = options.backend === 'wasm' ? WASM_WORKSPACE * 4 * parameters : 0;
-  const total = weights + gradients + optimizer + reference + activations + workspace;
+  const workspace = options.backend === 'wasm' ? activations : 0;
+  const step = weights + gradients + optimizer + reference + activations + workspace;
+  const loading = 2 * 4 * parameters;
+  const total = RUNTIME_BYTES + Math.max(loading, step);
   const limit = backendLimit(options.backend);
+  // wasm's limit is its heap, which holds the step's tensors; the host copy of a loading checkpoint is outside it.
+  const need = options.backend === 'wasm' ? step : total;
   return {
     backend: options.backend,
     batch,
@@ -150,9 +161,12 @@ export function memoryPlan(config: ModelConfig, options: MemoryPlanOptions): Mem
     activations,
     vocabulary,
     workspace,
+    step,
+    loading,
+    runtime: RUNTIME_BYTES,
     total,
     limit,
-    fits: limit.bytes === undefined || total <= limit.bytes,
+    fits: limit.bytes === undefined || need <= limit.bytes,
   };
 }
 
@@ -197,7 +211,8 @@ export function memoryRefusal(plan: MemoryPlan, name: string): string | undefine
       : !lora && plan.weights + plan.gradients + plan.optimizer + plan.reference > plan.limit.bytes
         ? `train LoRA adapters (train.lora) instead of every parameter, or run with ${other}`
         : `lower train.batchSize (micro-batches) or the sequence length, or run with ${other}`;
-  return `finetuning ${name} needs about ${formatBytes(plan.total)} (estimate: ${parts}) and the ${plan.backend} backend has ${formatBytes(plan.limit.bytes)} (${plan.limit.source}). Fix: ${fix}`;
+  const need = plan.backend === 'wasm' ? `${formatBytes(plan.step)} of wasm heap` : formatBytes(plan.total);
+  return `finetuning ${name} needs about ${need} (estimate: ${parts}) and the ${plan.backend} backend has ${formatBytes(plan.limit.bytes)} (${plan.limit.source}). Fix: ${fix}`;
 }
 
 export class MemoryPlanError extends Error {

@@ -168,10 +168,9 @@ export function loadParams(config: ModelConfig, weights: Map<string, tf.Tensor>)
   const params = new Map<string, tf.Variable>();
   for (const spec of specs) {
     const tensor = byName.get(spec.name) as tf.Tensor;
-    params.set(
-      spec.name,
-      tf.tidy(() => tf.variable(tensor.cast('float32'))),
-    );
+    // A float32 tensor becomes the variable's storage as it is: a cast would copy it (wasm's Cast kernel
+    // copies even to the same dtype), and with every copy alive at once loading would need twice the weights.
+    params.set(spec.name, tensor.dtype === 'float32' ? tf.variable(tensor) : tf.tidy(() => tf.variable(tensor.cast('float32'))));
   }
   return params;
 }

@@ -145,7 +145,7 @@ export async function runDoctor(args: DoctorArgs, log: (line: string) => void = 
   const guardrailWeights = Math.max(0, ...plans.filter((p) => p.role === 'guardrail').map((p) => p.weights ?? 0));
   log('');
   log(
-    `memory plan (an estimate from config.json, not a measurement): float32 weights (4 B per parameter); full finetuning adds gradients (4 B) and AdamW moments (8 B); ${reference.length ? `a frozen reference copy (4 B) for ${[...new Set(reference)].join(', ')}` : 'no reference copy (no strategy needs one)'}; activations for micro-batch ${microBatch} × ${args.seqLen} tokens by a rough per-layer formula (engine/memory-plan.ts), the vocabulary rows ${chunked ? 'of one chunk (label log-probs computed in chunks)' : 'of the whole micro-batch (a strategy needs full log-prob rows)'}; peak = the larger of training and, while annotating, the model's and the largest guardrail's weights`,
+    `memory plan (an estimate from config.json, not a measurement): float32 weights (4 B per parameter); full finetuning adds gradients (4 B) and AdamW moments (8 B); ${reference.length ? `a frozen reference copy (4 B) for ${[...new Set(reference)].join(', ')}` : 'no reference copy (no strategy needs one)'}; activations for micro-batch ${microBatch} × ${args.seqLen} tokens by a rough per-layer formula (engine/memory-plan.ts), the vocabulary rows ${chunked ? 'of one chunk (label log-probs computed in chunks)' : 'of the whole micro-batch (a strategy needs full log-prob rows)'}; peak = the runtime plus the larger of loading (2 × weights), a training step and, while annotating, the model's and the largest guardrail's weights; on wasm a step must fit its 4 GiB heap`,
   );
   const rows: string[][] = [
     [
@@ -174,6 +174,8 @@ export async function runDoctor(args: DoctorArgs, log: (line: string) => void = 
     }
     const p = entry.plan;
     const peak = Math.max(p.total, p.weights + guardrailWeights);
+    // wasm's limit is its heap: what a step holds there (the host's copy of a loading checkpoint is outside it).
+    const need = (b: string) => (b === 'wasm' ? Math.max(p.step, p.weights + guardrailWeights) : peak);
     rows.push([
       ref,
       formatCount(p.parameters),
@@ -182,10 +184,10 @@ export async function runDoctor(args: DoctorArgs, log: (line: string) => void = 
       p.reference ? formatBytes(p.reference) : '-',
       formatBytes(p.activations),
       formatBytes(peak),
-      ...limits.map((l) => (peak <= l.bytes ? 'fits' : 'too big')),
+      ...limits.map((l) => (need(l.backend) <= l.bytes ? 'fits' : 'too big')),
     ]);
     const limit = limits.find((l) => l.backend === backend);
-    if (limit && peak > limit.bytes)
+    if (limit && need(backend) > limit.bytes)
       say(entry.field, memoryRefusal({ ...p, total: peak, fits: false }, `'${ref}'`) ?? `'${ref}' does not fit the ${backend} backend`);
   }
   if (rows.length > 1) for (const line of table(rows)) log(`  ${line}`);

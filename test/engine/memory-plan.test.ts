@@ -74,16 +74,20 @@ describe('memory plan', () => {
     const message = (error as Error).message;
     expect(message).not.toMatch(/\n/);
     expect(message).toMatch(
-      /needs about 28\.\d GiB \(estimate: weights 4\.6 GiB, gradients \+ AdamW 13\.8 GiB, .*\) and the wasm backend has 4\.0 GiB/,
+      /needs about 19\.7 GiB of wasm heap \(estimate: weights 4\.6 GiB, gradients \+ AdamW 13\.8 GiB, .*\) and the wasm backend has 4\.0 GiB/,
     );
     expect(message).toMatch(/Fix: the float32 weights alone exceed it: run with --backend tensorflow-gpu .*LoRA adapters/);
     expect(tf.memory().numTensors).toBe(before.numTensors);
     expect(tf.memory().numBytes).toBe(before.numBytes);
-    // On wasm the plan adds a workspace of 2 × the weights (measured): LoRA fits SmolLM2-135M in the 4 GiB, not
-    // Qwen2.5-0.5B (one LoRA step of it on wasm ran out of memory in bench/memory-check.ts).
+    // LoRA fits SmolLM2-135M and Qwen2.5-0.5B in wasm's 4 GiB heap (bench/memory-check.ts runs a step of each).
     const lora = { ...wasm, batch: 1, trainable: { loraRank: 8 }, reference: 'adapters-off' } as const;
     expect(memoryPlan(known('SmolLM2-135M-Instruct'), lora).fits).toBe(true);
-    expect(memoryPlan(known('Qwen2.5-0.5B-Instruct'), lora).fits).toBe(false);
+    const qwen = memoryPlan(known('Qwen2.5-0.5B-Instruct'), lora);
+    expect(qwen.fits).toBe(true);
+    // Its peak is loading's (the checkpoint on the host and its copy on the backend), outside the heap's limit.
+    expect(qwen.loading).toBe(8 * qwen.parameters);
+    expect(qwen.total).toBe(qwen.runtime + qwen.loading);
+    expect(qwen.step).toBe(qwen.weights + qwen.gradients + qwen.optimizer + 2 * qwen.activations);
     expect(memoryPlan(known('Qwen2.5-0.5B-Instruct'), { ...lora, backend: 'tensorflow-gpu' }).fits).toBe(true); // GPU memory unknown
     expect(memoryPlan(known('Qwen2.5-0.5B-Instruct'), { ...lora, backend: 'tensorflow-gpu' }).workspace).toBe(0);
   });
@@ -94,7 +98,8 @@ describe('memory plan', () => {
     const chunked = memoryPlan(qwen, { ...wasm, batch: 32, seqLen: 512 });
     expect(full.vocabulary).toBe(3 * 4 * 32 * 512 * 151936);
     expect(chunked.vocabulary).toBe(3 * 64 * 1024 ** 2);
-    expect(full.total - chunked.total).toBe(full.vocabulary - chunked.vocabulary);
+    // On wasm the workspace (as much again as the activations) doubles the difference.
+    expect(full.step - chunked.step).toBe(2 * (full.vocabulary - chunked.vocabulary));
   });
 
   it('counts one block of activations with recomputation', () => {

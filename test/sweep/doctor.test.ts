@@ -118,7 +118,7 @@ describe('star-dss doctor', () => {
     const expected = [
       /field 'models\[1\]': .*odd\/config\.json: field 'model_type' must be one of/,
       /field 'guardrails\[0\]': GET http:\/\/127\.0\.0\.1:9\/v1\/models: .*Fix: start the server/,
-      /field 'models\[0\]': finetuning '.*Llama-3\.2-1B-Instruct' needs about \d+\.\d GiB \(estimate: weights .*\) and the wasm backend has 4\.0 GiB .*Fix: the float32 weights alone exceed it/,
+      /field 'models\[0\]': finetuning '.*Llama-3\.2-1B-Instruct' needs about \d+\.\d GiB of wasm heap \(estimate: weights .*\) and the wasm backend has 4\.0 GiB .*Fix: the float32 weights alone exceed it/,
     ];
     for (const pattern of expected)
       expect(
