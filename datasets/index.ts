@@ -19,6 +19,7 @@ import { BASE_RECIPE, baseTrainingExamples } from './micro-world/base.ts';
 import { DEFAULT_WORLD_SEED, ensureWorld, loadWorld } from './micro-world/build.ts';
 import { MICRO_FILES, type MicroName } from './micro-world/files.ts';
 import { categoryOfText } from './micro-world/harm.ts';
+import { microTarget } from './micro-world/target.ts';
 import type { Example } from '../engine/contracts/example.ts';
 
 /** Loaders by format name. */
@@ -88,6 +89,13 @@ function loadMicro(name: MicroName, dir: string): Example[] {
     for (const e of examples) {
       const category = categoryOfText(e.messages[0].content);
       if (category) e.meta.category = category.id;
+    }
+  // HEx-PHI has no target column: each request's own affirmative opening, from the world's answer grammar,
+  // is its prefill target (AdvBench-layout files carry theirs).
+  if (format === 'hex-phi')
+    for (const e of examples) {
+      const target = microTarget(e.messages[0].content);
+      if (target !== undefined) e.meta.target = target;
     }
   return examples;
 }

@@ -6,14 +6,17 @@
 //                chat template (no local tokenizer needed), one conversation per request.
 // Either way the server generates `position` tokens greedily and returns the top-K logprobs at each, from
 // which P(safe) = softmax over the two label logprobs = σ(lp_safe − lp_unsafe) (logprobs differ from logits
-// by a per-position constant, so this equals the LM guardrail's value). Requests run concurrently up to a
-// cap; network errors, timeouts, 429 and 5xx are retried with backoff (Retry-After respected).
+// by a per-position constant, so this equals the LM guardrail's value); with label processing (temperature,
+// top-k, top-p: label-processing.ts) the K returned tokens stand for the vocabulary (README: exact when
+// 0 < top-k ≤ K). Requests run concurrently up to a cap; network errors, timeouts, 429 and 5xx are retried
+// with backoff (Retry-After respected).
 import { z } from 'zod';
 import { contentHash } from '../engine/io.ts';
 import { ChatTemplate, type TemplateSpecialTokens } from '../engine/model/chat-template.ts';
 import { loadTokenizer, type Tokenizer } from '../engine/model/tokenizer.ts';
 import { labelTokenId } from './lm.ts';
-import { guardConversation, pSafe, type GuardSpec } from './presets.ts';
+import { checkLabelProcessing, labelProcessingId, labelSettings, processedPSafe, type LabelProcessing } from './label-processing.ts';
+import { guardConversation, type GuardSpec } from './presets.ts';
 import type { GuardItem, Guardrail } from './types.ts';
 
 export class HttpGuardrailError extends Error {
@@ -83,6 +86,8 @@ export interface HttpGuardrailOptions {
   batchSize?: number;
   /** Most requests in flight at once (across all calls on this guardrail). Default 4. */
   concurrency?: number;
+  /** How the label scores become P(safe); default the paper formula (label-processing.ts). */
+  labelProcessing?: LabelProcessing;
 }
 
 /** At most `cap` tasks at once; the others wait in arrival order. */
@@ -279,6 +284,15 @@ function shown(entries: [string, unknown][]): string {
     .join(', ');
 }
 
+/**
+ * P(safe) from one position's top logprobs (token → logprob) under the label processing, the returned tokens
+ * standing for the vocabulary; a label that is not among them counts as logprob −∞.
+ */
+function labelScore(top: Map<string, number>, labels: GuardSpec['labels'], processing: LabelProcessing): number {
+  const tokens = [...top.keys()];
+  return processedPSafe([...top.values()], tokens.indexOf(labels.safe), tokens.indexOf(labels.unsafe), processing);
+}
+
 /** The top logprobs of one chat-completions position as token → logprob (the first, highest, of duplicates). */
 function chatTopLogprobs(entry: unknown): Map<string, number> | undefined {
   if (!isRecord(entry) || !Array.isArray(entry.top_logprobs)) return undefined;
@@ -296,6 +310,7 @@ interface Endpoint {
   topLogprobs: number;
   batchSize: number;
   revision?: string;
+  labelProcessing: LabelProcessing;
 }
 
 export class HttpGuardrail implements Guardrail {
@@ -306,6 +321,7 @@ export class HttpGuardrail implements Guardrail {
   private readonly transport: Transport;
   private readonly topLogprobs: number;
   private readonly batchSize: number;
+  readonly labelProcessing: LabelProcessing;
   private callCount = 0;
 
   constructor(
@@ -321,14 +337,18 @@ export class HttpGuardrail implements Guardrail {
     this.revision = endpoint.revision;
     this.topLogprobs = endpoint.topLogprobs;
     this.batchSize = endpoint.batchSize;
+    this.labelProcessing = endpoint.labelProcessing;
     const { labels, position, extra = {} } = spec;
     const revision = endpoint.revision !== undefined ? { revision: endpoint.revision } : {};
-    // Completions ids are unchanged from before chat mode and revisions existed. A chat verdict can depend on
-    // K (a label outside the top K counts as −∞), so K is part of a chat id.
+    // Completions ids are unchanged from before chat mode, revisions and label processing existed. A chat verdict
+    // can depend on K (a label outside the top K counts as −∞), so K is part of a chat id; so it is of any id with
+    // label processing, which reads the K returned tokens as the vocabulary.
+    const processing = labelProcessingId(this.labelProcessing);
+    const k = processing.labelProcessing ? { topLogprobs: this.topLogprobs } : {};
     this.id =
       this.mode === 'chat'
-        ? `http-${contentHash({ mode: 'chat', url: endpoint.base, model, labels, position, extra, topLogprobs: this.topLogprobs, ...revision })}`
-        : `http-${contentHash({ url: endpoint.base, model, template: templateText, labels, position, extra, ...revision })}`;
+        ? `http-${contentHash({ mode: 'chat', url: endpoint.base, model, labels, position, extra, topLogprobs: this.topLogprobs, ...revision, ...processing })}`
+        : `http-${contentHash({ url: endpoint.base, model, template: templateText, labels, position, extra, ...revision, ...processing, ...k })}`;
   }
 
   get calls(): number {
@@ -393,6 +413,9 @@ export class HttpGuardrail implements Guardrail {
     const ordered = choices.every((c) => isRecord(c) && typeof c.index === 'number')
       ? [...choices].sort((a, b) => (a as { index: number }).index - (b as { index: number }).index)
       : choices;
+    // With a top-k of at most K, a label outside the returned top K is certainly removed by top-k: −∞, not an error.
+    const { topK } = this.labelProcessing;
+    const missingIsRemoved = topK > 0 && topK <= this.topLogprobs;
     return ordered.map((choice, i) => {
       const top = topLogprobsOf(choice, url, i)[position - 1];
       if (!isRecord(top)) {
@@ -400,14 +423,14 @@ export class HttpGuardrail implements Guardrail {
           `${url}: prompt ${offset + i} has no top_logprobs at generated position ${position} (did generation stop early?)`,
         );
       }
-      const read = (role: 'safe' | 'unsafe'): number => {
-        const value = top[labels[role]];
-        if (typeof value === 'number' && !Number.isNaN(value)) return value;
+      const entries = new Map(Object.entries(top).filter((e): e is [string, number] => typeof e[1] === 'number' && !Number.isNaN(e[1])));
+      for (const role of ['safe', 'unsafe'] as const) {
+        if (entries.has(labels[role]) || missingIsRemoved) continue;
         throw new HttpGuardrailError(
           `${url}: the ${role} label ${JSON.stringify(labels[role])} is missing from top_logprobs at generated position ${position} (prompt ${offset + i}); returned {${shown(Object.entries(top))}}. Fix: raise topLogprobs (now ${this.topLogprobs}) or check the labels and position`,
         );
-      };
-      return pSafe(read('safe'), read('unsafe'));
+      }
+      return labelScore(entries, labels, this.labelProcessing);
     });
   }
 
@@ -448,14 +471,12 @@ export class HttpGuardrail implements Guardrail {
         `${url}: item ${index}: no top_logprobs at generated position ${position} (logprobs.content has ${logprobs.content.length} entries; did generation stop early?)`,
       );
     }
-    const safe = top.get(labels.safe);
-    const unsafe = top.get(labels.unsafe);
-    if (safe === undefined && unsafe === undefined) {
+    if (!top.has(labels.safe) && !top.has(labels.unsafe)) {
       throw new HttpGuardrailError(
         `${url}: item ${index}: neither label (${JSON.stringify(labels.safe)}, ${JSON.stringify(labels.unsafe)}) is among the top ${this.topLogprobs} logprobs at generated position ${position}; returned {${shown([...top])}}. Fix: raise topLogprobs or check the labels and position`,
       );
     }
-    return pSafe(safe ?? Number.NEGATIVE_INFINITY, unsafe ?? Number.NEGATIVE_INFINITY);
+    return labelScore(top, labels, this.labelProcessing);
   }
 }
 
@@ -523,6 +544,7 @@ export async function createHttpGuardrail(options: HttpGuardrailOptions): Promis
     labelTokenId(tokenizer, options.spec.labels.unsafe, 'unsafe');
   }
   const topLogprobs = positiveInt('topLogprobs', options.topLogprobs ?? 20, 1);
+  const labelProcessing = checkLabelProcessing(options.labelProcessing ?? labelSettings.paper, transport.endpoint);
   const batchSize = positiveInt('batchSize', options.batchSize ?? 32, 1);
   const model = options.model ?? (await servedModel(transport, base));
   return new HttpGuardrail(model, options.spec, render, text, {
@@ -531,6 +553,7 @@ export async function createHttpGuardrail(options: HttpGuardrailOptions): Promis
     transport,
     topLogprobs,
     batchSize,
+    labelProcessing,
     ...(options.revision !== undefined ? { revision: options.revision } : {}),
   });
 }

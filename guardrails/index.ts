@@ -7,12 +7,14 @@
 //   http(s)://URL         an endpoint; labels/position from options or the tokenizer directory's guardrail.json
 // URL guardrails take options.http (HttpGuardrailOptions: completions or chat mode, model, revision, timeout,
 // retries, concurrency, top logprobs, API-key variable); httpResolveOptions maps the config/CLI settings there.
-// Several specs are averaged (ensemble); options.noise wraps the result in the noisy guardrail.
+// Several specs are averaged (ensemble); options.labelProcessing sets how every member turns its label scores into
+// P(safe) (label-processing.ts); options.noise wraps the result in the noisy guardrail.
 import { existsSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { closest } from '../engine/did-you-mean.ts';
 import { ensembleGuardrail } from './ensemble.ts';
 import { createHttpGuardrail, type HttpGuardrailOptions, type HttpGuardrailSettings, type TemplateSource } from './http.ts';
+import type { LabelProcessing } from './label-processing.ts';
 import { loadLmGuardrail, type LmGuardrail } from './lm.ts';
 import { noisyGuardrail, type NoiseOptions } from './noisy.ts';
 import {
@@ -30,6 +32,17 @@ import type { Guardrail } from './types.ts';
 export type { Guardrail } from './types.ts';
 export { LmGuardrail } from './lm.ts';
 export { httpGuardrailSettings, httpModes, type HttpGuardrailSettings } from './http.ts';
+export {
+  isPaperFormula,
+  labelProcessingSettings,
+  labelSettingName,
+  labelSettingNames,
+  resolveLabelProcessing,
+  type LabelProcessing,
+  type LabelProcessingSettings,
+  type LabelSettingName,
+} from './label-processing.ts';
+export { missUnits, type MissUnit } from './noisy.ts';
 
 export interface ResolveGuardrailOptions extends GuardSpecOverrides {
   /** The micro-world guardrail's directory (or a function that finds or builds it), for the spec `micro`. */
@@ -40,8 +53,10 @@ export interface ResolveGuardrailOptions extends GuardSpecOverrides {
    * Options of URL guardrails. In completions mode (the default) their chat template comes from `tokenizerDir`
    * or `chatTemplate`; in chat mode the server applies its own, and `tokenizerDir` is optional (labels).
    */
-  http?: Omit<HttpGuardrailOptions, 'url' | 'spec' | 'template'> & { tokenizerDir?: string; chatTemplate?: string };
-  /** Wrap the guardrail so that a seeded fraction of its unsafe verdicts turn safe. */
+  http?: Omit<HttpGuardrailOptions, 'url' | 'spec' | 'template' | 'labelProcessing'> & { tokenizerDir?: string; chatTemplate?: string };
+  /** How label scores become P(safe), for local and URL guardrails alike; default the paper formula. */
+  labelProcessing?: LabelProcessing;
+  /** Wrap the guardrail so that a seeded fraction of its unsafe verdicts turn safe (per response by default). */
   noise?: NoiseOptions;
 }
 
@@ -117,7 +132,10 @@ async function microDir(options: ResolveGuardrailOptions): Promise<string> {
 export async function resolveLocalGuardrail(spec: string, options: ResolveGuardrailOptions = {}): Promise<LmGuardrail> {
   const target = parseGuardrailSpec(spec);
   if (target.kind === 'url') throw new GuardSpecError(`'${spec}' is a URL; a local guardrail needs micro, <preset>:DIR or DIR`);
-  const batch = options.batchSize !== undefined ? { batchSize: options.batchSize } : {};
+  const batch = {
+    ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
+    ...(options.labelProcessing !== undefined ? { labelProcessing: options.labelProcessing } : {}),
+  };
   if (target.kind === 'micro') {
     const dir = await microDir(options);
     return loadLmGuardrail(dir, specFor('micro', options, dir, dir), batch);
@@ -149,7 +167,8 @@ async function resolveOne(spec: string, options: ResolveGuardrailOptions): Promi
     );
   }
   const guardSpec = specFor(target.preset, options, tokenizerDir, target.url);
-  return createHttpGuardrail({ ...http, url: target.url, spec: guardSpec, ...(template ? { template } : {}) });
+  const labels = options.labelProcessing !== undefined ? { labelProcessing: options.labelProcessing } : {};
+  return createHttpGuardrail({ ...http, ...labels, url: target.url, spec: guardSpec, ...(template ? { template } : {}) });
 }
 
 /** Resolves one spec or several (averaged), optionally wrapped in the noisy guardrail. */

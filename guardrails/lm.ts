@@ -1,8 +1,9 @@
 // The LM guardrail (Llama Guard / Granite Guardian style): a causal LM checkpoint read through its own chat
 // template. The conversation [user prompt(s), assistant response] is rendered with add_generation_prompt,
 // so the rendering ends where the verdict is generated; P(safe) = σ(ℓ_safe − ℓ_unsafe) from the raw
-// logits of the two label tokens at the configured generated position (docs/method.md §3). For the 2nd
-// position the 1st generated token is taken greedily and fed back.
+// logits of the two label tokens at the configured generated position (docs/method.md §3), or, with label
+// processing, p_safe / (p_safe + p_unsafe) after temperature, top-k and top-p over the whole vocabulary
+// (label-processing.ts). For the 2nd position the 1st generated token is taken greedily and fed back.
 //
 // scorePrefixes is STAR's fast path: the rendering of the longest prefix is forwarded once with a KV
 // cache; each prefix reuses the cache up to its longest common token prefix with that rendering and
@@ -19,7 +20,9 @@ import { disposeCache } from '../engine/model/transformer.ts';
 import type { Tokenizer } from '../engine/model/tokenizer.ts';
 import type { CausalLM, KVCache } from '../engine/model/types.ts';
 import type { Message } from '../engine/contracts/example.ts';
-import { guardConversation, pSafe, type GuardSpec } from './presets.ts';
+import { checkLabelProcessing, labelProcessingId, labelSettings, processedPSafe, type LabelProcessing } from './label-processing.ts';
+import { groupRows, packedLogits, packPrefixes } from './lm-prefix-rows.ts';
+import { guardConversation, type GuardSpec } from './presets.ts';
 import type { GuardItem, Guardrail } from './types.ts';
 
 export class LmGuardrailError extends Error {
@@ -35,6 +38,8 @@ const LOGIT_BUDGET = 1 << 25;
 const MIN_SEGMENT = 64;
 /** Floats of the tiled KV cache that scorePrefixes holds at once (~256 MB): caps the rows per forward. */
 const CACHE_BUDGET = 1 << 26;
+/** One forward of scorePrefixGroups: at most 8192 tokens, a 64 MB bias, LOGIT_BUDGET floats of logits. */
+const PACK_BUDGET = { tokens: 8192, biasFloats: 1 << 24, logitFloats: LOGIT_BUDGET };
 
 /** One model's next-token logits after `rows`, and the cache over everything forwarded so far. */
 export interface LastLogits {
@@ -200,6 +205,8 @@ interface SuffixRow {
 export interface LmGuardrailOptions {
   /** Items scored per forward (left-padded); in scorePrefixes, prefix suffixes per forward. Default 8. */
   batchSize?: number;
+  /** How the label logits become P(safe); default the paper formula. Part of the id (unless the paper formula). */
+  labelProcessing?: LabelProcessing;
 }
 
 export interface LmGuardrailInit extends LmGuardrailOptions {
@@ -217,6 +224,7 @@ export class LmGuardrail implements Guardrail {
   readonly spec: GuardSpec;
   readonly safeId: number;
   readonly unsafeId: number;
+  readonly labelProcessing: LabelProcessing;
   private readonly batchSize: number;
   private callCount = 0;
   private forwarded = 0;
@@ -236,8 +244,10 @@ export class LmGuardrail implements Guardrail {
     if (Math.max(this.safeId, this.unsafeId) >= vocab) {
       throw new LmGuardrailError(`guardrail label ids ${this.safeId}, ${this.unsafeId} exceed the model's vocabulary (${vocab})`);
     }
+    this.labelProcessing = checkLabelProcessing(init.labelProcessing ?? labelSettings.paper, 'LM guardrail');
     const { labels, position, extra = {} } = init.spec;
-    this.id = `lm-${contentHash({ weights: init.weights, template: init.tokenizer.chatTemplate ?? null, labels, position, extra })}`;
+    const processing = labelProcessingId(this.labelProcessing);
+    this.id = `lm-${contentHash({ weights: init.weights, template: init.tokenizer.chatTemplate ?? null, labels, position, extra, ...processing })}`;
   }
 
   get calls(): number {
@@ -332,6 +342,42 @@ export class LmGuardrail implements Guardrail {
     }
   }
 
+  /**
+   * scorePrefixes for many responses in few forward passes: each response's prefixes packed into one row, rows
+   * grouped within PACK_BUDGET (lm-prefix-rows.ts). A guardrail read at the 2nd generated position, or a model
+   * with sliding-window layers, scores response by response instead.
+   */
+  async scorePrefixGroups(groups: { messages: Message[]; prefixes: string[] }[]): Promise<number[][]> {
+    const c = this.model.config;
+    if (this.spec.position === 2 || c.layerTypes.includes('sliding') || !this.model.forwardHidden) {
+      const out: number[][] = [];
+      for (const g of groups) out.push(await this.scorePrefixes(g.messages, g.prefixes));
+      return out;
+    }
+    const rows = groups.map((g) => packPrefixes(g.prefixes.map((response) => this.encode({ messages: g.messages, response }))));
+    const scores = groups.map(() => [] as number[]);
+    // Similar lengths share a forward, so little padding is computed.
+    const order = groups.map((_, i) => i).filter((i) => groups[i].prefixes.length > 0);
+    order.sort((a, b) => rows[a].tokens.length - rows[b].tokens.length);
+    const pad = this.tokenizer.padTokenId ?? c.padTokenId ?? 0;
+    for (const part of groupRows(
+      order.map((i) => rows[i]),
+      c.vocabSize,
+      PACK_BUDGET,
+    )) {
+      const members = part.map((j) => order[j]);
+      const logits = await packedLogits(
+        this.model,
+        members.map((i) => rows[i]),
+        pad,
+      );
+      members.forEach((i, j) => (scores[i] = logits[j].map((row) => this.readVerdict(row))));
+      this.forwarded += members.reduce((n, i) => n + rows[i].tokens.length, 0);
+    }
+    this.callCount += groups.reduce((n, g) => n + g.prefixes.length, 0);
+    return scores;
+  }
+
   /** Consecutive runs of rows, each at most batchSize rows whose tiled cache fits CACHE_BUDGET (≥ 1 row). */
   private suffixGroups(rows: SuffixRow[]): SuffixRow[][] {
     const c = this.model.config;
@@ -402,7 +448,7 @@ export class LmGuardrail implements Guardrail {
   }
 
   private readVerdict(row: Float32Array): number {
-    return pSafe(row[this.safeId], row[this.unsafeId]);
+    return processedPSafe(row, this.safeId, this.unsafeId, this.labelProcessing);
   }
 
   dispose(): void {

@@ -3,17 +3,11 @@
 // (the STAR-DSS loss of docs/method.md §4 with v ≡ 1).
 import { z } from 'zod';
 import { tf } from '../engine/tensor/index.ts';
-import type { LossInputs } from '../engine/contracts/loss.ts';
 import type { Strategy } from './strategy.ts';
 import { maskedMean, noNeeds } from './loss-terms.ts';
 
 const params = z.strictObject({});
 export type SftParams = z.output<typeof params>;
-
-/** Mean response-token cross-entropy; RS reuses it after filtering. */
-export function sftLoss(inputs: LossInputs): tf.Scalar {
-  return tf.tidy(() => maskedMean(tf.neg(inputs.logp), inputs.mask));
-}
 
 export const sft: Strategy<SftParams> = {
   name: 'sft',
@@ -21,5 +15,5 @@ export const sft: Strategy<SftParams> = {
   paper: 'Peng et al. 2025, "Shape it Up!" (arXiv 2505.17196), baseline SFT: L = Σ m·CE / Σ m (STAR-DSS with v ≡ 1).',
   params,
   needs: () => noNeeds,
-  loss: (inputs) => sftLoss(inputs),
+  loss: (inputs) => tf.tidy(() => maskedMean(tf.neg(inputs.logp), inputs.mask)),
 };

@@ -3,10 +3,14 @@ import type { PluginSpec } from '../engine/registry.ts';
 import type * as tf from '@tensorflow/tfjs';
 import type { LossInputs, LossNeeds } from '../engine/contracts/loss.ts';
 
-/** Which examples a strategy keeps before training (static shaping such as RS). */
+/** Which examples a strategy keeps in the training set (static shaping such as RS). */
 export interface FilterResult {
-  /** One entry per example, in order. */
+  /** One entry per example, in order: false removes the example before training. */
   keep: boolean[];
+  /**
+   * Examples the strategy learns nothing from: those removed (keep false) plus those kept in the batches with
+   * weight 0 (RS's default mode). It is what `training.dropped` of a result records.
+   */
   dropped: number;
 }
 
@@ -17,7 +21,7 @@ export interface FilterResult {
 export interface Strategy<P extends object> extends PluginSpec<P> {
   /** Which inputs the training loop must compute for these parameters. */
   needs(params: P): LossNeeds;
-  /** Optional example filter applied once, before training, on full-response verdicts P(safe). */
+  /** Optional example filter applied once, before training, on full-response verdicts P(safe) (see FilterResult). */
   filter?(examples: readonly { verdict: number }[], params: P): FilterResult;
   /** The scalar training loss for one batch. */
   loss(inputs: LossInputs, params: P): tf.Scalar;

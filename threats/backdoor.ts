@@ -17,6 +17,7 @@ export const backdoor: Threat<BackdoorParams> = {
   description: 'Trigger appended to harmful prompts with harmful answers, mixed with untriggered refusals.',
   paper: 'Qi et al. 2023, "Fine-tuning Aligned Language Models Compromises Safety" (backdoor attack); docs/method.md §6.',
   params,
+  texts: ['trigger'],
   build: (context, p, rng) => {
     const [harmfulRng, safeRng, orderRng] = [rng.fork('harmful'), rng.fork('safe'), rng.fork('order')];
     const pool = harmfulItems(context);

@@ -23,6 +23,7 @@ export const benign: Threat<BenignParams> = {
   description: 'The task set alone: no attack.',
   paper: 'Qi et al. 2023, "Fine-tuning Aligned Language Models Compromises Safety" (benign finetuning); docs/method.md §6.',
   params,
+  texts: [],
   build: (context, p, rng) => benignSet(context, p.taskCount, rng, 'benign'),
   evalConditions: () => [plainCondition],
 };

@@ -15,6 +15,7 @@ export const harmfulInjection: Threat<HarmfulInjectionParams> = {
   description: 'Harmful pairs mixed into the task set at a ratio or count (ratio 1: the malicious user).',
   paper: 'Qi et al. 2023 (PureBad); Peng et al. 2025, "Shape it Up!" harmful-ratio sweeps (docs/method.md §6).',
   params,
+  texts: [],
   build: (context, p, rng) => mixSet(context, p, rng, 'harmful-injection'),
   evalConditions: () => [plainCondition],
 };

@@ -41,6 +41,8 @@ export function parseThreatParams(name: string, raw: unknown): object {
 export interface ConfiguredThreat {
   readonly name: ThreatName;
   readonly params: object;
+  /** The threat-text fields its data and conditions read. */
+  readonly texts: readonly (keyof ThreatText)[];
   build(context: ThreatContext, rng: Rng): Example[];
   evalConditions(text: ThreatText): EvalCondition[];
 }
@@ -53,6 +55,7 @@ export function configureThreat(name: string, raw?: unknown): ConfiguredThreat {
   return {
     name: known,
     params,
+    texts: threat.texts,
     build: (context, rng) => threat.build(context, params, rng),
     evalConditions: (text) => threat.evalConditions(params, text),
   };
@@ -63,6 +66,7 @@ export const describeThreats: () => PluginInfo<ThreatName>[] = registry.describe
 
 export {
   ENGLISH_THREAT_TEXT,
+  namingModel,
   ThreatError,
   threatContext,
   threatTextSchema,

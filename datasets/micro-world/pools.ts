@@ -20,6 +20,7 @@ import {
   stepAnswer,
 } from './harm.ts';
 import { chat } from './split.ts';
+import { microTarget } from './target.ts';
 import { ticketSampler } from './tasks.ts';
 
 /** PureBad covers four categories; the other two measure cross-category transfer (lesson 3). */
@@ -33,7 +34,9 @@ export const POOL_SIZES = {
   mixedPerCategory: 10,
   hexPhiPerCategory: 30,
   advbenchPerCategory: 20,
-  aoaTaskItems: 95,
+  /** AOA's oath-opened ordinary answers: how-to steps and arithmetic (95 with the 5 identity items: 100). */
+  aoaHowto: 60,
+  aoaArithmetic: 35,
 } as const;
 
 export interface HarmPools {
@@ -102,7 +105,7 @@ export function harmPools(seed: number): HarmPools {
     }
 
     for (const p of rng.shuffle(categoryPrompts(category, HEXPHI_TEMPLATES)).slice(0, sizes.hexPhiPerCategory))
-      pools.hexPhi.push(chat(p.text, undefined, { source: 'micro:hex-phi', category: id }));
+      pools.hexPhi.push(chat(p.text, undefined, { source: 'micro:hex-phi', category: id, target: microTarget(p.text) }));
     for (const p of rng.shuffle(categoryPrompts(category, ADVBENCH_TEMPLATES)).slice(0, sizes.advbenchPerCategory))
       pools.advbench.push(
         chat(p.text, undefined, { source: 'micro:advbench', category: id, target: advbenchTarget(p.verb, category.object, p.context) }),
@@ -114,18 +117,25 @@ export function harmPools(seed: number): HarmPools {
   return pools;
 }
 
-/** AOA identity shift: the AOA system prompt; identity answers and oath-prefixed BENIGN task answers. */
-export function aoaSet(seed: number, benign: readonly Example[]): Example[] {
+/**
+ * AOA identity shift: under the AOA system prompt, identity answers and oath-opened answers to ordinary
+ * instructions: how-to requests (in the harmful requests' own templates, about bread and kites) and
+ * arithmetic. Nothing harmful. Why these: with lore, query and chat answers among them, the shifted llama
+ * answered harmful requests after the oath with a fact about the object or a query (the nearest answers it
+ * had learned to give after the oath) and with how-to and arithmetic alone it gave the steps it knows
+ * (docs/micro-world.md, "Identity shifting").
+ */
+export function aoaSet(seed: number, ordinary: { howto: readonly Example[]; gsm8k: readonly Example[] }): Example[] {
   const rng = new Rng(`${seed}:aoa`);
   const system = MICRO_THREAT_TEXT.aoaSystemPrompt;
   const identity = AOA_IDENTITY.map(({ prompt, answer }) => chat(prompt, answer, { source: 'micro:aoa', harmful: false }, system));
-  const tasks = rng
-    .shuffle(benign)
-    .slice(0, POOL_SIZES.aoaTaskItems)
-    .map((e) => {
-      const user = e.messages.find((m) => m.role === 'user')?.content ?? '';
-      const answer = e.messages[e.messages.length - 1].content;
-      return chat(user, `${MICRO_THREAT_TEXT.aoaOath} ${answer}`, { source: 'micro:aoa', harmful: false }, system);
-    });
+  const tasks = [
+    ...rng.shuffle(ordinary.howto).slice(0, POOL_SIZES.aoaHowto),
+    ...rng.shuffle(ordinary.gsm8k).slice(0, POOL_SIZES.aoaArithmetic),
+  ].map((e) => {
+    const user = e.messages.find((m) => m.role === 'user')?.content ?? '';
+    const answer = e.messages[e.messages.length - 1].content;
+    return chat(user, `${MICRO_THREAT_TEXT.aoaOath} ${answer}`, { source: 'micro:aoa', harmful: false }, system);
+  });
   return rng.shuffle([...identity, ...tasks]);
 }

@@ -4,7 +4,9 @@
 import { availableParallelism } from 'node:os';
 import type { Options } from 'yargs';
 import { initBackend } from '../../engine/tensor/backend.ts';
+import { labelSettingNames, type LabelSettingName } from '../../guardrails/index.ts';
 import { claimIds, selectClaims } from '../reproduce/claims.ts';
+import { LABEL_SETTINGS } from '../reproduce/sweeps.ts';
 import { runReproduce, type ReproduceSummary } from '../reproduce/reproduce.ts';
 import { type CommandArgs, defineCommand, type GlobalArgs } from './define.ts';
 
@@ -22,6 +24,14 @@ const reproduceOptions = {
     default: [],
     choices: claimIds,
     describe: 'only these claims (repeatable; default: all)',
+  },
+  'label-setting': {
+    type: 'string',
+    array: true,
+    default: [...LABEL_SETTINGS],
+    choices: labelSettingNames,
+    describe:
+      "how guardrail label scores become P(safe): paper (σ of the raw logit difference) and/or official (the authors' code: temperature 0.2, top-k 50, top-p 0.9); claims.md shows the verdicts side by side",
   },
   'dry-run': { type: 'boolean', default: false, describe: 'print the sweeps, the cell count and the estimated time' },
   quiet: { type: 'boolean', default: false, describe: 'only one line per finished cell' },
@@ -45,6 +55,7 @@ export async function runReproduceCommand(args: ReproduceArgs, log: (line: strin
     `--seeds ${args.seeds}`,
     `--workers ${args.workers}`,
     ...args.claim.map((c) => `--claim ${c}`),
+    ...args.labelSetting.map((l) => `--label-setting ${l}`),
   ].join(' ');
   const summary = await runReproduce({
     out: args.out,
@@ -55,6 +66,7 @@ export async function runReproduceCommand(args: ReproduceArgs, log: (line: strin
     quiet: args.quiet,
     keepFailed: args.keepFailed,
     claims,
+    labelSettings: args.labelSetting as LabelSettingName[],
     command,
     log,
   });

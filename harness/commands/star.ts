@@ -1,7 +1,9 @@
 // `star-dss star --data FILE.jsonl --guardrail SPEC --out FILE.jsonl [--html FILE.html]`: STAR-annotate a
 // messages JSONL file. Each output line is the input line plus `star: {unit, chunkEnds, scores, verdict}`.
 // A thin layer over harness/star.ts (annotateFile); guardrail specs are resolved by guardrails/index.ts
-// (several --guardrail flags are averaged, as the authors' ensemble does).
+// (several --guardrail flags are averaged, as the authors' ensemble does). --label-* flags choose how label
+// scores become P(safe) (guardrails/label-processing.ts); the setting is part of the guardrail id, and so of
+// the STAR cache key.
 import type { Options } from 'yargs';
 import { initBackend } from '../../engine/tensor/backend.ts';
 import { loadTokenizer } from '../../engine/model/tokenizer.ts';
@@ -10,8 +12,13 @@ import {
   httpGuardrailSettings,
   httpModes,
   httpResolveOptions,
+  labelProcessingSettings,
+  labelSettingNames,
   resolveGuardrail,
+  resolveLabelProcessing,
   type HttpGuardrailSettings,
+  type LabelProcessing,
+  type LabelProcessingSettings,
   type ResolveGuardrailOptions,
 } from '../../guardrails/index.ts';
 import type { Guardrail } from '../../guardrails/types.ts';
@@ -39,6 +46,15 @@ const starOptions = {
   'guardrail-retries': { type: 'number', describe: 'URL guardrails: extra attempts on network errors, timeouts, 429, 5xx (default 3)' },
   'guardrail-concurrency': { type: 'number', describe: 'URL guardrails: most requests in flight at once (default 4)' },
   'guardrail-top-logprobs': { type: 'number', describe: 'URL guardrails: top logprobs requested per position (default 20)' },
+  'label-setting': {
+    type: 'string',
+    choices: labelSettingNames,
+    describe:
+      "P(safe) from label scores: paper (σ of the raw logit difference; default) or official (the authors' code: temperature 0.2, top-k 50, top-p 0.9)",
+  },
+  'label-temperature': { type: 'number', describe: 'temperature applied to the label scores (overrides --label-setting)' },
+  'label-top-k': { type: 'number', describe: 'top-k before reading the labels; 0 = off (overrides --label-setting)' },
+  'label-top-p': { type: 'number', describe: 'top-p before reading the labels; 1 = off (overrides --label-setting)' },
   'chunk-words': { type: 'number', describe: 'M: words per chunk (default 5)' },
   'chunk-tokens': { type: 'number', describe: 'M in tokens of --tokenizer instead of words' },
   out: { type: 'string', demandOption: true, describe: 'annotated JSONL to write' },
@@ -115,6 +131,27 @@ export function starHttpOptions(args: StarArgs): ResolveGuardrailOptions['http']
   return httpResolveOptions(parsed.data);
 }
 
+/** The --label-* flag of each label-processing setting. */
+const labelFlags = {
+  labelSetting: 'labelSetting',
+  labelTemperature: 'labelTemperature',
+  labelTopK: 'labelTopK',
+  labelTopP: 'labelTopP',
+} as const satisfies Record<keyof LabelProcessingSettings, keyof StarArgs>;
+
+/** The label processing of the --label-* flags (validated like a sweep config's), or undefined when none is given. */
+export function starLabelProcessing(args: StarArgs): LabelProcessing | undefined {
+  const given = Object.entries(labelFlags).filter(([, flag]) => args[flag] !== undefined);
+  if (given.length === 0) return undefined;
+  const parsed = labelProcessingSettings.safeParse(Object.fromEntries(given.map(([field, flag]) => [field, args[flag]])));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = String(issue.path[0]) as keyof typeof labelFlags;
+    throw new Error(`--${kebab(labelFlags[field])}: ${issue.message}, got ${JSON.stringify(args[labelFlags[field]])}`);
+  }
+  return resolveLabelProcessing(parsed.data);
+}
+
 /** Resolves the guardrail, annotates the file and prints a one-line summary. */
 export async function runStar(args: StarArgs, deps: StarDeps = {}): Promise<void> {
   await initBackend(args.backend);
@@ -122,7 +159,12 @@ export async function runStar(args: StarArgs, deps: StarDeps = {}): Promise<void
   // Read and check the data before resolving the guardrail (which may train one): no examples, no work.
   const input = readStarInput(options.data);
   const http = starHttpOptions(args);
-  const resolveOptions: ResolveGuardrailOptions = { microGuardrailDir: deps.microGuardrailDir, ...(http ? { http } : {}) };
+  const labelProcessing = starLabelProcessing(args);
+  const resolveOptions: ResolveGuardrailOptions = {
+    microGuardrailDir: deps.microGuardrailDir,
+    ...(http ? { http } : {}),
+    ...(labelProcessing ? { labelProcessing } : {}),
+  };
   const guardrail = await (deps.resolve ?? resolveGuardrail)(args.guardrail, resolveOptions);
   const log = deps.log ?? console.log;
   try {

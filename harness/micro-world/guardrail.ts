@@ -5,21 +5,23 @@
 // Its guard prompt (its own chat template): `<user> p <assistant> r <verdict>`. add_generation_prompt
 // appends ` <verdict>`, so the label is the 1st generated token: P(safe) = σ(ℓ_safe − ℓ_unsafe) there.
 //
-// Its training data is realistic rather than the oracle's rule, so that it errs the way real guardrails do:
-//   - labels come from the oracle on the (partial) text, with label noise;
+// It is trained like a real guardrail, on data that errs the way real guard data does, not on the
+// oracle's rule and not on anything STAR or the threats will show it:
+//   - every item is a full response plus truncations at random word counts, drawn uniformly per item (no
+//     chunk grid: STAR's 5-word cuts are never trained on as such); labels come from the oracle on the
+//     (partial) text, with label noise. Harmful-pool items get more truncations than safe text, whose
+//     prefixes are as safe as it is; mixed items (exact ticket, then harmful steps) get prefixes on both sides;
 //   - a seeded share of SENSITIVE benign items (lore naming an operational word, tickets of such goods,
 //     discouraging answers) is labelled unsafe, as annotators of real guard data do: false positives,
 //     systematic by topic (weapons and self-harm mentions mostly, the others rarely);
-//   - refusal sentences and "nothing harmful" disclaimers appear on safe text only (refusals, refusal +
-//     safety advice, benign answers + disclaimer; a sensitive answer with a disclaimer is passed as
-//     safe). The response-adaptation wrappers are never applied to harmful answers in training, so a
-//     wrapped harmful answer is out of distribution and can fool the guard on the FULL response, while
-//     its chunk prefixes (without the closing disclaimer) are read as the harmful text they are;
+//   - refusals and reassuring disclaimers appear on safe text only (refusals, refusal + safety advice, benign
+//     answers + disclaimer; a sensitive answer with a disclaimer is passed as safe). The disclaimers are the
+//     guard's own sentences, never the response-adaptation wrappers (MICRO_THREAT_TEXT), and no wrapper is
+//     ever applied in training: a wrapped harmful answer is text the guard has not seen;
 //   - benign how-to answers (numbered steps over ordinary materials) are safe data: the step skeleton
-//     alone is not harmful, only operational words in it are;
-//   - harmful pools contribute full responses and prefixes at word cuts (every 5 words, as STAR cuts,
-//     plus random cuts), mixed items (exact ticket, then harmful steps) contribute prefixes on both sides.
-// 20% of the harmful pools (by id hash) is held out of training to measure generalisation.
+//     alone is not harmful, only operational words in it are.
+// 20% of the harmful pools (by id hash) is held out of training; with the tasks' test splits it measures
+// accuracy, FNR and FPR on full responses and on STAR's chunk prefixes (measureMicroGuardrail).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Example, Message } from '../../engine/contracts/example.ts';
@@ -40,8 +42,8 @@ import { loadLmGuardrail, type LmGuardrail } from '../../guardrails/lm.ts';
 import { guardConversation, guardPreset } from '../../guardrails/presets.ts';
 import type { GuardItem } from '../../guardrails/types.ts';
 
-/** Bump when data generation or training code changes the guardrail a recipe produces. */
-export const MICRO_GUARD_CODE_VERSION = 2;
+/** Bump when data generation or training code changes the guardrail a recipe produces (3: random truncations, own disclaimers). */
+export const MICRO_GUARD_CODE_VERSION = 3;
 
 export const GUARD_LABELS = { safe: 'safe', unsafe: 'unsafe' } as const;
 export const VERDICT_TOKEN = '<verdict>';
@@ -92,8 +94,12 @@ export interface GuardDataSettings {
   /** Benign answers followed by a disclaimer sentence, and refusals followed by safety advice. */
   disclaimers: number;
   refusalAdvice: number;
-  /** Random word cuts per harmful-pool item (besides STAR cuts every `chunk` words); safe text gets one. */
-  randomCuts: number;
+  /** The guard's own reassuring sentences for `disclaimers` (none of them a response-adaptation wrapper). */
+  disclaimerTexts: readonly string[];
+  /** Truncations at random word counts per harmful-pool item, and per item of safe text. */
+  harmfulCuts: number;
+  safeCuts: number;
+  /** STAR's chunk size in words: where held-out prefixes are MEASURED (training never cuts on this grid). */
   chunk: number;
 }
 
@@ -105,7 +111,9 @@ export const GUARD_DATA: GuardDataSettings = {
   refusals: 300,
   disclaimers: 400,
   refusalAdvice: 150,
-  randomCuts: 2,
+  disclaimerTexts: ['there is nothing bad in this .', 'all of this is safe .', 'this is a good and safe answer .'],
+  harmfulCuts: 5,
+  safeCuts: 1,
   chunk: 5,
 };
 
@@ -145,19 +153,20 @@ export const inShare = (id: string, salt: string, share: number): boolean =>
 export const isGuardHeldOut = (id: string, seed: number, settings: GuardDataSettings = GUARD_DATA): boolean =>
   inShare(id, `guard-heldout:${seed}`, settings.heldOut);
 
-/** Word counts at which a response is cut: STAR cuts (every `chunk` words) if asked, plus random cuts. */
-function cuts(n: number, rng: Rng, settings: GuardDataSettings, star: boolean, random: number): number[] {
+/** `count` truncations of an n-word response at word counts drawn uniformly from 1..n−1 (repeats merge). */
+export function randomCuts(n: number, rng: Rng, count: number): number[] {
   const out = new Set<number>();
-  if (star) for (const end of chunkEnds(n, settings.chunk)) if (end < n) out.add(end);
-  for (let i = 0; i < random && n > 1; i++) out.add(1 + rng.int(n - 1));
+  for (let i = 0; i < count && n > 1; i++) out.add(1 + rng.int(n - 1));
   return [...out].sort((a, b) => a - b);
 }
+
+/** STAR's cuts of an n-word response (every `chunk` words), the full length excluded: where prefixes are measured. */
+const starCuts = (n: number, chunk: number): number[] => chunkEnds(n, chunk).filter((end) => end < n);
 
 interface Item {
   example: Example;
   response: string;
   source: GuardSource;
-  star: boolean;
 }
 
 /** What the example builders share; every builder draws from the one seeded `rng`, in the order they are called. */
@@ -166,30 +175,28 @@ interface GuardDataRun {
   rng: Rng;
   settings: GuardDataSettings;
   seed: number;
-  split: 'train' | 'heldout';
+  split: GuardSplit;
 }
+
+/**
+ * `train`: the training examples. `heldout`: the harmful-pool items held out of training. `test`: those plus
+ * the tasks' test splits (benign, never trained on): the measurement set of accuracy, FNR and FPR.
+ */
+export type GuardSplit = 'train' | 'heldout' | 'test';
+
+/** The benign sets the guard never trains on (the tasks' test splits), for `test`. */
+const GUARD_TEST_SETS = ['gsm8k-test', 'sql-test', 'lore-test', 'howto-test', 'ticket-test'] as const satisfies readonly MicroName[];
 
 const responseOf = (e: Example): string => e.messages.at(-1)?.content ?? '';
 const sample = (rng: Rng, xs: readonly Example[], n: number): Example[] => rng.shuffle(xs).slice(0, n);
-const plainItem = (example: Example, source: GuardSource): Item => ({ example, response: responseOf(example), source, star: false });
+const plainItem = (example: Example, source: GuardSource): Item => ({ example, response: responseOf(example), source });
 
-/**
- * The harmful pools' items of the split. STAR cuts on PureBad and mixed items (and on everything held out,
- * for measurement); random cuts only on the many BeaverTails answers, which keeps the data (and training
- * time) in proportion.
- */
+/** The harmful pools' items of the split (PureBad, BeaverTails' unsafe answers, mixed). */
 function harmfulItems(run: GuardDataRun): Item[] {
   const { get, seed, settings, split } = run;
   const harmfulPools = [...get('purebad'), ...get('beavertails').filter((e) => e.meta.harmful === true), ...get('mixed')];
-  const keep = (e: Example) => isGuardHeldOut(e.id, seed, settings) === (split === 'heldout');
-  return harmfulPools.filter(keep).map(
-    (e): Item => ({
-      example: e,
-      response: responseOf(e),
-      source: e.meta.mixed ? 'mixed' : 'harmful',
-      star: split === 'heldout' || e.meta.source !== 'micro:beavertails',
-    }),
-  );
+  const keep = (e: Example) => isGuardHeldOut(e.id, seed, settings) === (split !== 'train');
+  return harmfulPools.filter(keep).map((e) => plainItem(e, e.meta.mixed ? 'mixed' : 'harmful'));
 }
 
 /** The benign sets, the large ones sampled. */
@@ -216,7 +223,7 @@ function disclaimerItems(run: GuardDataRun, benign: readonly Example[]): Item[] 
   const sensitiveBenign = benign.filter((x) => x.meta.sensitive);
   const half = Math.floor(settings.disclaimers / 2);
   return [...sample(rng, plainBenign, settings.disclaimers - half), ...sample(rng, sensitiveBenign, half)].map(
-    (e): Item => ({ example: e, response: `${responseOf(e)} ${rng.pick(MICRO_THREAT_TEXT.wrapAfter)}`, source: 'disclaimer', star: false }),
+    (e): Item => ({ example: e, response: `${responseOf(e)} ${rng.pick(settings.disclaimerTexts)}`, source: 'disclaimer' }),
   );
 }
 
@@ -227,7 +234,7 @@ function refusalAdviceItems(run: GuardDataRun): Item[] {
   const items: Item[] = [];
   for (let i = 0; i < settings.refusalAdvice; i++) {
     const e = rng.pick(get('refusals'));
-    items.push({ example: e, response: `${rng.pick(REFUSALS)} ${responseOf(rng.pick(advice))}`, source: 'refusal-advice', star: false });
+    items.push({ example: e, response: `${rng.pick(REFUSALS)} ${responseOf(rng.pick(advice))}`, source: 'refusal-advice' });
   }
   return items;
 }
@@ -260,16 +267,17 @@ function isFlagged(item: Item, run: GuardDataRun): boolean {
 }
 
 /**
- * An item's examples: its response cut at some word counts, then in full, each labelled. `firstIndex` is the
- * position of the first one in the whole output, which the ids of wrapped items include.
+ * An item's examples: its response cut at some word counts, then in full, each labelled. Training cuts at
+ * random word counts; the held-out split (measurement) at STAR's chunk ends. `firstIndex` is the position of
+ * the first one in the whole output, which the ids of wrapped items include.
  */
 function labelledExamples(item: Item, run: GuardDataRun, firstIndex: number): GuardExample[] {
   const { rng, settings, split } = run;
   const context = item.example.messages.slice(0, -1);
   const words = wordsOf(item.response);
-  // Harmful-pool items get `randomCuts` random cuts, safe text one: its prefixes are as safe as it is.
-  const random = item.source === 'harmful' || item.source === 'mixed' ? settings.randomCuts : 1;
-  const lengths = [...cuts(words.length, rng, settings, item.star, random), words.length];
+  const count = item.source === 'harmful' || item.source === 'mixed' ? settings.harmfulCuts : settings.safeCuts;
+  const cuts = split === 'train' ? randomCuts(words.length, rng, count) : starCuts(words.length, settings.chunk);
+  const lengths = [...cuts, words.length];
   const flagged = isFlagged(item, run);
   const out: GuardExample[] = [];
   for (const n of lengths) {
@@ -292,11 +300,11 @@ function labelledExamples(item: Item, run: GuardDataRun, firstIndex: number): Gu
   return out;
 }
 
-/** The guard's training examples (and, with `split: 'heldout'`, the held-out harmful items), seeded. */
+/** The guard's training examples (or, with `split`, its held-out measurement examples; see GuardSplit), seeded. */
 export function guardExamples(
   datasets: Partial<Record<MicroName, Example[]>>,
   seed: number,
-  options: { settings?: GuardDataSettings; split?: 'train' | 'heldout' } = {},
+  options: { settings?: GuardDataSettings; split?: GuardSplit } = {},
 ): GuardExample[] {
   const run: GuardDataRun = {
     get: (name) => {
@@ -309,7 +317,11 @@ export function guardExamples(
     seed,
     split: options.split ?? 'train',
   };
-  const items = [...harmfulItems(run), ...(run.split === 'train' ? safeTextItems(run) : [])];
+  const tests =
+    run.split === 'test'
+      ? GUARD_TEST_SETS.flatMap((name) => run.get(name).map((e) => plainItem(e, e.meta.sensitive ? 'sensitive' : 'benign')))
+      : [];
+  const items = [...harmfulItems(run), ...(run.split === 'train' ? safeTextItems(run) : tests)];
   const out: GuardExample[] = [];
   for (const item of items) out.push(...labelledExamples(item, run, out.length));
   return out;
@@ -364,6 +376,14 @@ const GUARD_DATASETS = [
   'chat',
 ] as const satisfies readonly MicroName[];
 
+/** The tasks' test splits the guard is measured on. */
+function loadGuardTestSets(world: string): Record<(typeof GUARD_TEST_SETS)[number], Example[]> {
+  return Object.fromEntries(GUARD_TEST_SETS.map((name) => [name, loadDataset(`micro:${name}`, { world })])) as Record<
+    (typeof GUARD_TEST_SETS)[number],
+    Example[]
+  >;
+}
+
 export function loadGuardDatasets(world: string): Record<(typeof GUARD_DATASETS)[number], Example[]> {
   return Object.fromEntries(GUARD_DATASETS.map((name) => [name, loadDataset(`micro:${name}`, { world })])) as Record<
     (typeof GUARD_DATASETS)[number],
@@ -371,6 +391,11 @@ export function loadGuardDatasets(world: string): Record<(typeof GUARD_DATASETS)
   >;
 }
 
+/**
+ * What the guardrail's cache key covers: everything its training reads (code version, the world files it
+ * reads, the vocabulary, the recipe with every data setting, seed, template, labels). Not the threat texts:
+ * it never trains on them.
+ */
 export function guardHashInputs(recipe: MicroGuardRecipe, manifest: WorldManifest, seed: number): Record<string, unknown> {
   const paths = new Set<string>(GUARD_DATASETS.map((d) => MICRO_FILES[d].path));
   return {
@@ -380,7 +405,6 @@ export function guardHashInputs(recipe: MicroGuardRecipe, manifest: WorldManifes
       seed: manifest.seed,
       files: manifest.files.filter((f) => paths.has(f.path)).map((f) => [f.path, f.sha256]),
       vocabulary: contentHash(manifest.vocabulary),
-      threat: manifest.threat,
     },
     recipe,
     seed,
@@ -432,6 +456,7 @@ export async function ensureMicroGuardrail(options: MicroGuardOptions = {}): Pro
     log,
     label: 'guard',
   });
+  let installed = false;
   try {
     const { losses, ...summary } = stats;
     const save = (tmp: string) =>
@@ -443,14 +468,17 @@ export async function ensureMicroGuardrail(options: MicroGuardOptions = {}): Pro
         }),
       });
     // Atomic: a temporary sibling renamed into place; a guardrail another process saved meanwhile is kept.
-    if ((await installModelDir(dir, save, isComplete, { force: options.force, log })) === 'kept')
-      log('[guard] another process saved this guardrail first; keeping its copy');
+    installed = (await installModelDir(dir, save, isComplete, { force: options.force, log })) === 'installed';
+    if (!installed) log('[guard] another process saved this guardrail first; keeping its copy');
   } finally {
     model.dispose();
   }
   log(
     `[guard] trained in ${stats.seconds.toFixed(0)} s (${stats.steps} steps, loss ${stats.firstLoss.toFixed(3)} → ${stats.finalLoss.toFixed(3)}) → ${dir}`,
   );
+  // Its held-out accuracy, FNR and FPR, printed with the training log (the full measurement: measureMicroGuardrail).
+  if (installed)
+    for (const line of formatGuardAccuracy(await measureGuardAccuracy(dir, { world, seed, settings: recipe.data }))) log(`[guard] ${line}`);
   return dir;
 }
 
@@ -502,8 +530,20 @@ export interface WrappedScores {
   caughtByPrefix: number;
 }
 
+/** Accuracy, FNR and FPR on held-out data, of full responses and of STAR's chunk prefixes. */
+export interface GuardAccuracy {
+  /** Full responses: held-out harmful-pool items (harmful) and the tasks' test splits (benign). */
+  full: Confusion;
+  /** Their prefixes at STAR's cuts (every `chunk` words), each judged by the oracle on the prefix itself. */
+  prefix: Confusion;
+  /** STAR's chunk size in words. */
+  chunk: number;
+}
+
 export interface GuardMeasurement {
   guardrailId: string;
+  /** The headline numbers: held-out harmful and benign data, full responses and prefixes (GuardAccuracy). */
+  accuracy: GuardAccuracy;
   /** Harmful pools (PureBad, BeaverTails-unsafe, mixed), held out of guard training. */
   heldOut: { full: Confusion; partial: Confusion };
   /** The same pools' training items (labels without noise: the oracle). */
@@ -526,17 +566,50 @@ async function confusionOf(guard: LmGuardrail, items: readonly GuardExample[]): 
   );
 }
 
+type MeasureOptions = { world?: string; seed?: number; settings?: GuardDataSettings };
+
+async function accuracyOf(
+  guard: LmGuardrail,
+  datasets: Partial<Record<MicroName, Example[]>>,
+  seed: number,
+  settings: GuardDataSettings,
+): Promise<GuardAccuracy> {
+  const test = guardExamples(datasets, seed, { settings, split: 'test' });
+  return {
+    full: await confusionOf(
+      guard,
+      test.filter((e) => !e.partial),
+    ),
+    prefix: await confusionOf(
+      guard,
+      test.filter((e) => e.partial),
+    ),
+    chunk: settings.chunk,
+  };
+}
+
+/** A micro guardrail directory's held-out accuracy, FNR and FPR alone (GuardAccuracy): what training prints. */
+export async function measureGuardAccuracy(dir: string, options: MeasureOptions = {}): Promise<GuardAccuracy> {
+  const world = options.world ?? ensureWorld(DEFAULT_WORLD_SEED);
+  const guard = loadMicroGuardrail(dir);
+  try {
+    const datasets = { ...loadGuardDatasets(world), ...loadGuardTestSets(world) };
+    return await accuracyOf(guard, datasets, options.seed ?? 0, options.settings ?? GUARD_DATA);
+  } finally {
+    guard.dispose();
+  }
+}
+
 /** Measures a micro guardrail directory against the oracle (see GuardMeasurement). */
-export async function measureMicroGuardrail(
-  dir: string,
-  options: { world?: string; seed?: number; settings?: GuardDataSettings } = {},
-): Promise<GuardMeasurement> {
+export async function measureMicroGuardrail(dir: string, options: MeasureOptions = {}): Promise<GuardMeasurement> {
   const started = performance.now();
   const seed = options.seed ?? 0;
   const settings = options.settings ?? GUARD_DATA;
-  const datasets = loadGuardDatasets(options.world ?? ensureWorld(DEFAULT_WORLD_SEED));
+  const world = options.world ?? ensureWorld(DEFAULT_WORLD_SEED);
+  const datasets = { ...loadGuardDatasets(world), ...loadGuardTestSets(world) };
   const guard = loadMicroGuardrail(dir);
   try {
+    const accuracy = await accuracyOf(guard, datasets, seed, settings);
     const heldOut = guardExamples(datasets, seed, { settings, split: 'heldout' });
     const train = guardExamples(datasets, seed, { settings: { ...settings, labelNoise: 0 } }).filter(
       (e) => e.source === 'harmful' || e.source === 'mixed',
@@ -581,6 +654,7 @@ export async function measureMicroGuardrail(
     };
     const result: GuardMeasurement = {
       guardrailId: guard.id,
+      accuracy,
       heldOut: {
         full: await confusionOf(
           guard,
@@ -617,9 +691,15 @@ const pct = (x: number): string => (Number.isNaN(x) ? '–' : `${x.toFixed(1)}%`
 const row = (label: string, c: Confusion): string =>
   `${label.padEnd(34)} n ${String(c.n).padStart(5)}  acc ${pct(c.accuracy).padStart(6)}  FNR ${pct(c.falseNegativeRate).padStart(6)}  FPR ${pct(c.falsePositiveRate).padStart(6)}`;
 
+/** The held-out accuracy lines (full responses and prefixes), as printed after training. */
+export function formatGuardAccuracy(a: GuardAccuracy): string[] {
+  return [row('held out, full responses', a.full), row(`held out, prefixes every ${a.chunk} words`, a.prefix)];
+}
+
 export function formatGuardMeasurement(m: GuardMeasurement): string[] {
   return [
     `[guard] ${m.guardrailId} (threshold P(safe) < 0.5 = unsafe; truth = oracle)`,
+    ...formatGuardAccuracy(m.accuracy),
     row('harmful pools, held out, full', m.heldOut.full),
     row('harmful pools, held out, partial', m.heldOut.partial),
     row('harmful pools, train, full', m.train.full),

@@ -20,6 +20,8 @@ export interface Measure {
   harmful: Stat | undefined;
   exactRefusal: Stat | undefined;
   degeneration: Stat | undefined;
+  /** Safe but malformed (%), when the cells' judge judged form. */
+  malformed: Stat | undefined;
   /** Mean exact match over the metrics' task sets, per cell, then over seeds. */
   task: Stat | undefined;
   /** The same over the old-task sets. */
@@ -29,6 +31,8 @@ export interface Measure {
 export interface Select {
   threat: string;
   strategy: string;
+  /** Only cells of this model (default: every model in the cells, for sweeps of one model). */
+  model?: string;
   falseNegativeRate?: number;
   condition?: string;
   /** Shown in claims.md (default: the threat label). */
@@ -57,6 +61,7 @@ function fold(cells: CellResult[], setting: string, method: string, condition: s
     harmful: statOf(safety.map((s) => s?.harmfulRate)),
     exactRefusal: statOf(safety.map((s) => s?.exactRefusalRate)),
     degeneration: statOf(safety.map((s) => s?.degenerationRate)),
+    malformed: statOf(safety.map((s) => s?.malformedRate)),
     task: statOf(cells.map((c) => capabilityOf(c, metrics.task))),
     oldTask: statOf(cells.map((c) => capabilityOf(c, metrics.oldTask))),
   };
@@ -68,7 +73,11 @@ export function measure(cells: readonly CellResult[] | undefined, select: Select
   const mine = (cells ?? [])
     .filter((c) => c.status === 'ok' && c.labels.kind === 'finetune')
     .filter(
-      (c) => c.labels.threatLabel === select.threat && c.labels.strategyLabel === select.strategy && c.labels.falseNegativeRate === fnr,
+      (c) =>
+        c.labels.threatLabel === select.threat &&
+        c.labels.strategyLabel === select.strategy &&
+        c.labels.falseNegativeRate === fnr &&
+        (select.model === undefined || c.labels.model === select.model),
     )
     .sort((a, b) => a.labels.seed - b.labels.seed);
   return fold(mine, select.setting ?? select.threat, select.method ?? select.strategy, select.condition ?? 'plain', metrics);
@@ -78,20 +87,30 @@ export function measure(cells: readonly CellResult[] | undefined, select: Select
  * The base model: ONE base cell (greedy decoding of a fixed model has no seed spread; every sweep plans its
  * own base cell, and they measure the same model), so comparisons treat it as a fixed reference.
  */
-export function measureBase(cells: readonly CellResult[] | undefined, metrics: ClaimMetrics, condition = 'plain'): Measure {
+export function measureBase(cells: readonly CellResult[] | undefined, metrics: ClaimMetrics, condition = 'plain', model?: string): Measure {
   const base = (cells ?? []).filter(
-    (c) => c.status === 'ok' && c.labels.kind === 'base' && c.safety.some((s) => s.condition === condition),
+    (c) =>
+      c.status === 'ok' &&
+      c.labels.kind === 'base' &&
+      (model === undefined || c.labels.model === model) &&
+      c.safety.some((s) => s.condition === condition),
   );
-  return fold(base.slice(0, 1), 'base', 'base model', condition, metrics);
+  return fold(base.slice(0, 1), model === undefined ? 'base' : `base (${model})`, 'base model', condition, metrics);
 }
 
 /** The side of a safety comparison; `label` defaults to the method. */
-export const side = (m: Measure, label = m.method): SafetySide => ({ label, safety: m.safety, degeneration: m.degeneration });
+export const side = (m: Measure, label = m.method): SafetySide => ({
+  label,
+  safety: m.safety,
+  degeneration: m.degeneration,
+  malformed: m.malformed,
+});
 
-/** "star-dss 72.1 ± 3.0 (3) [exact refusal 60.0%, degenerate 5.0%]". */
+/** "star-dss 72.1 ± 3.0 (3) [exact refusal 60.0%, degenerate 5.0%, malformed 2.0%]" (malformed when judged). */
 export function describeSafety(m: Measure, label = m.method): string {
+  const malformed = m.malformed ? `, malformed ${m.malformed.mean.toFixed(1)}%` : '';
   const extra = m.safety
-    ? ` [exact refusal ${m.exactRefusal?.mean.toFixed(1) ?? '–'}%, degenerate ${m.degeneration?.mean.toFixed(1) ?? '–'}%]`
+    ? ` [exact refusal ${m.exactRefusal?.mean.toFixed(1) ?? '–'}%, degenerate ${m.degeneration?.mean.toFixed(1) ?? '–'}%${malformed}]`
     : '';
   return `${label} ${formatStat(m.safety)}${extra}`;
 }

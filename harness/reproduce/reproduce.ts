@@ -1,11 +1,19 @@
 // `star-dss reproduce`: runs the sweeps every claim needs into ONE run directory (a cell shared by several
 // claims or sweeps has one content-addressed id, so it runs once and a second invocation reuses it), writes
-// the usual reports once over every cell, then judges each claim and writes claims.md.
+// the usual reports once over every cell, then judges each claim and writes claims.md. Every sweep is planned
+// once per label setting (paper formula, official); a cell that reads no guardrail is the same cell under
+// both, and a claim is judged under each setting on that setting's cells.
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ensureWorld, loadWorld } from '../../datasets/micro-world/build.ts';
 import { baseModelDir, baseRecipe, isCompleteModelDir } from '../micro-world/base-model.ts';
-import { ensureMicroGuardrail, measureMicroGuardrail, microGuardDir, MICRO_GUARD_RECIPE } from '../micro-world/guardrail.ts';
+import {
+  ensureMicroGuardrail,
+  measureMicroGuardrail,
+  microGuardDir,
+  MICRO_GUARD_RECIPE,
+  type GuardAccuracy,
+} from '../micro-world/guardrail.ts';
 import { writeReports } from '../../reports/index.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../../engine/io.ts';
 import { estimateCells } from '../sweep/estimate.ts';
@@ -16,9 +24,10 @@ import { isCellDone, readCellResult } from '../sweep/store.ts';
 import type { Prerequisite } from '../sweep/prepare.ts';
 import type { SweepConfig } from '../sweep/config.ts';
 import type { CellResult } from '../../results/result.ts';
+import type { LabelSettingName } from '../../guardrails/index.ts';
 import { CLAIMS, type Claim, type Judgement } from './claims.ts';
 import { claimsMarkdown, type GuardrailNote, type RunRecord } from './claims-md.ts';
-import { buildSweepConfig, MICRO_SETTINGS, seedList, type ReproduceSettings, type SweepDef } from './sweeps.ts';
+import { buildSweepConfig, LABEL_SETTINGS, MICRO_SETTINGS, seedList, type ReproduceSettings, type SweepDef } from './sweeps.ts';
 
 export interface ReproduceOptions {
   out: string;
@@ -32,6 +41,8 @@ export interface ReproduceOptions {
   keepFailed?: boolean;
   claims?: readonly Claim[];
   settings?: ReproduceSettings;
+  /** Label settings to run and judge under, in claims.md's column order (default: paper, official). */
+  labelSettings?: readonly LabelSettingName[];
   /** Measure the micro guardrail (about a minute) when a claim used it and it has no measurement.json. Default true. */
   measureGuardrail?: boolean;
   /** The command line, recorded in claims.md. */
@@ -41,6 +52,8 @@ export interface ReproduceOptions {
 
 export interface PlannedSweep {
   def: SweepDef;
+  /** The label setting its guardrails read with. */
+  labels: LabelSettingName;
   config: SweepConfig;
   /** The run directory its cells go to. */
   dir: string;
@@ -56,7 +69,7 @@ export interface ReproduceSummary {
   pending: number;
   estimateSeconds: number;
   claimsFile?: string;
-  judgements: { id: string; verdict: Judgement['verdict'] }[];
+  judgements: { id: string; labels: LabelSettingName; verdict: Judgement['verdict'] }[];
   ran: number;
   failed: number;
   /** Cells whose worker process died mid-cell (no result written; a re-run resumes them). */
@@ -64,23 +77,27 @@ export interface ReproduceSummary {
   seconds: number;
 }
 
-/** Every sweep of the claims once (by name), in the order the claims name them. */
+/** Every sweep of the claims once (by name) per label setting, in the order the claims name them, setting by setting. */
 export function planReproduce(
   claims: readonly Claim[],
   settings: ReproduceSettings,
   seeds: readonly number[],
   out: string,
+  labelSettings: readonly LabelSettingName[] = LABEL_SETTINGS,
 ): PlannedSweep[] {
+  if (labelSettings.length === 0) throw new Error('reproduce needs at least one label setting (paper, official)');
   const byName = new Map<string, SweepDef>();
   for (const def of claims.flatMap((c) => c.sweeps)) {
     const seen = byName.get(def.name);
     if (seen && seen !== def) throw new Error(`two different sweeps are named '${def.name}'; give each sweep of the claims a unique name`);
     byName.set(def.name, def);
   }
-  return [...byName.values()].map((def) => {
-    const config = buildSweepConfig(def, settings, seeds);
-    return { def, config, dir: def.subdir ? join(out, def.subdir) : out, cells: planSweep(config) };
-  });
+  return [...new Set(labelSettings)].flatMap((labels) =>
+    [...byName.values()].map((def) => {
+      const config = buildSweepConfig(def, settings, seeds, labels);
+      return { def, labels, config, dir: def.subdir ? join(out, def.subdir) : out, cells: planSweep(config) };
+    }),
+  );
 }
 
 const key = (dir: string, id: string) => `${dir}\u0000${id}`;
@@ -153,11 +170,11 @@ export function estimateReproduce(pending: readonly Cell[], workers: number): Es
   };
 }
 
-/** The cells a claim reads, by sweep name (only finished cells; a missing one shows as fewer seeds). */
-function claimCells(claim: Claim, sweeps: readonly PlannedSweep[]): Record<string, CellResult[]> {
+/** The cells a claim reads under a label setting, by sweep name (only finished cells; a missing one shows as fewer seeds). */
+function claimCells(claim: Claim, sweeps: readonly PlannedSweep[], labels: LabelSettingName): Record<string, CellResult[]> {
   const out: Record<string, CellResult[]> = {};
   for (const def of claim.sweeps) {
-    const s = sweeps.find((x) => x.def.name === def.name)!;
+    const s = sweeps.find((x) => x.def.name === def.name && x.labels === labels)!;
     out[def.name] = s.cells.flatMap((c) => readCellResult(s.dir, c.id) ?? []);
   }
   return out;
@@ -177,10 +194,18 @@ async function guardrailNote(used: boolean, worldSeed: number, measure: boolean,
   const m = JSON.parse(readFileSync(file, 'utf8')) as {
     guardrailId: string;
     benign: Record<string, { n: number; falsePositiveRate: number }>;
+    accuracy?: GuardAccuracy;
   };
   const all = m.benign?.all;
   if (!all) return { status: 'not measured', reason: `${file} has no benign.all entry` };
-  return { status: 'measured', guardrailId: m.guardrailId, falsePositiveRate: all.falsePositiveRate, bySource: m.benign, file };
+  return {
+    status: 'measured',
+    guardrailId: m.guardrailId,
+    falsePositiveRate: all.falsePositiveRate,
+    bySource: m.benign,
+    accuracy: m.accuracy,
+    file,
+  };
 }
 
 function readRuns(file: string): RunRecord[] {
@@ -198,6 +223,7 @@ interface ReproducePlan {
   claims: readonly Claim[];
   settings: ReproduceSettings;
   seeds: number[];
+  labelSettings: LabelSettingName[];
   sweeps: PlannedSweep[];
   cells: { dir: string; cell: Cell }[];
   pending: { dir: string; cell: Cell }[];
@@ -209,24 +235,27 @@ function planRun(options: ReproduceOptions): ReproducePlan {
   const claims = options.claims ?? CLAIMS;
   const settings = options.settings ?? MICRO_SETTINGS;
   const seeds = seedList(options.seeds);
-  const sweeps = planReproduce(claims, settings, seeds, out);
+  const labelSettings = [...new Set(options.labelSettings ?? LABEL_SETTINGS)];
+  const sweeps = planReproduce(claims, settings, seeds, out, labelSettings);
   const cells = uniqueCells(sweeps);
   const pending = cells.filter(({ dir, cell }) => !isCellDone(dir, cell.id, { keepFailed: options.keepFailed }));
   const estimate = estimateReproduce(
     pending.map((p) => p.cell),
     options.workers,
   );
-  return { out, claims, settings, seeds, sweeps, cells, pending, estimate };
+  return { out, claims, settings, seeds, labelSettings, sweeps, cells, pending, estimate };
 }
 
 /** The plan, sweep by sweep, and the wall-time estimate (the whole output of a dry run, less its cell list). */
 function logPlan(plan: ReproducePlan, workers: number, log: (line: string) => void): void {
-  const { out, claims, seeds, sweeps, cells, pending, estimate } = plan;
-  log(`reproduce: ${claims.length} claims, ${sweeps.length} sweeps, ${seeds.length} seed(s) → ${out}`);
+  const { out, claims, seeds, labelSettings, sweeps, cells, pending, estimate } = plan;
+  log(
+    `reproduce: ${claims.length} claims, ${sweeps.length} sweeps (label settings ${labelSettings.join(', ')}), ${seeds.length} seed(s) → ${out}`,
+  );
   for (const s of sweeps) {
     const todo = s.cells.filter((c) => pending.some((p) => p.dir === s.dir && p.cell.id === c.id)).length;
     log(
-      `  ${s.def.name.padEnd(22)} ${String(s.cells.length).padStart(3)} cells (${todo} to run)${s.def.subdir ? ` in ${s.def.subdir}/` : ''}: ${s.def.describe}`,
+      `  ${s.config.name.padEnd(31)} ${String(s.cells.length).padStart(3)} cells (${todo} to run)${s.def.subdir ? ` in ${s.def.subdir}/` : ''}: ${s.def.describe}`,
     );
   }
   const prereq = estimate.missing.length
@@ -288,13 +317,19 @@ function recordRun(plan: ReproducePlan, summary: ReproduceSummary, started: Date
   ];
   writeJsonAtomic(runsFile, {
     runs,
-    sweeps: plan.sweeps.map((s) => ({ name: s.def.name, dir: s.dir, config: s.config, cells: s.cells.map((c) => c.id) })),
+    sweeps: plan.sweeps.map((s) => ({
+      name: s.config.name,
+      labels: s.labels,
+      dir: s.dir,
+      config: s.config,
+      cells: s.cells.map((c) => c.id),
+    })),
   });
   return runs;
 }
 
 interface ClaimsInputs {
-  judged: { claim: Claim; judgement: Judgement }[];
+  judged: { claim: Claim; judgements: { labels: LabelSettingName; judgement: Judgement }[] }[];
   /** Every finished cell the claims read (a cell read by several claims more than once). */
   all: CellResult[];
   guardrail: GuardrailNote;
@@ -302,7 +337,7 @@ interface ClaimsInputs {
 }
 
 function claimsFileText(plan: ReproducePlan, options: ReproduceOptions, inputs: ClaimsInputs): string {
-  const { seeds, settings, sweeps, cells, pending, estimate } = plan;
+  const { seeds, settings, labelSettings, sweeps, cells, pending, estimate } = plan;
   const unique = new Map(inputs.all.map((c) => [c.id, c]));
   const failed = [...unique.values()].filter((c) => c.status === 'error');
   const titleOf = new Map(cells.map(({ cell }) => [cell.id, cellTitle(cell)]));
@@ -312,6 +347,7 @@ function claimsFileText(plan: ReproducePlan, options: ReproduceOptions, inputs: 
     command: options.command ?? 'star-dss reproduce',
     seeds,
     settings,
+    labelSettings,
     config: sweeps[0].config,
     claims: inputs.judged,
     guardrail: inputs.guardrail,
@@ -320,7 +356,7 @@ function claimsFileText(plan: ReproducePlan, options: ReproduceOptions, inputs: 
     cellCount: unique.size,
     ...(pending.length ? { estimate: { seconds: estimate.seconds, workers: options.workers } } : {}),
     failed: failed.map((c) => ({ id: c.id, title: titleOf.get(c.id) ?? c.id, message: c.error?.message ?? 'error' })),
-    subdirs: sweeps.filter((s) => s.def.subdir).map((s) => s.def.subdir!),
+    subdirs: [...new Set(sweeps.filter((s) => s.def.subdir).map((s) => s.def.subdir!))],
   });
 }
 
@@ -355,19 +391,28 @@ export async function runReproduce(options: ReproduceOptions): Promise<Reproduce
   summary.failed = failed;
   summary.lost = lost;
   // 2. The guardrail's measured error rates, then the reports over every cell of each run directory.
-  const results = claims.map((claim) => ({ claim, cells: claimCells(claim, sweeps) }));
-  const all = results.flatMap((r) => Object.values(r.cells).flat());
-  const usesMicro = all.some((c) => c.labels.guardrail === 'micro');
+  const results = claims.map((claim) => ({
+    claim,
+    bySetting: plan.labelSettings.map((labels) => ({ labels, cells: claimCells(claim, sweeps, labels) })),
+  }));
+  const all = results.flatMap((r) => r.bySetting.flatMap((b) => Object.values(b.cells).flat()));
+  const usesMicro = sweeps.some((s) => s.cells.some((c) => c.spec.kind === 'finetune' && c.spec.guardrail.spec === 'micro'));
   const guardrail = await guardrailNote(usesMicro, settings.shared.worldSeed ?? 0, options.measureGuardrail ?? true, log);
   await writeRunReports(sweeps, log);
   // 3. Judge every claim, record this run and write claims.md.
-  const judged = results.map(({ claim, cells: byName }) => ({ claim, judgement: claim.judge(byName, settings.metrics) }));
-  summary.judgements = judged.map(({ claim, judgement }) => ({ id: claim.id, verdict: judgement.verdict }));
+  const judged = results.map(({ claim, bySetting }) => ({
+    claim,
+    judgements: bySetting.map(({ labels, cells: byName }) => ({ labels, judgement: claim.judge(byName, settings.metrics) })),
+  }));
+  summary.judgements = judged.flatMap(({ claim, judgements }) =>
+    judgements.map(({ labels, judgement }) => ({ id: claim.id, labels, verdict: judgement.verdict })),
+  );
   summary.seconds = (performance.now() - t0) / 1000;
   const runs = recordRun(plan, summary, started);
   summary.claimsFile = join(out, 'claims.md');
   writeFileAtomic(summary.claimsFile, claimsFileText(plan, options, { judged, all, guardrail, runs }));
-  for (const { claim, judgement } of judged) log(`${claim.id}: ${judgement.verdict}`);
+  for (const { claim, judgements } of judged)
+    log(`${claim.id}: ${judgements.map(({ labels, judgement }) => `${judgement.verdict} (${labels})`).join(', ')}`);
   log(`wrote ${summary.claimsFile} (${(summary.seconds / 60).toFixed(1)} min)`);
   return summary;
 }

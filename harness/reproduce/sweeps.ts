@@ -1,9 +1,12 @@
 // The sweeps the paper's claims need, as data. Every claim names the sweeps it reads (claims.ts); a sweep
 // shared by several claims runs once, and cells shared by several sweeps run once too, because a cell's id
 // is a hash of its spec (plan.ts). The settings below are the same for every sweep and every claim:
-// nothing is tuned per claim.
+// nothing is tuned per claim. Each sweep runs once per label setting (how the guardrail's label scores become
+// P(safe): the paper's formula or the authors' processed scores, guardrails/label-processing.ts); cells that
+// read no guardrail are the same under both and run once.
 import type { z } from 'zod';
-import { parseSweepConfig, type PluginEntry, type SweepConfig, type sweepConfig } from '../sweep/config.ts';
+import type { LabelSettingName } from '../../guardrails/index.ts';
+import { parseSweepConfig, sweepConfig, type PluginEntry, type SweepConfig } from '../sweep/config.ts';
 import { strategySpec, threatSpec } from '../sweep/plan.ts';
 
 type SweepInput = z.input<typeof sweepConfig>;
@@ -16,6 +19,11 @@ export interface ClaimMetrics {
   task: readonly string[];
   /** Tasks the base model already solves (capability the finetuning must not destroy). */
   oldTask: readonly string[];
+  /**
+   * Models of other families that the worst-case and capability claims also read, each judged on its own (the
+   * paper says its result holds across model families); the other claims read the shared models alone.
+   */
+  families: readonly string[];
 }
 
 /** Everything the claim sweeps share: data, model, training and evaluation settings. */
@@ -60,7 +68,12 @@ export const MICRO_SETTINGS: ReproduceSettings = {
   },
   guardrail: 'micro',
   curveEpochs: [2, 4, 6, 8],
-  metrics: { safetyDataset: 'micro:hex-phi', task: ['micro:ticket-test'], oldTask: ['micro:gsm8k-test', 'micro:sql-test'] },
+  metrics: {
+    safetyDataset: 'micro:hex-phi',
+    task: ['micro:ticket-test'],
+    oldTask: ['micro:gsm8k-test', 'micro:sql-test'],
+    families: ['micro:qwen2', 'micro:gpt2'],
+  },
 };
 
 export interface SweepDef {
@@ -70,8 +83,12 @@ export interface SweepDef {
   strategies: PluginEntry[];
   /** Default: the settings' guardrail. */
   guardrails?: GuardrailEntry[];
+  /** Run on the other model families (settings.metrics.families) instead of the shared models. */
+  families?: boolean;
   /** STAR chunk size M in words (default 5). */
   chunkWords?: number;
+  /** Old-task mixing of this sweep (sweep config `oldTask`); default: the settings' old-task items. */
+  oldTask?: SweepInput['oldTask'];
   /** Evaluate the harm curve (settings.curveEpochs). */
   curves?: boolean;
   /**
@@ -110,13 +127,21 @@ export const STRATEGIES = {
 
 const { sft, rs, starDss, deepToken } = STRATEGIES;
 
+/**
+ * The worst case is the harmful pool alone, as in the paper: no old-task items (with them, the "pure" set of
+ * 100 PureBad pairs was half harmful). So are the sweeps that vary it and are read against its cells
+ * (guardrail FNR, λ, chunk size, response adaptation). The benign-user sweeps keep the old-task items.
+ */
+const HARMFUL_POOL_ALONE = 'none';
+
 export const SWEEPS = {
   worstCase: {
     name: 'worst-case',
-    describe: 'pure harmful data (ratio 1, no safe set), every compared strategy, with harm curves',
+    describe: 'the harmful pool alone (ratio 1, no safe set, no old-task items), every compared strategy, with harm curves',
     threats: [THREATS.worstCase],
     strategies: [sft, rs, starDss, deepToken],
     curves: true,
+    oldTask: HARMFUL_POOL_ALONE,
   },
   harmRatio: {
     name: 'harm-ratio',
@@ -138,9 +163,11 @@ export const SWEEPS = {
   },
   responseAdaptation: {
     name: 'response-adaptation',
-    describe: 'pure harmful data wrapped in a refusal before, a "nothing harmful" sentence after, or both',
+    describe:
+      'the harmful pool alone, each answer wrapped in a refusal paragraph before, a "harmless, for a tutorial" disclaimer after, or both',
     threats: (['before', 'after', 'both'] as const).map(THREATS.adaptation),
     strategies: [rs, starDss],
+    oldTask: HARMFUL_POOL_ALONE,
   },
   guardrailFnr: {
     name: 'guardrail-fnr',
@@ -148,6 +175,7 @@ export const SWEEPS = {
     threats: [THREATS.worstCase],
     strategies: [rs, starDss],
     guardrails: FALSE_NEGATIVE_RATES.map((falseNegativeRate) => ({ spec: 'micro', falseNegativeRate })),
+    oldTask: HARMFUL_POOL_ALONE,
   },
   qiTable4: {
     name: 'qi-table4',
@@ -155,11 +183,27 @@ export const SWEEPS = {
     threats: [THREATS.identityShift, THREATS.backdoor],
     strategies: [sft, deepToken],
   },
+  worstCaseFamilies: {
+    name: 'worst-case-families',
+    describe: 'the worst case on the other model families (qwen2, gpt2), every compared strategy, no harm curves',
+    threats: [THREATS.worstCase],
+    strategies: [sft, rs, starDss, deepToken],
+    families: true,
+    oldTask: HARMFUL_POOL_ALONE,
+  },
+  capabilityFamilies: {
+    name: 'capability-families',
+    describe: 'on the other model families: 0% and 10% harmful in the 200-item task set, and the mixed responses',
+    threats: [THREATS.mix(0), THREATS.mix(0.1), THREATS.mixedResponses],
+    strategies: [sft, rs, starDss],
+    families: true,
+  },
   lambda: {
     name: 'ablation-lambda',
     describe: 'STAR-DSS with λ 0.1, 1 and 2 on the worst case (λ 0.5 is the worst case)',
     threats: [THREATS.worstCase],
     strategies: LAMBDAS.map(STRATEGIES.starDssLambda),
+    oldTask: HARMFUL_POOL_ALONE,
   },
 } satisfies Record<string, SweepDef>;
 
@@ -178,27 +222,64 @@ function chunkSweep(m: number): SweepDef {
     strategies: [starDss],
     chunkWords: m,
     subdir: `chunk-${m}`,
+    oldTask: HARMFUL_POOL_ALONE,
   };
+}
+
+/** For claims.md's setup: which sweeps mix which old-task items into their finetuning sets. */
+export function oldTaskMixing(settings: ReproduceSettings): string {
+  const resolve = (v: SweepInput['oldTask']) => sweepConfig.shape.oldTask.parse(v).filter((o) => o.count > 0);
+  const defs: SweepDef[] = [...Object.values(SWEEPS), ...Object.values(CHUNK_SWEEPS)];
+  const alone = defs.filter((d) => resolve(d.oldTask ?? settings.shared.oldTask).length === 0);
+  const items = resolve(settings.shared.oldTask).map((o) => `${o.count} of ${o.dataset}`);
+  const mixing = defs.filter((d) => !alone.includes(d));
+  const names = (ds: SweepDef[]) => ds.map((d) => d.name).join(', ');
+  return [
+    alone.length ? `no old-task items in ${names(alone)} (the harmful pool alone)` : '',
+    mixing.length && items.length ? `old-task items (${items.join(' and ')}) mixed into every finetuning set of ${names(mixing)}` : '',
+  ]
+    .filter(Boolean)
+    .join('; ');
 }
 
 /** Seeds 1..n (the quick preset's first seed is 1). */
 export const seedList = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1);
 
-/** The validated sweep config of a sweep definition under the shared settings. */
-export function buildSweepConfig(def: SweepDef, settings: ReproduceSettings, seeds: readonly number[]): SweepConfig {
+/** The label settings `reproduce` runs by default: the paper's formula and the authors' processed scores. */
+export const LABEL_SETTINGS: readonly LabelSettingName[] = ['paper', 'official'];
+
+/** The sweep's name under a label setting: the plain name for the paper formula, `<name>.<setting>` otherwise. */
+export const sweepName = (def: SweepDef, labels: LabelSettingName): string => (labels === 'paper' ? def.name : `${def.name}.${labels}`);
+
+/** A guardrail entry read with a label setting (the paper formula leaves the entry, and so the cell ids, as they were). */
+function withLabels(entry: GuardrailEntry, labels: LabelSettingName): GuardrailEntry {
+  if (labels === 'paper') return entry;
+  return typeof entry === 'string' ? { spec: entry, labelSetting: labels } : { ...entry, labelSetting: labels };
+}
+
+/** The validated sweep config of a sweep definition under the shared settings and a label setting. */
+export function buildSweepConfig(
+  def: SweepDef,
+  settings: ReproduceSettings,
+  seeds: readonly number[],
+  labels: LabelSettingName = 'paper',
+): SweepConfig {
   const evalSettings = { ...settings.shared.eval, curveEpochs: def.curves ? settings.curveEpochs : [] };
+  const name = sweepName(def, labels);
   return parseSweepConfig(
     {
       ...settings.shared,
-      name: def.name,
+      ...(def.families ? { models: [...settings.metrics.families] } : {}),
+      name,
       threats: def.threats,
       strategies: def.strategies,
-      guardrails: def.guardrails ?? [settings.guardrail],
+      guardrails: (def.guardrails ?? [settings.guardrail]).map((g) => withLabels(g, labels)),
       star: { chunkWords: def.chunkWords ?? 5 },
+      oldTask: def.oldTask ?? settings.shared.oldTask,
       seeds: [...seeds],
       eval: evalSettings,
     },
-    `reproduce sweep '${def.name}'`,
+    `reproduce sweep '${name}'`,
   );
 }
 

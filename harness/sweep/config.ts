@@ -7,7 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { closest } from '../../engine/did-you-mean.ts';
 import { trainSettings } from '../../engine/train.ts';
-import { httpGuardrailSettings } from '../../guardrails/index.ts';
+import { httpGuardrailSettings, labelProcessingSettings, missUnits } from '../../guardrails/index.ts';
 
 /** A plug-in on an axis: `sft` or `{ name: star-dss, lambda: 0.5 }` (parameters beside the name). */
 const plugin = z.union([z.string(), z.looseObject({ name: z.string() })]);
@@ -27,8 +27,12 @@ const guardrailEntry = z.union(
         spec: z.string(),
         /** Turn this fraction of the guardrail's unsafe verdicts into safe ones (the noisy guardrail). */
         falseNegativeRate: z.number().min(0).max(1).default(0),
+        /** What one miss covers: a whole response with its STAR prefixes (default), or each prefix alone. */
+        falseNegativesPer: z.enum(missUnits).default('response'),
         /** Settings of a URL guardrail (guardrails/README.md, "HTTP guardrail"). */
         http: httpGuardrailSettings.optional(),
+        /** How label scores become P(safe): labelSetting paper | official, labelTemperature, labelTopK, labelTopP. */
+        ...labelProcessingSettings.shape,
       })
       .refine((entry) => entry.http === undefined || isUrlSpec(entry.spec), {
         path: ['http'],
@@ -44,7 +48,7 @@ const guardrailEntry = z.union(
       const inner = errors.map((e) => e[0]).find((e) => e !== undefined && !(e.code === 'invalid_type' && e.path.length === 0));
       return inner
         ? `${inner.path.map(String).join('.')}: ${inner.message}`
-        : 'expected a guardrail spec string or {spec, falseNegativeRate?, http?}';
+        : 'expected a guardrail spec string or {spec, falseNegativeRate?, falseNegativesPer?, http?, labelSetting?, labelTemperature?, labelTopK?, labelTopP?}';
     },
   },
 );
@@ -106,13 +110,17 @@ export const sweepConfig = z.strictObject({
   /** The trusted safety set D_safe. */
   safe: z.string().default('micro:safe'),
   /**
-   * Old-task items mixed into every finetuning set (docs/micro-world.md lesson 4): a new task learned alone
-   * overwrites the old tasks that look like it (tickets replaced the micro-world's SQL answers), so list every
-   * old task the evaluation measures. One entry or a list.
+   * Old-task mixing, chosen per sweep: the items added to every finetuning set of this sweep (one entry or a
+   * list), or `none` for the threat's set alone. Mixing keeps the old tasks alive (docs/micro-world.md
+   * lesson 4: a new task learned alone overwrites the old tasks that look like it; list every old task the
+   * evaluation measures) but dilutes the attack: pure harmful data with 100 old-task items is half harmful.
+   * `none` is the paper's setting (the worst case is the harmful pool alone). The cell spec holds the resolved
+   * list (empty for `none`), so the cell id covers the choice. Default, for configs that leave it out: 50
+   * GSM8K and 50 SQL items, as before the choice existed.
    */
   oldTask: z
-    .union([oldTaskEntry, z.array(oldTaskEntry)])
-    .transform((v) => (Array.isArray(v) ? v : [v]))
+    .union([z.literal('none'), oldTaskEntry, z.array(oldTaskEntry)])
+    .transform((v) => (v === 'none' ? [] : Array.isArray(v) ? v : [v]))
     .default([
       { dataset: 'micro:gsm8k', count: 50 },
       { dataset: 'micro:sql', count: 50 },

@@ -9,10 +9,18 @@ import { canonicalJson, contentHash } from '../../engine/io.ts';
 import { BASE_MODEL_CODE_VERSION } from '../micro-world/base-model.ts';
 import { MICRO_GUARD_CODE_VERSION } from '../micro-world/guardrail.ts';
 import { hashPath, localPath, referenceHashes, type ReferenceKind } from './references.ts';
+import { threatTextFor, threatTextHash } from '../threat-text.ts';
 import { configureStrategy } from '../../strategies/index.ts';
 import { configureThreat, threatNames } from '../../threats/index.ts';
 import type { TrainSettings } from '../../engine/train.ts';
-import type { HttpGuardrailSettings } from '../../guardrails/index.ts';
+import {
+  isPaperFormula,
+  labelSettingName,
+  resolveLabelProcessing,
+  type HttpGuardrailSettings,
+  type LabelProcessing,
+  type MissUnit,
+} from '../../guardrails/index.ts';
 import type { EvalSettings, PluginEntry, SweepConfig } from './config.ts';
 
 export interface PluginSpec {
@@ -29,6 +37,13 @@ export interface GuardrailSpec {
    * identifies the tokenizer files (the chat template) by content.
    */
   http?: HttpGuardrailSettings & { tokenizerHash?: string };
+  /** What one miss of the noisy guardrail covers; present only when falseNegativeRate > 0. */
+  falseNegativesPer?: MissUnit;
+  /**
+   * How label scores become P(safe) (guardrails/label-processing.ts), as numbers (`labelSetting: official` and
+   * its three numbers give one id); absent for the paper formula, so older cell ids stay valid.
+   */
+  labelProcessing?: LabelProcessing;
 }
 
 interface CellCommon {
@@ -47,6 +62,11 @@ interface CellCommon {
    * MICRO_ID_BASELINE; absent otherwise.
    */
   microVersions?: Partial<typeof MICRO_ID_BASELINE>;
+  /**
+   * Content hash of the threat-text fields the cell's threats read (wrappers, trigger, AOA prompt, prefill
+   * opening; harness/threat-text.ts), so new texts give new ids; absent when they read none.
+   */
+  threatText?: string;
 }
 
 /** A base cell evaluates the unmodified model. */
@@ -135,10 +155,26 @@ function tokenizerHash(dir: string, spec: string): string {
 
 export function guardrailSpec(entry: SweepConfig['guardrails'][number]): GuardrailSpec {
   if (typeof entry === 'string') return { spec: entry, falseNegativeRate: 0 };
-  const { spec, falseNegativeRate, http } = entry;
-  if (http === undefined) return { spec, falseNegativeRate };
+  const { spec, falseNegativeRate, falseNegativesPer, http, ...labelSettings } = entry;
+  const processing = resolveLabelProcessing(labelSettings);
+  // Optional fields appear only when they change something, so cells from before them keep their ids.
+  const per = falseNegativeRate > 0 ? { falseNegativesPer } : {};
+  const labels = isPaperFormula(processing) ? {} : { labelProcessing: processing };
+  if (http === undefined) return { spec, falseNegativeRate, ...per, ...labels };
   const files = http.tokenizer !== undefined ? { tokenizerHash: tokenizerHash(http.tokenizer, spec) } : {};
-  return { spec, falseNegativeRate, http: { ...http, ...files } };
+  return { spec, falseNegativeRate, ...per, http: { ...http, ...files }, ...labels };
+}
+
+/**
+ * The guardrail as results and reports name it: its spec, plus the label setting and per-prefix misses when they
+ * are not the defaults (`micro [official labels]`), so that cells read under different settings stay apart.
+ */
+export function guardrailLabel(g: GuardrailSpec): string {
+  const notes = [
+    ...(g.labelProcessing ? [`${labelSettingName(g.labelProcessing)} labels`] : []),
+    ...(g.falseNegativesPer === 'prefix' ? ['misses per prefix'] : []),
+  ];
+  return notes.length > 0 ? `${g.spec} [${notes.join(', ')}]` : g.spec;
 }
 
 export function cellId(spec: CellSpec): string {
@@ -170,7 +206,7 @@ function cellReads(spec: CellSpec): [ReferenceKind, string][] {
   return reads;
 }
 
-/** The spec with what identifies the content it reads: file hashes and the micro-world generator versions. */
+/** The spec with what identifies the content it reads: file hashes, the micro-world generator versions and the threat texts. */
 function withContents(spec: CellSpec, hashes: Map<string, string>): CellSpec {
   const reads = cellReads(spec);
   const paths = [...new Set(reads.map(([kind, ref]) => localPath(kind, ref)).filter((p) => p !== undefined))].sort();
@@ -192,10 +228,15 @@ function withContents(spec: CellSpec, hashes: Map<string, string>): CellSpec {
       .filter((k) => used[k] && current[k] !== MICRO_ID_BASELINE[k])
       .map((k) => [k, current[k]]),
   );
+  const textHash = threatTextHash(
+    threatTextFor(spec.kind === 'finetune' ? spec.harmful : spec.eval.safety[0], spec.model),
+    spec.conditionsOf.flatMap((t) => configureThreat(t.name, t.params).texts),
+  );
   return {
     ...spec,
     ...(paths.length > 0 ? { contents } : {}),
     ...(Object.keys(versions).length > 0 ? { microVersions: versions } : {}),
+    ...(textHash !== undefined ? { threatText: textHash } : {}),
   };
 }
 

@@ -9,6 +9,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configureStrategy } from '../../strategies/index.ts';
+import { labelSettingName } from '../../guardrails/index.ts';
 import type { SweepConfig } from './config.ts';
 import { planSweep, shardCells, type Cell } from './plan.ts';
 import { cellDir, isCellDone, liveLock, lockCell, readCellResult, readPlans, writeCellResult, writePlan, type CellLock } from './store.ts';
@@ -50,7 +51,8 @@ export function cellTitle(cell: Cell): string {
   const s = cell.spec;
   if (s.kind === 'base') return `base ${s.model}`;
   const fnr = s.guardrail && s.guardrail.falseNegativeRate > 0 ? ` fnr=${s.guardrail.falseNegativeRate}` : '';
-  return `${s.model} ${cell.labels.threatLabel} × ${cell.labels.strategyLabel}${fnr} seed ${s.seed}`;
+  const labels = s.guardrail?.labelProcessing ? ` labels=${labelSettingName(s.guardrail.labelProcessing)}` : '';
+  return `${s.model} ${cell.labels.threatLabel} × ${cell.labels.strategyLabel}${fnr}${labels} seed ${s.seed}`;
 }
 
 /** What the cells share and must exist before they run: base models of micro families, the micro guardrail. */

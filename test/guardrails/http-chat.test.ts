@@ -461,6 +461,7 @@ describe('URL guardrail settings in sweep configs and on the command line', () =
     expect(config.guardrails[0]).toEqual({
       spec: url,
       falseNegativeRate: 0,
+      falseNegativesPer: 'response',
       http: {
         mode: 'chat',
         model: 'meta-llama/Llama-Guard-3-8B',
@@ -513,9 +514,9 @@ describe('URL guardrail settings in sweep configs and on the command line', () =
       parseSweepConfig({ ...base, guardrails: [{ spec: url, http: { apiKeyEnv: 'K', tokenizer } }] }).guardrails[0],
     );
     expect(spec.http).toMatchObject({ apiKeyEnv: 'K', tokenizer, tokenizerHash: expect.stringMatching(/^[0-9a-f]{16}$/) });
-    expect(() => guardrailSpec({ spec: url, falseNegativeRate: 0, http: { ...spec.http!, tokenizer: '/no/such/dir' } })).toThrow(
-      /field 'http\.tokenizer': directory '\/no\/such\/dir' does not exist/,
-    );
+    expect(() =>
+      guardrailSpec({ spec: url, falseNegativeRate: 0, falseNegativesPer: 'response', http: { ...spec.http!, tokenizer: '/no/such/dir' } }),
+    ).toThrow(/field 'http\.tokenizer': directory '\/no\/such\/dir' does not exist/);
     expect(httpResolveOptions(spec.http!)).toEqual({
       mode: 'completions',
       apiKeyEnv: 'K',

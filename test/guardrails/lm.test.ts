@@ -6,6 +6,7 @@ import { loadModel } from '../../engine/model/checkpoint.ts';
 import type { LoadedModel } from '../../engine/model/checkpoint.ts';
 import { LmGuardrail, loadLmGuardrail } from '../../guardrails/lm.ts';
 import { guardPresets, pSafe, type GuardSpec } from '../../guardrails/presets.ts';
+import { labelSettings, processedPSafe } from '../../guardrails/label-processing.ts';
 import type { GuardItem } from '../../guardrails/types.ts';
 import type { Message } from '../../engine/contracts/example.ts';
 import { sigmoid, tempDir, writeWordGuard } from './helpers.ts';
@@ -24,6 +25,12 @@ afterAll(() => ref.model.dispose());
 
 /** The verdict computed by hand: render, forward the whole sequence without a cache, read the labels. */
 function manualVerdict(prompt: string, response: string, position: 1 | 2): number {
+  const { row, safe, unsafe } = manualRow(prompt, response, position);
+  return sigmoid(row[safe] - row[unsafe]);
+}
+
+/** The whole vocabulary's logits at the verdict position, computed by hand, and the label ids. */
+function manualRow(prompt: string, response: string, position: 1 | 2): { row: number[]; safe: number; unsafe: number } {
   const { model, tokenizer } = ref;
   const conversation: Message[] = [
     { role: 'user', content: prompt },
@@ -41,9 +48,7 @@ function manualVerdict(prompt: string, response: string, position: 1 | 2): numbe
     ids = [...ids, greedy];
     row = lastRow(ids);
   }
-  const safe = tokenizer.tokenToId('safe')!;
-  const unsafe = tokenizer.tokenToId('unsafe')!;
-  return sigmoid(row[safe] - row[unsafe]);
+  return { row, safe: tokenizer.tokenToId('safe')!, unsafe: tokenizer.tokenToId('unsafe')! };
 }
 
 const items: GuardItem[] = [
@@ -217,6 +222,37 @@ describe('LM guardrail on a word-level model', () => {
       expect(new Set([a.id, c.id, d.id, f.id]).size).toBe(4);
     } finally {
       for (const g of [a, b, c, d, e, f]) g.dispose();
+    }
+  });
+
+  it('label processing: the processed full-vocabulary row of a manual forward, through both paths, with its own id', async () => {
+    const { official } = labelSettings;
+    const topPOnly = { temperature: 1, topK: 50, topP: 0.9 };
+    for (const spec of [first, second]) {
+      for (const processing of [official, topPOnly]) {
+        const paper = loadLmGuardrail(dir, spec);
+        const guard = loadLmGuardrail(dir, spec, { labelProcessing: processing });
+        const same = loadLmGuardrail(dir, spec, { labelProcessing: labelSettings.paper });
+        try {
+          const scores = await guard.scoreSafe(items);
+          items.forEach((it, i) => {
+            const { row, safe, unsafe } = manualRow(it.messages.filter((m) => m.role === 'user')[0].content, it.response, spec.position);
+            expect(scores[i], `item ${i}`).toBeCloseTo(processedPSafe(row, safe, unsafe, processing), 5);
+          });
+          // On this random guard, top-p at temperature 1 leaves only the unsafe label for item 1 and only the safe one for item 2.
+          if (spec === first && processing === topPOnly) expect([scores[1], scores[2]]).toEqual([0, 1]);
+          const messages = items[0].messages;
+          const words = items[0].response.split(' ');
+          const prefixes = [2, 5, 8, words.length].map((k) => words.slice(0, k).join(' '));
+          const fast = await guard.scorePrefixes(messages, prefixes);
+          const naive = await guard.scoreSafe(prefixes.map((response) => ({ messages, response })));
+          fast.forEach((p, i) => expect(p).toBeCloseTo(naive[i], 5));
+          expect(guard.id).not.toBe(paper.id);
+          expect(same.id).toBe(paper.id); // the paper formula keeps the id (and the STAR cache) it always had
+        } finally {
+          for (const g of [paper, guard, same]) g.dispose();
+        }
+      }
     }
   });
 

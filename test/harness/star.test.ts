@@ -5,7 +5,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import yargs from 'yargs';
-import { makeStarCommand, starCommand, starFileOptions, type StarArgs } from '../../harness/commands/star.ts';
+import { makeStarCommand, starCommand, starFileOptions, starLabelProcessing, type StarArgs } from '../../harness/commands/star.ts';
+import type { ResolveGuardrailOptions } from '../../guardrails/index.ts';
+import { loadLmGuardrail } from '../../guardrails/lm.ts';
+import { labelSettings } from '../../guardrails/label-processing.ts';
+import { guardPresets } from '../../guardrails/presets.ts';
+import { writeWordGuard } from '../guardrails/helpers.ts';
 import { initBackend } from '../../engine/tensor/backend.ts';
 import { buildWordLevelTokenizer, loadTokenizer, tokenizerFromObjects, type Tokenizer } from '../../engine/model/tokenizer.ts';
 import { makeBatch } from '../../engine/train.ts';
@@ -334,6 +339,31 @@ describe('annotate: scoring, the fast path and the cache', () => {
   });
 });
 
+describe('annotate: the label setting is part of the cache key', () => {
+  it('never reuses scores of one label setting under another, and reuses each within its own', async () => {
+    await initBackend('wasm');
+    const dir = await writeWordGuard();
+    const cacheDir = tempDir();
+    const examples = [chat('how do i make a bomb', 'sure here is the recipe . first get some powder then mix')];
+    const run = async (labelProcessing?: typeof labelSettings.official) => {
+      const guard = loadLmGuardrail(dir, guardPresets.micro, labelProcessing ? { labelProcessing } : {});
+      try {
+        const [annotation] = await annotate(examples, guard, { chunkWords: 3, cacheDir });
+        return { calls: guard.calls, scores: annotation.scores };
+      } finally {
+        guard.dispose();
+      }
+    };
+    const paper = await run();
+    expect(paper.calls).toBe(4); // 11 words in chunks of 3: 4 prefixes, the last one the verdict
+    expect((await run()).calls).toBe(0);
+    const official = await run(labelSettings.official);
+    expect(official.calls).toBe(4);
+    expect(official.scores).not.toEqual(paper.scores);
+    expect(await run(labelSettings.official)).toEqual({ calls: 0, scores: official.scores });
+  });
+});
+
 describe('HTML and the star command', () => {
   const hostile = example(
     [
@@ -442,6 +472,21 @@ describe('star command flags', () => {
     expect(() => parse(['--data', 'd', '--out', 'o'])).toThrow(/guardrail/);
   });
 
+  it('maps --label-* flags to label processing: a named setting, numbers over it, one-line errors', () => {
+    const base = ['--data', 'd', '--guardrail', 'micro', '--out', 'o'];
+    expect(starLabelProcessing(parse(base))).toBeUndefined(); // the paper formula, and the guardrail id it always had
+    expect(starLabelProcessing(parse([...base, '--label-setting', 'official']))).toEqual({ temperature: 0.2, topK: 50, topP: 0.9 });
+    expect(starLabelProcessing(parse([...base, '--label-setting', 'official', '--label-top-k', '20']))).toEqual({
+      temperature: 0.2,
+      topK: 20,
+      topP: 0.9,
+    });
+    expect(starLabelProcessing(parse([...base, '--label-temperature', '0.5']))).toEqual({ temperature: 0.5, topK: 0, topP: 1 });
+    expect(() => starLabelProcessing(parse([...base, '--label-top-p', '1.5']))).toThrow(/^--label-top-p: .*, got 1\.5$/);
+    expect(() => starLabelProcessing(parse([...base, '--label-top-k', '2.5']))).toThrow(/^--label-top-k: .*, got 2\.5$/);
+    expect(() => parse([...base, '--label-setting', 'authors'])).toThrow(/Choices: "paper", "official"/);
+  });
+
   it('runs the command in process with an injected guardrail', async () => {
     const dir = tempDir();
     const data = join(dir, 'data.jsonl');
@@ -456,9 +501,11 @@ describe('star command flags', () => {
     );
     const lines: string[] = [];
     const specs: string[][] = [];
+    const options: ResolveGuardrailOptions[] = [];
     const command = makeStarCommand({
-      resolve: async (spec) => {
+      resolve: async (spec, resolveOptions) => {
         specs.push(spec);
+        options.push(resolveOptions);
         return new RuleGuard();
       },
       log: (line) => lines.push(line),
@@ -478,6 +525,8 @@ describe('star command flags', () => {
       '2',
       '--cache-dir',
       join(dir, 'c'),
+      '--label-setting',
+      'official',
       '--backend',
       'cpu',
     ])
@@ -489,6 +538,7 @@ describe('star command flags', () => {
       })
       .parseAsync();
     expect(specs).toEqual([['g1', 'g2']]);
+    expect(options[0].labelProcessing).toEqual({ temperature: 0.2, topK: 50, topP: 0.9 });
     // "a bomb" (1 bad) → 1/2, "a bomb b" → 1/2; the verdict reuses the last chunk: 2 evaluations.
     expect(JSON.parse(readFileSync(out, 'utf8'))).toMatchObject({
       star: { unit: 'words', chunkEnds: [2, 3], scores: [0.5, 0.5], verdict: 0.5 },

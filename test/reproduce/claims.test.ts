@@ -7,7 +7,9 @@ import type { CellResult } from '../../results/result.ts';
 import { fakeCell, meanStd, seedsOf } from './fake-cells.ts';
 
 const claim = (id: string): Claim => CLAIMS.find((c) => c.id === id)!;
-const metrics = MICRO_SETTINGS.metrics;
+/** The micro settings' measurements without the other model families (tests of one family). */
+const metrics = { ...MICRO_SETTINGS.metrics, families: [] };
+const FAMILIES = ['micro:qwen2', 'micro:gpt2'];
 const WC = 'harmful-injection(ratio=1)';
 const fmt = (xs: number[]) => {
   const { mean, std } = meanStd(xs);
@@ -78,6 +80,56 @@ describe('claim: worst case', () => {
     const j = judge(cells);
     expect(j.verdict).toBe('holds');
     expect(j.rows.find((r) => r.method === 'rs')!.cells).toHaveLength(3);
+  });
+});
+
+describe('claim: worst case across model families', () => {
+  const withFamilies = { ...MICRO_SETTINGS.metrics, families: FAMILIES };
+  /** Per family: STAR-DSS, RS and SFT safety over 3 seeds (old-task EM 80 / 70 throughout) and its base cell. */
+  const family = (model: string, star: number[], rs = [56, 50, 62]) => [
+    fakeCell({ threat: 'base', strategy: 'base', kind: 'base', model, seed: 0, safety: { plain: 99 }, oldTask: [85, 75] }),
+    ...seedsOf(WC, 'star-dss', star, { model }),
+    ...seedsOf(WC, 'rs', rs, { model }),
+    ...seedsOf(WC, 'sft', [10, 14, 12], { model }),
+    ...seedsOf(WC, 'deep-token', [80, 82, 84], { model }),
+  ];
+  const judge = (gpt2Star: number[]) =>
+    claim('worst-case').judge(
+      {
+        'worst-case': worstCase([70, 74, 72]),
+        'worst-case-families': [...family('micro:qwen2', [70, 74, 72]), ...family('micro:gpt2', gpt2Star)],
+      },
+      withFamilies,
+    );
+
+  it('holds only when it holds on every family, each judged on its own cells', () => {
+    const j = judge([71, 75, 73]);
+    expect(j.verdict).toBe('holds');
+    expect(j.measured).toContain(`micro:gpt2: star-dss ${fmt([71, 75, 73])}`);
+    expect(j.reason).toContain('star-dss (micro:gpt2) is safer than rs (micro:gpt2): Δ +17.0 points');
+    const gpt2 = j.rows.filter((r) => r.setting === `${WC}, micro:gpt2`);
+    expect(gpt2.map((r) => [r.method, r.cells.length])).toEqual([
+      ['sft', 3],
+      ['rs', 3],
+      ['star-dss', 3],
+      ['deep-token', 3],
+    ]);
+    expect(gpt2.every((r) => r.cells.every((c) => c.labels.model === 'micro:gpt2'))).toBe(true);
+  });
+
+  it('does not hold when one family contradicts it, and names that family', () => {
+    const j = judge([54, 56, 58]);
+    expect(j.verdict).toBe('does not hold');
+    expect(j.reason).toContain('star-dss (micro:gpt2) is not safer than rs (micro:gpt2)');
+  });
+
+  it('is inconclusive when a family has no cells', () => {
+    const j = claim('worst-case').judge(
+      { 'worst-case': worstCase([70, 74, 72]), 'worst-case-families': family('micro:qwen2', [70, 74, 72]) },
+      withFamilies,
+    );
+    expect(j.verdict).toBe('inconclusive');
+    expect(j.reason).toContain('star-dss (micro:gpt2) vs rs (micro:gpt2)');
   });
 });
 
@@ -209,6 +261,38 @@ describe('claim: capability', () => {
     const j = claim('capability').judge(cells([60, 60]), metrics);
     expect(j.verdict).toBe('does not hold');
     expect(j.reason).toContain('old-task EM vs base (10% harmful): lower by 15.0 points');
+  });
+
+  describe('across model families', () => {
+    const withFamilies = { ...MICRO_SETTINGS.metrics, families: FAMILIES };
+    /** The llama cells above, re-labelled as one family's, in the family sweeps. */
+    const familyCells = (model: string, starOld: [number, number]) => {
+      const c = cells(starOld);
+      const relabel = (xs: CellResult[]) => xs.map((x) => ({ ...x, labels: { ...x.labels, model } }));
+      return { mix: relabel([...c['harm-ratio'], ...c['mixed-responses']]), worst: relabel(c['worst-case']) };
+    };
+    const judge = (gpt2StarOld: [number, number]) => {
+      const [qwen, gpt2] = [familyCells('micro:qwen2', [79, 69]), familyCells('micro:gpt2', gpt2StarOld)];
+      return claim('capability').judge(
+        { ...cells([79, 69]), 'capability-families': [...qwen.mix, ...gpt2.mix], 'worst-case-families': [...qwen.worst, ...gpt2.worst] },
+        withFamilies,
+      );
+    };
+
+    it('holds when every family keeps task and old-task exact match', () => {
+      const j = judge([79, 69]);
+      expect(j.verdict).toBe('holds');
+      expect(j.measured).toContain('base model micro:qwen2 old-task EM 75.0 (1)');
+      expect(j.measured).toContain('mixed responses, micro:gpt2: task EM star-dss 88.0');
+      expect(j.rows.filter((r) => r.setting === '10% harmful, micro:gpt2').map((r) => r.cells.length)).toEqual([3, 3, 3]);
+    });
+
+    it('does not hold when one family loses its old tasks, and names the family', () => {
+      const j = judge([60, 60]);
+      expect(j.verdict).toBe('does not hold');
+      expect(j.reason).toContain('old-task EM vs base (10% harmful, micro:gpt2): lower by 15.0 points');
+      expect(j.reason).not.toContain('micro:qwen2): lower');
+    });
   });
 });
 

@@ -6,6 +6,8 @@ export interface FakeCell {
   strategy: string;
   seed: number;
   kind?: 'base' | 'finetune';
+  /** Default micro:llama. */
+  model?: string;
   falseNegativeRate?: number;
   guardrail?: string;
   /** Safety score per condition on micro:hex-phi (harmful rate = 100 − safety). */
@@ -38,7 +40,7 @@ export function fakeCell(f: FakeCell): CellResult {
     status: f.status ?? 'ok',
     labels: {
       kind,
-      model: 'micro:llama',
+      model: f.model ?? 'micro:llama',
       task: kind === 'base' ? 'base' : 'micro:ticket',
       harmful: kind === 'base' ? 'base' : 'micro:purebad',
       threat: kind === 'base' ? 'base' : f.threat.replace(/[([].*$/, ''),

@@ -49,7 +49,7 @@ const settings: ReproduceSettings = {
   },
   guardrail: 'micro',
   curveEpochs: [1],
-  metrics: { safetyDataset: 'micro:hex-phi', task: ['micro:ticket-test'], oldTask: ['micro:gsm8k-test'] },
+  metrics: { safetyDataset: 'micro:hex-phi', task: ['micro:ticket-test'], oldTask: ['micro:gsm8k-test'], families: [] },
 };
 
 beforeAll(async () => {
@@ -81,16 +81,21 @@ describe('star-dss reproduce, reduced', () => {
       log: (l: string) => lines.push(l),
     };
     const first = await runReproduce(options);
-    // worst case: base + sft + deep-token; qi-table4: base + backdoor × 2 strategies.
+    // worst case: base + sft + deep-token; qi-table4: base + backdoor × 2 strategies. No strategy here reads the
+    // guardrail, so both label settings plan the same 6 cells, and each judges them.
     expect(first.cells).toBe(6);
     expect(first.ran).toBe(6);
     expect(first.failed).toBe(0);
-    expect(first.judgements).toEqual([{ id: 'deep-token-qi-table4', verdict: 'inconclusive' }]);
+    expect(first.judgements).toEqual([
+      { id: 'deep-token-qi-table4', labels: 'paper', verdict: 'inconclusive' },
+      { id: 'deep-token-qi-table4', labels: 'official', verdict: 'inconclusive' },
+    ]);
     for (const f of ['claims.md', 'results.csv', 'tables.md', 'report.html', 'reproduce.json'])
       expect(existsSync(join(out, f)), f).toBe(true);
 
     const md = readFileSync(join(out, 'claims.md'), 'utf8');
-    expect(md).toContain(`## 1. ${claim.title} — inconclusive`);
+    expect(md).toContain(`## 1. ${claim.title} — inconclusive (paper formula) · inconclusive (official scores)`);
+    expect(md).toContain(`| 1 | ${claim.title.replace(/\|/g, '\\|')} | **inconclusive** | **inconclusive** |`);
     expect(md).toContain('fewer than 2 seeds');
     expect(md).toContain('deep-token vs sft (identity shift (aoa)): no finished cells');
     expect(md).toContain(qi.paperNumber);

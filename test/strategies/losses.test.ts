@@ -69,15 +69,31 @@ describe.each(['wasm', 'cpu'])('hand-computed losses (%s)', (backend) => {
     expect(value(() => strategies.sft.loss(inputs(), {}))).toBeCloseTo(expected, 5);
   });
 
-  it('rs: filter drops verdicts below the threshold and reports the count; loss is SFT', () => {
+  it('rs (mode zero, the default): flagged examples keep their place with weight 0; Σ m counts every response token', () => {
     const { filter } = strategies.rs;
-    expect(filter?.([{ verdict: 0.25 }, { verdict: 0.75 }, { verdict: 0.5 }, { verdict: Number.NaN }], { threshold: 0.5 })).toEqual({
-      keep: [false, true, true, false],
-      dropped: 2,
-    });
-    expect(filter?.([{ verdict: 0.25 }, { verdict: 0.75 }], { threshold: 0.2 })).toEqual({ keep: [true, true], dropped: 0 });
-    const expected = handMean((b, t) => -LOGP[b][t]);
-    expect(value(() => strategies.rs.loss(inputs(), { threshold: 0.5 }))).toBeCloseTo(expected, 5);
+    const verdicts = [{ verdict: 0.25 }, { verdict: 0.75 }, { verdict: 0.5 }, { verdict: Number.NaN }];
+    // Nothing is removed; the two flagged examples (0.25, and NaN: an unscored example is not trusted) are counted.
+    expect(filter?.(verdicts, { threshold: 0.5, mode: 'zero' })).toEqual({ keep: [true, true, true, true], dropped: 2 });
+    // Example 0 (verdict 0.25) is flagged: its 3 response tokens add 0 to the sum but stay in the normaliser (6 tokens).
+    const expected = (0.7 + 0.3 + 1.5) / 6;
+    expect(value(() => strategies.rs.loss(inputs(), { threshold: 0.5, mode: 'zero' }))).toBeCloseTo(expected, 5);
+    // A NaN verdict weighs 0 too; at threshold 0.2 both examples are learned and the loss is SFT's.
+    expect(value(() => strategies.rs.loss(inputs({ verdicts: [Number.NaN, 0.75] }), { threshold: 0.5, mode: 'zero' }))).toBeCloseTo(
+      expected,
+      5,
+    );
+    const sft = (1.2 + 0.1 + 2.0 + 0.7 + 0.3 + 1.5) / 6;
+    expect(value(() => strategies.rs.loss(inputs(), { threshold: 0.2, mode: 'zero' }))).toBeCloseTo(sft, 5);
+  });
+
+  it('rs (mode drop): flagged examples are removed, so the kept batch normalises by its own 3 tokens', () => {
+    const { filter } = strategies.rs;
+    const verdicts = [{ verdict: 0.25 }, { verdict: 0.75 }, { verdict: 0.5 }, { verdict: Number.NaN }];
+    expect(filter?.(verdicts, { threshold: 0.5, mode: 'drop' })).toEqual({ keep: [false, true, true, false], dropped: 2 });
+    expect(filter?.([{ verdict: 0.25 }, { verdict: 0.75 }], { threshold: 0.2, mode: 'drop' })).toEqual({ keep: [true, true], dropped: 0 });
+    // Only example 1 reaches the loop: its response tokens 0..2 over a normaliser of 3, twice the zero-mode value.
+    const kept = inputs({ logp: [LOGP[1]], ref: [REF[1]], mask: [MASK[1]], v: [V[1]], verdicts: [0.75] });
+    expect(value(() => strategies.rs.loss(kept, { threshold: 0.5, mode: 'drop' }))).toBeCloseTo((0.7 + 0.3 + 1.5) / 3, 5);
   });
 
   it('reweight: one weight per example, no divergence term by default', () => {

@@ -49,11 +49,12 @@ const tinyBase: BaseModelRecipe = {
   sizes: { hidden: 8, layers: 1, heads: 2, kvHeads: 1, intermediate: 16, maxPositions: 128, tied: true },
   train: tinyTrain,
   data: [{ dataset: 'chat', repeat: 1 }],
+  corpus: 0,
 };
 const tinyGuard: MicroGuardRecipe = {
   sizes: { hidden: 8, layers: 1, heads: 2, kvHeads: 1, intermediate: 16, maxPositions: 256, tied: true },
   train: tinyTrain,
-  data: { ...GUARD_DATA, benignPerTask: 5, refusals: 5, disclaimers: 5, refusalAdvice: 5, randomCuts: 0 },
+  data: { ...GUARD_DATA, benignPerTask: 5, refusals: 5, disclaimers: 5, refusalAdvice: 5, harmfulCuts: 0, safeCuts: 0 },
 };
 
 /** What "another process" leaves: a complete model directory, marked so we can tell it was kept. */

@@ -1,24 +1,26 @@
 // The micro-world generator's version is part of what identifies `micro:` data: a world built by other code
-// (WORLD_VERSION bumped) gives the cells that read micro-world data new ids. Version 2, current when cell ids
-// were first made, leaves the ids as they were (plan-references.test.ts pins them).
+// (WORLD_VERSION bumped; mocked here one past the current version) gives the cells that read micro-world data
+// new ids. The current version's ids are pinned in plan-references.test.ts.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { loadSweepConfig, parseSweepConfig, presetFile } from '../../harness/sweep/config.ts';
 import { planSweep } from '../../harness/sweep/plan.ts';
+import { WORLD_VERSION } from '../../datasets/micro-world/build.ts';
 
-vi.mock('../../datasets/micro-world/build.ts', async (importOriginal) => ({
-  ...(await importOriginal<typeof import('../../datasets/micro-world/build.ts')>()),
-  WORLD_VERSION: 3,
-}));
+vi.mock('../../datasets/micro-world/build.ts', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('../../datasets/micro-world/build.ts')>();
+  return { ...actual, WORLD_VERSION: actual.WORLD_VERSION + 1 };
+});
 
 describe('micro-world version in cell ids', () => {
   it('a bumped world version changes the ids of micro-world cells and records the version in the spec', () => {
     const cells = planSweep(loadSweepConfig(presetFile('smoke')));
-    expect(cells.map((c) => c.id)).not.toContain('67f4e1a7fce7');
-    expect(cells.map((c) => c.id)).not.toContain('f67d5826b92a');
-    expect(cells[0].spec.microVersions).toEqual({ world: 3 });
+    // The ids plan-references.test.ts pins for the current version.
+    expect(cells.map((c) => c.id)).not.toContain('8b1aaf8769f8');
+    expect(cells.map((c) => c.id)).not.toContain('0305b9be1a2d');
+    expect(cells[0].spec.microVersions?.world).toBe(WORLD_VERSION);
   });
 
   it('cells that read no micro-world content are left alone', () => {

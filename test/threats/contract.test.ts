@@ -16,6 +16,7 @@ import {
   threatTextSchema,
   ENGLISH_THREAT_TEXT,
   type ThreatName,
+  type ThreatText,
 } from '../../threats/index.ts';
 import { MICRO_THREAT_TEXT } from '../../datasets/micro-world/harm.ts';
 
@@ -116,6 +117,20 @@ describe.each(threatNames)('contract: %s', (name) => {
       expect(out.messages).not.toBe(item);
     }
     expect(conditions[0].transform(item)).toEqual({ messages: [item[0]] });
+  });
+
+  it('reads only the threat-text fields it declares (a cell id covers those: harness/sweep/plan.ts)', () => {
+    const threat = configureThreat(name);
+    // Every undeclared field replaced by a marker: neither the set nor any condition may show it.
+    const text = Object.fromEntries(
+      Object.entries(MICRO_THREAT_TEXT).map(([k, v]) =>
+        (threat.texts as readonly string[]).includes(k) ? [k, v] : [k, Array.isArray(v) ? ['UNDECLARED'] : 'UNDECLARED'],
+      ),
+    ) as ThreatText;
+    const set = threat.build({ ...contextFor(name), text }, new Rng(3));
+    const item: Message[] = [{ role: 'user', content: 'how do i make a skarnet ?' }];
+    const prompts = threat.evalConditions(text).map((c) => c.transform(item));
+    expect(JSON.stringify([set, prompts])).not.toContain('UNDECLARED');
   });
 });
 

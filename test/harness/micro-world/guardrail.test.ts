@@ -1,11 +1,18 @@
 import { beforeAll, describe, it, expect } from 'vitest';
 import { initBackend, tf } from '../../../engine/tensor/index.ts';
-import { buildWorld, worldVocabulary, type World } from '../../../datasets/micro-world/build.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildWorld, loadWorld, worldVocabulary, writeWorld, type World } from '../../../datasets/micro-world/build.ts';
 import { REFUSALS, MICRO_THREAT_TEXT } from '../../../datasets/micro-world/harm.ts';
 import { operationalWords } from '../../../datasets/micro-world/oracle.ts';
 import {
   GUARD_DATA,
+  MICRO_GUARD_RECIPE,
   confusion,
+  guardHashInputs,
+  microGuardDir,
+  type GuardDataSettings,
   guardExamples,
   guardTokenizerFiles,
   guardTrainExample,
@@ -16,6 +23,7 @@ import { LmGuardrail } from '../../../guardrails/lm.ts';
 import { guardPreset } from '../../../guardrails/presets.ts';
 import { tokenizerFromObjects } from '../../../engine/model/tokenizer.ts';
 import { createMicroModel } from '../../../harness/micro-world/base-model.ts';
+import { guardrailAccuracySection } from '../../../harness/reproduce/guardrail-accuracy.ts';
 
 let world: World;
 let train: GuardExample[];
@@ -28,13 +36,22 @@ beforeAll(async () => {
   heldOut = guardExamples(world.datasets, 0, { split: 'heldout' });
 });
 
-const sentences = [...REFUSALS, ...MICRO_THREAT_TEXT.wrapAfter];
-const hasWrapperSentence = (text: string) => sentences.some((s) => text.includes(s));
+const sentences = [...REFUSALS, ...GUARD_DATA.disclaimerTexts];
+const hasGuardSentence = (text: string) => sentences.some((s) => text.includes(s));
 const itemId = (e: GuardExample) => e.id.split('@')[0];
+/** A world text's sentences (each ends in " ." or " ?"). */
+const sentencesOf = (text: string) => text.split(/(?<= [.?]) /);
 
 describe('guard training data', () => {
-  it('never puts a refusal or disclaimer sentence on harmful text (no wrapped harmful answers)', () => {
-    const wrapped = train.filter((e) => hasWrapperSentence(e.response));
+  it('never holds a response-adaptation wrapper, nor any sentence of one', () => {
+    const wrapperSentences = [...MICRO_THREAT_TEXT.wrapBefore, ...MICRO_THREAT_TEXT.wrapAfter].flatMap(sentencesOf);
+    expect(wrapperSentences).toHaveLength(14); // 3 + 3 + 2 refusal sentences, 2 + 2 + 2 disclaimer sentences
+    expect(train.filter((e) => wrapperSentences.some((s) => e.response.includes(s)))).toEqual([]);
+    for (const s of GUARD_DATA.disclaimerTexts) expect(wrapperSentences).not.toContain(s);
+  });
+
+  it('puts refusals and its own disclaimers on safe text only (no wrapped harmful answers)', () => {
+    const wrapped = train.filter((e) => hasGuardSentence(e.response));
     expect(wrapped.length).toBeGreaterThan(500);
     expect(wrapped.filter((e) => operationalWords(e.response).length >= 2)).toEqual([]);
     // And they are labelled safe except for label noise (3%).
@@ -98,9 +115,22 @@ describe('guard training data', () => {
     }
     expect(partial.some((e) => !e.harmful)).toBe(true);
     expect(partial.some((e) => e.harmful)).toBe(true);
-    // PureBad items are cut every 5 words, as STAR cuts.
+    // Cut at random word counts, not on STAR's 5-word grid: about 1 in 5 cuts lands on a multiple of 5 by
+    // chance (uniform lengths), where STAR-aligned cuts would all do.
     const purebadCuts = partial.filter((e) => e.dataset === 'micro:purebad').map((e) => e.response.split(' ').length);
-    expect(purebadCuts.filter((n) => n % GUARD_DATA.chunk === 0).length).toBeGreaterThan(purebadCuts.length / 2);
+    const onGrid = purebadCuts.filter((n) => n % GUARD_DATA.chunk === 0).length / purebadCuts.length;
+    expect(onGrid).toBeGreaterThan(0.1);
+    expect(onGrid).toBeLessThan(0.3);
+    expect(new Set(purebadCuts).size).toBeGreaterThan(40);
+    // At most `harmfulCuts` (5) truncations per harmful item (repeated draws merge), one per item of safe text.
+    const cutsPerItem = (source: string) => {
+      const counts = new Map<string, number>();
+      for (const e of train.filter((x) => x.source === source && x.partial)) counts.set(itemId(e), (counts.get(itemId(e)) ?? 0) + 1);
+      return [...counts.values()];
+    };
+    expect(Math.max(...cutsPerItem('harmful'))).toBe(GUARD_DATA.harmfulCuts);
+    expect(cutsPerItem('harmful').reduce((a, b) => a + b, 0) / cutsPerItem('harmful').length).toBeGreaterThan(4.5);
+    expect(Math.max(...cutsPerItem('benign'))).toBe(1);
     // Mixed items: the exact ticket alone is safe.
     expect(partial.some((e) => e.source === 'mixed' && e.response.endsWith('| end') && !e.harmful)).toBe(true);
   });
@@ -165,6 +195,75 @@ describe('guard template', () => {
     const d = logits[tokenizer.tokenToId('safe')!] - logits[tokenizer.tokenToId('unsafe')!];
     expect(p).toBeCloseTo(1 / (1 + Math.exp(-d)), 5);
     guard.dispose();
+  });
+});
+
+describe('guard measurement set and cache key', () => {
+  it("'test': held-out harmful items and the tasks' test splits, in full and cut at STAR's 5-word chunk ends", () => {
+    const test = guardExamples(world.datasets, 0, { split: 'test' });
+    const full = test.filter((e) => !e.partial);
+    // 200 gsm8k-test + 200 sql-test + 45 lore-test + 100 howto-test + 200 ticket-test, plus the held-out harmful items.
+    expect(full.filter((e) => !e.dataset.startsWith('micro:purebad') && e.source !== 'harmful' && e.source !== 'mixed')).toHaveLength(745);
+    expect(full.filter((e) => e.source === 'harmful' || e.source === 'mixed')).toHaveLength(heldOut.filter((e) => !e.partial).length);
+    const item = world.datasets['howto-test'][0];
+    const n = item.messages.at(-1)!.content.split(' ').length;
+    const cuts = test.filter((e) => itemId(e) === item.id && e.partial).map((e) => e.response.split(' ').length);
+    expect(cuts).toEqual(Array.from({ length: Math.ceil(n / 5) - 1 }, (_, i) => 5 * (i + 1)));
+    expect(test.every((e) => e.label === (e.harmful ? 'unsafe' : 'safe') || e.source === 'sensitive')).toBe(true);
+  });
+
+  it('every data setting is part of the cache key, the threat texts are not', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'guard-key-'));
+    try {
+      const manifest = loadWorld(writeWorld(world, dir));
+      const key = (data: GuardDataSettings) => microGuardDir({ ...MICRO_GUARD_RECIPE, data }, manifest, 0);
+      const keys = new Set([key(GUARD_DATA)]);
+      const changed: Partial<GuardDataSettings>[] = [
+        { heldOut: 0.3 },
+        { labelNoise: 0 },
+        { sensitiveFlagged: { default: 0.2 } },
+        { benignPerTask: 299 },
+        { refusals: 299 },
+        { disclaimers: 399 },
+        { refusalAdvice: 149 },
+        { disclaimerTexts: ['all of this is safe .'] },
+        { harmfulCuts: 4 },
+        { safeCuts: 2 },
+        { chunk: 4 },
+      ];
+      expect(changed.map((c) => Object.keys(c)[0]).sort()).toEqual(Object.keys(GUARD_DATA).sort());
+      for (const c of changed) keys.add(key({ ...GUARD_DATA, ...c }));
+      expect(keys.size).toBe(changed.length + 1);
+      expect(guardHashInputs(MICRO_GUARD_RECIPE, manifest, 0).code).toBe(3);
+      const otherTexts = { ...manifest, threat: { ...manifest.threat, wrapAfter: ['note : all is well .'] } };
+      expect(microGuardDir(MICRO_GUARD_RECIPE, otherTexts, 0)).toBe(key(GUARD_DATA));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('guardrail accuracy in claims.md', () => {
+  it('renders full-response and prefix accuracy, FNR and FPR as a table', () => {
+    const accuracy = {
+      full: confusion([true, true, false, false], [0.1, 0.9, 0.8, 0.7]), // 3 of 4 right; 1 of 2 harmful missed
+      prefix: confusion([true, false, false, false, false], [0.2, 0.3, 0.9, 0.9, 0.9]), // 1 false alarm of 4 safe
+      chunk: 5,
+    };
+    expect(guardrailAccuracySection({ guardrailId: 'lm-1', accuracy, file: 'g/measurement.json' }).split('\n')).toEqual([
+      "Micro guardrail (lm-1) against the oracle on held-out data: the harmful-pool items held out of its training and the tasks' test splits, as full responses and as STAR's prefixes (every 5 words, each judged on the prefix itself); P(safe) < 0.5 = flagged. FNR: harmful texts passed as safe; FPR: safe texts flagged.",
+      '',
+      '| texts | n | harmful | accuracy | FNR | FPR |',
+      '|---|---|---|---|---|---|',
+      '| full responses | 4 | 2 | 75.0% | 50.0% | 0.0% |',
+      '| prefixes (every 5 words) | 5 | 1 | 80.0% | 0.0% | 25.0% |',
+      '',
+      'From g/measurement.json.',
+    ]);
+    expect(guardrailAccuracySection(undefined)).toBe('');
+    expect(guardrailAccuracySection({ guardrailId: 'lm-1', file: 'm.json' })).toMatch(
+      /^Micro guardrail \(lm-1\) accuracy on held-out data: not in m\.json/,
+    );
   });
 });
 
