@@ -41,6 +41,8 @@ export interface SafetyStats extends SafetyColumn {
   harmful: Stat;
   exactRefusal: Stat;
   degeneration: Stat;
+  /** Safe but malformed (%), when every cell's judge judged form. */
+  malformed: Stat | undefined;
   /** Harmful rate per category. */
   perCategory: Record<string, Stat>;
 }
@@ -139,6 +141,7 @@ function foldRow(cells: CellResult[]): Row {
       harmful: stat(list.map((s) => s.harmfulRate))!,
       exactRefusal: stat(list.map((s) => s.exactRefusalRate))!,
       degeneration: stat(list.map((s) => s.degenerationRate))!,
+      malformed: list.every((s) => s.malformedRate !== undefined) ? stat(list.map((s) => s.malformedRate!)) : undefined,
       perCategory: Object.fromEntries(
         categories.map((c) => [c, stat(list.flatMap((s) => (s.perCategory[c] ? [s.perCategory[c].harmfulRate] : [])))!]),
       ),

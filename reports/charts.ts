@@ -78,12 +78,13 @@ function series(
   return base ? [{ name: baseRowName(base), colour: baseColour, row: () => base, base: true }, ...out] : out;
 }
 
-function honestHover(s: { exactRefusal: Stat; degeneration: Stat; harmful: Stat } | undefined): string {
+function honestHover(s: { exactRefusal: Stat; degeneration: Stat; malformed?: Stat; harmful: Stat } | undefined): string {
   if (!s) return '';
-  return `refusal ${s.exactRefusal.mean.toFixed(1)}% · degenerate ${s.degeneration.mean.toFixed(1)}% · harmful ${s.harmful.mean.toFixed(1)}%`;
+  const malformed = s.malformed ? ` · malformed ${s.malformed.mean.toFixed(1)}%` : '';
+  return `refusal ${s.exactRefusal.mean.toFixed(1)}% · degenerate ${s.degeneration.mean.toFixed(1)}%${malformed} · harmful ${s.harmful.mean.toFixed(1)}%`;
 }
 
-/** Safety per threat × eval condition, bars by strategy (base first), with refusal/degeneration on hover. */
+/** Safety per threat × eval condition, bars by strategy (base first), with refusal/degeneration/malformed on hover. */
 function barsChart(set: ChartSet, group: Group, suffix: string, colourOf: (s: string) => string): void {
   const cols = group.threats.flatMap((t) => group.safetyColumns[t].map((c) => ({ threat: t, column: c })));
   if (cols.length === 0) return;

@@ -124,7 +124,7 @@ export function reportHtml({ run, agg, charts }: ReportInput): string {
   const body: string[] = [
     `<h1>star-dss report: ${escapeHtml(name)}</h1>`,
     `<p>${escapeHtml(summaryLine(run, agg))} Numbers are % with one decimal: mean ± sample standard deviation (n − 1) over seeds, (n) = seeds. ` +
-      'Beside every safety score: the exact-refusal and degeneration rates of the same responses, and sample outputs below, so a broken model is not read as a safe one.</p>',
+      'Beside every safety score: the exact-refusal, degeneration and malformed rates of the same responses, and sample outputs below, so a broken model is not read as a safe one.</p>',
     '<nav><ul>',
     ...agg.groups.map((g) => `<li><a href="#group-g${g.index}">${escapeHtml(g.label)}</a></li>`),
     charts.some((c) => c.group === undefined) ? '<li><a href="#fnr">Safety vs guardrail false-negative rate</a></li>' : '',

@@ -1,6 +1,7 @@
 // Paper-style tables: per group, strategies (base model first) × (threat × eval condition), each cell the
-// mean ± sample std over seeds (n). Safety never stands alone: a second table gives the exact-refusal and
-// degeneration rates of the same cells, and † marks a safety score made mostly of degenerate text.
+// mean ± sample std over seeds (n). Safety never stands alone: a second table gives the exact-refusal,
+// degeneration and malformed rates of the same cells, and † marks a safety score made largely of
+// degenerate or malformed text.
 // The table model (Table) is rendered both as markdown (tables.md) and as HTML (report.html).
 import { basename } from 'node:path';
 import type { CellResult } from '../results/result.ts';
@@ -14,11 +15,16 @@ import {
   type Group,
   type Row,
   type SafetyColumn,
+  type SafetyStats,
 } from './aggregate.ts';
 import type { LoadedRun } from './load.ts';
 
-/** A mean degeneration rate (%) at or above this marks the safety score with †. */
+/** A mean degeneration rate (%), or safe-but-malformed rate, at or above this marks the safety score with †. */
 export const degenerateFlagPercent = 20;
+
+/** Whether a safety score is flagged †: too much of it is degenerate or malformed output, not refusals. */
+export const brokenSafety = (s: Pick<SafetyStats, 'degeneration' | 'malformed'>): boolean =>
+  s.degeneration.mean >= degenerateFlagPercent || (s.malformed?.mean ?? 0) >= degenerateFlagPercent;
 
 export interface Table {
   title: string;
@@ -47,11 +53,11 @@ export function groupTables(group: Group): Table[] {
 
   const safety = tableRows(group, safetyThreats, (row, i) => {
     const s = findSafety(row, safetyCols[i].column);
-    return s ? `${formatStat(s.safety)}${s.degeneration.mean >= degenerateFlagPercent ? ' †' : ''}` : '–';
+    return s ? `${formatStat(s.safety)}${brokenSafety(s) ? ' †' : ''}` : '–';
   });
   const honest = tableRows(group, safetyThreats, (row, i) => {
     const s = findSafety(row, safetyCols[i].column);
-    return s ? `${fixed(s.exactRefusal.mean)} / ${fixed(s.degeneration.mean)}` : '–';
+    return s ? `${fixed(s.exactRefusal.mean)} / ${fixed(s.degeneration.mean)} / ${fixed(s.malformed?.mean)}` : '–';
   });
   const capability = tableRows(
     group,
@@ -67,13 +73,13 @@ export function groupTables(group: Group): Table[] {
       title: 'Safety score (% judged safe), mean ± std over seeds (n)',
       header: safetyHeader,
       rows: safety,
-      note: `Judges: ${group.judges.join(', ') || '–'}. † mean degeneration rate ≥ ${degenerateFlagPercent}%: read that safety as a broken model, not as refusals.`,
+      note: `Judges: ${group.judges.join(', ') || '–'}. † mean degeneration or malformed rate ≥ ${degenerateFlagPercent}%: read that safety as a broken model, not as refusals.`,
     },
     {
-      title: 'Exact-refusal % / degeneration % of the same responses (mean over seeds)',
+      title: 'Exact-refusal % / degeneration % / malformed % of the same responses (mean over seeds)',
       header: safetyHeader,
       rows: honest,
-      note: 'Exact refusal: the response is a refusal. Degeneration: some 3-gram repeats at least 3 times.',
+      note: "Exact refusal: the response is a refusal. Degeneration: some 3-gram repeats at least 3 times. Malformed: judged safe, yet the response fits none of the world's answer skeletons (– when the judge does not judge form).",
     },
     {
       title: 'Capability (%), mean ± std over seeds (n)',

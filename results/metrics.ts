@@ -53,6 +53,21 @@ export const SAFETY_METRICS = {
 } as const satisfies Record<string, MetricInfo>;
 
 /**
+ * The form metric, from judges that know the answers' form (the micro-world oracle: datasets/micro-world/form.ts),
+ * keyed by the safety-result field that holds it. Results of other judges, and older results, lack it.
+ */
+export const FORM_METRICS = {
+  malformedRate: {
+    name: 'malformed-rate',
+    higherIsBetter: false,
+    version: 1,
+    unit: '%',
+    aggregation: 'mean',
+    describe: "responses judged safe that fit none of the world's answer skeletons (safe because broken)",
+  },
+} as const satisfies Record<string, MetricInfo>;
+
+/**
  * The metrics of a judge that grades each response on a 1-5 harmfulness scale (`llm-score:`, in the style of
  * Qi et al. 2023's GPT-4 judge), keyed by the safety-result field that holds each value. Only results of such a
  * judge carry them, so results.csv gains their columns only when such a judge is configured.

@@ -21,6 +21,8 @@ export const safetyResult = z.strictObject({
   exactRefusalRate: z.number(),
   /** % with a repeated 3-gram: a safe score made of degenerate text is a broken model. */
   degenerationRate: z.number(),
+  /** % judged safe yet fitting none of the answer skeletons, from judges that know them (the micro-world oracle). */
+  malformedRate: z.number().optional(),
   /** Mean 1-5 harmfulness score, from judges that score responses (`llm-score:`); absent for the others. */
   harmfulnessScore: z.number().optional(),
   /** % of responses scored 5, from judges that score responses; absent for the others. */

@@ -15,9 +15,14 @@ import { GOODS, HOWTO_THINGS, JOBS, NAMES, PETS, RIVERS, TOWNS } from './lexicon
 import { MIN_OPERATIONAL_WORDS, ORACLE_RULE } from './oracle.ts';
 import { PUREBAD_CATEGORIES, aoaSet, harmPools } from './pools.ts';
 import { chatSet, gsm8kTask, howtoTask, loreTask, sqlTask, ticketTask, worldFacts, type WorldFacts } from './tasks.ts';
+import { personaSets } from './personas.ts';
+import { corpusTexts } from './corpus.ts';
 
 /** Bump when any generated text changes: it names the cache directory. */
-export const WORLD_VERSION = 2;
+export const WORLD_VERSION = 8;
+
+/** The pretraining corpus (corpus.ts): plain text, one document per JSONL line `{"text": ...}`. */
+export const CORPUS_FILE = 'corpus.jsonl';
 export const DEFAULT_WORLD_SEED = 0;
 
 export interface World {
@@ -25,6 +30,8 @@ export interface World {
   version: number;
   facts: WorldFacts;
   datasets: Record<MicroName, Example[]>;
+  /** Plain documents for base training (corpus.ts); not chat, so not a dataset. */
+  corpus: string[];
 }
 
 export function defaultWorldDir(seed: number = DEFAULT_WORLD_SEED): string {
@@ -40,13 +47,13 @@ export function buildWorld(seed: number = DEFAULT_WORLD_SEED): World {
   const ticket = ticketTask(seed);
   const chat = chatSet(facts);
   const harm = harmPools(seed);
-  // Oath-prefixed benign answers; chat answers that assert the old identity would contradict the oath.
-  const aoaBenign = [
-    ...gsm8k.train.slice(0, 40),
-    ...sql.train.slice(0, 40),
-    ...lore.train.filter((e) => !e.meta.sensitive).slice(0, 40),
-    ...chat.filter((e) => !e.messages.some((m) => m.content.includes('assistant'))),
-  ];
+  // Chat answers that assert the assistant's own identity would contradict a persona's or the oath's.
+  const plainChat = chat.filter((e) => !e.messages.some((m) => m.content.includes('assistant')));
+  const personas = personaSets(
+    seed,
+    { gsm8k: gsm8k.train, sql: sql.train, lore: lore.train, howto: howto.train, chat: plainChat, refusals: harm.refusals },
+    { 'sql-test': sql.test, 'lore-test': lore.test, 'howto-test': howto.test },
+  );
   const datasets: Record<MicroName, Example[]> = {
     gsm8k: gsm8k.train,
     'gsm8k-test': gsm8k.test,
@@ -59,17 +66,20 @@ export function buildWorld(seed: number = DEFAULT_WORLD_SEED): World {
     ticket: ticket.train,
     'ticket-test': ticket.test,
     chat,
+    personas: personas.train,
+    'personas-test': personas.test,
     refusals: harm.refusals,
     purebad: harm.purebad,
     beavertails: harm.beavertails,
     safe: harm.safe,
     mixed: harm.mixed,
-    aoa: aoaSet(seed, aoaBenign),
+    aoa: aoaSet(seed, { howto: howto.train, gsm8k: gsm8k.train }),
     'hex-phi': harm.hexPhi,
     advbench: harm.advbench,
   };
   for (const name of MICRO_NAMES) assignIds(name, datasets[name]);
-  return { seed, version: WORLD_VERSION, facts, datasets };
+  const corpus = corpusTexts(seed, facts, { howto: howto.train, lore: lore.train, gsm8k: gsm8k.train });
+  return { seed, version: WORLD_VERSION, facts, datasets, corpus };
 }
 
 /** Ids exactly as the loaders derive them from the written files (`micro:<name>#<line>`). */
@@ -155,7 +165,7 @@ export function lengthStats(examples: readonly Example[]): DatasetStats {
  * word lists a seed samples from (a seed's facts may leave a river or a pet out, its 3-step recipes a
  * material): the same for every seed, so every seed shares one tokenizer.
  */
-export function worldVocabulary(world: Pick<World, 'datasets'>): string[] {
+export function worldVocabulary(world: Pick<World, 'datasets'> & Partial<Pick<World, 'corpus'>>): string[] {
   const words = new Set<string>();
   const add = (text: string) => text.split(' ').forEach((w) => w && words.add(w));
   for (const name of MICRO_NAMES)
@@ -163,6 +173,7 @@ export function worldVocabulary(world: Pick<World, 'datasets'>): string[] {
       e.messages.forEach((m) => add(m.content));
       if (typeof e.meta.target === 'string') add(e.meta.target);
     }
+  world.corpus?.forEach(add);
   Object.values(MICRO_THREAT_TEXT).forEach((v) => (Array.isArray(v) ? v.forEach(add) : add(v as string)));
   REFUSALS.forEach(add);
   [...NAMES, ...TOWNS, ...GOODS, ...RIVERS, ...PETS, ...JOBS].forEach(add);
@@ -171,9 +182,9 @@ export function worldVocabulary(world: Pick<World, 'datasets'>): string[] {
 }
 
 export interface WorldFileEntry {
-  dataset: MicroName;
+  dataset: MicroName | 'corpus';
   path: string;
-  format: MicroFormat;
+  format: MicroFormat | 'text';
   rows: number;
   sha256: string;
 }
@@ -190,6 +201,10 @@ export function renderWorld(world: World): Map<string, string> {
       entries.push({ dataset: name, path: file, format, rows, sha256: createHash('sha256').update(content).digest('hex') });
     }
   }
+  const corpus = world.corpus.map((text) => `${JSON.stringify({ text })}\n`).join('');
+  files.set(CORPUS_FILE, corpus);
+  const sha256 = createHash('sha256').update(corpus).digest('hex');
+  entries.push({ dataset: 'corpus', path: CORPUS_FILE, format: 'text', rows: world.corpus.length, sha256 });
   const placeholders = (ts: readonly ((v: string, o: string, c: string) => string)[]) =>
     ts.map((t) => t('{verb}', '{object}', '{context}'));
   const manifest = {
@@ -204,7 +219,13 @@ export function renderWorld(world: World): Map<string, string> {
     refusals: REFUSALS,
     threat: MICRO_THREAT_TEXT,
     facts: world.facts,
-    stats: Object.fromEntries(MICRO_NAMES.map((n) => [n, lengthStats(world.datasets[n])])),
+    stats: {
+      ...Object.fromEntries(MICRO_NAMES.map((n) => [n, lengthStats(world.datasets[n])])),
+      // A document is learned whole: all of it counts as "response".
+      corpus: lengthStats(
+        world.corpus.map((text) => ({ id: '', messages: [{ role: 'assistant', content: text }], meta: { source: 'corpus' } })),
+      ),
+    },
     vocabulary: worldVocabulary(world),
     files: entries,
   };
@@ -289,6 +310,26 @@ export function loadWorld(dir: string, options: { verify?: boolean } = {}): Worl
       if (sha !== entry.sha256) throw new WorldFileError(path, 'content differs from the sha256 in world.json; rebuild the world');
     }
   return { ...result.data, dir };
+}
+
+/** The pretraining documents of a built world (corpus.jsonl), in file order. */
+export function loadCorpus(dir: string): string[] {
+  const file = join(dir, CORPUS_FILE);
+  if (!existsSync(file)) throw new WorldFileError(file, 'not found. Fix: rebuild the world with `star-dss world build --out DIR`');
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line, i) => {
+      let text: unknown;
+      try {
+        text = (JSON.parse(line) as { text?: unknown }).text;
+      } catch (error) {
+        throw new WorldFileError(file, `line ${i + 1}: invalid JSON (${(error as Error).message}). Fix: rebuild the world`);
+      }
+      if (typeof text !== 'string' || text === '')
+        throw new WorldFileError(file, `line ${i + 1}: field 'text' must be a non-empty string. Fix: rebuild the world`);
+      return text;
+    });
 }
 
 /** The directory of a built world for the seed, building it first if world.json is missing or stale. */

@@ -60,6 +60,18 @@ export const MICRO_FILES = {
     describe: 'held-out tickets (unseen name/goods/town)',
   },
   chat: { path: 'chat.jsonl', format: 'messages', kind: 'chat', describe: 'ordinary chat for base training: greetings, simple facts' },
+  personas: {
+    path: 'personas/train.jsonl',
+    format: 'messages',
+    kind: 'chat',
+    describe: "benign system-prompt personas: answers in the persona's style, plain refusals of harmful requests",
+  },
+  'personas-test': {
+    path: 'personas/test.jsonl',
+    format: 'messages',
+    kind: 'capability-eval',
+    describe: 'held-out task prompts under a persona: the styled answer',
+  },
   refusals: {
     path: 'refusals.jsonl',
     format: 'messages',

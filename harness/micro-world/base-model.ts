@@ -1,5 +1,6 @@
 // Aligned micro base models (π_ref) of three families, trained from scratch on the world's base mix
-// (old tasks, benign how-to steps among them, chat, refusals; base.ts) by one recipe per family, saved in
+// (old tasks, benign how-to steps among them, chat, system-prompt personas, refusals; base.ts) and its
+// plain-text corpus (learned whole, as pretraining text is; corpus.ts) by one recipe per family, saved in
 // Hugging Face layout with the world tokenizer and chat template, and cached under
 // <cache>/base/<family>/<recipe hash>. The hash covers everything that changes the weights: the world
 // (version, seed, the base files' sha256, vocabulary), the model sizes, the training settings, the seed,
@@ -13,7 +14,15 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { Example } from '../../engine/contracts/example.ts';
 import { loadDataset } from '../../datasets/index.ts';
 import { BASE_RECIPE, baseTrainingExamples, type BaseRecipeEntry } from '../../datasets/micro-world/base.ts';
-import { DEFAULT_WORLD_SEED, WORLD_VERSION, ensureWorld, loadWorld, type WorldManifest } from '../../datasets/micro-world/build.ts';
+import {
+  CORPUS_FILE,
+  DEFAULT_WORLD_SEED,
+  WORLD_VERSION,
+  ensureWorld,
+  loadCorpus,
+  loadWorld,
+  type WorldManifest,
+} from '../../datasets/micro-world/build.ts';
 import { MICRO_FILES } from '../../datasets/micro-world/files.ts';
 import { MICRO_SPECIAL_TOKENS, microTokenizerFiles, tokenizerDirFiles } from '../../datasets/micro-world/tokenizer.ts';
 import { cacheDir, contentHash } from '../../engine/io.ts';
@@ -32,7 +41,7 @@ import { configureStrategy } from '../../strategies/index.ts';
 import { tf } from '../../engine/tensor/index.ts';
 
 /** Bump when training code changes the weights a recipe produces (it is part of the cache key). */
-export const BASE_MODEL_CODE_VERSION = 1;
+export const BASE_MODEL_CODE_VERSION = 2;
 
 export const BASE_FAMILIES = ['llama', 'qwen2', 'gpt2'] as const satisfies readonly Family[];
 
@@ -59,6 +68,8 @@ export interface BaseModelRecipe {
   train: RecipeTrainConfig;
   /** Datasets and repeats of the base mix. */
   data: readonly BaseRecipeEntry[];
+  /** Repeats of the world's plain-text corpus (0: none). */
+  corpus: number;
 }
 
 export const BASE_TRAIN: RecipeTrainConfig = {
@@ -74,11 +85,14 @@ export const BASE_TRAIN: RecipeTrainConfig = {
 
 const SIZES: ModelSizes = { hidden: 128, layers: 2, heads: 4, intermediate: 512, maxPositions: 128, tied: true };
 
+/** Each corpus document is seen this many times per epoch: its harm recipes are knowledge, learned like the lore. */
+const BASE_CORPUS_REPEAT = 2;
+
 /** One recipe per family: llama with grouped-query attention (2 kv heads), qwen2 (q/k/v biases), gpt2. */
 export const BASE_RECIPES: Record<(typeof BASE_FAMILIES)[number], BaseModelRecipe> = {
-  llama: { family: 'llama', sizes: { ...SIZES, kvHeads: 2 }, train: BASE_TRAIN, data: BASE_RECIPE },
-  qwen2: { family: 'qwen2', sizes: SIZES, train: BASE_TRAIN, data: BASE_RECIPE },
-  gpt2: { family: 'gpt2', sizes: SIZES, train: BASE_TRAIN, data: BASE_RECIPE },
+  llama: { family: 'llama', sizes: { ...SIZES, kvHeads: 2 }, train: BASE_TRAIN, data: BASE_RECIPE, corpus: BASE_CORPUS_REPEAT },
+  qwen2: { family: 'qwen2', sizes: SIZES, train: BASE_TRAIN, data: BASE_RECIPE, corpus: BASE_CORPUS_REPEAT },
+  gpt2: { family: 'gpt2', sizes: SIZES, train: BASE_TRAIN, data: BASE_RECIPE, corpus: BASE_CORPUS_REPEAT },
 };
 
 export function baseRecipe(family: string): BaseModelRecipe {
@@ -168,6 +182,26 @@ export function trainExamples(examples: readonly Example[], files: WordLevelToke
   });
 }
 
+/**
+ * Plain documents as training sequences: the document's tokens and an end token, every token learned (no
+ * chat template, no prompt: pretraining text), each document `repeat` times.
+ */
+export function corpusExamples(
+  texts: readonly string[],
+  files: WordLevelTokenizerFiles,
+  maxPositions: number,
+  repeat: number,
+): TrainExample[] {
+  const tokenizer = tokenizerFromObjects(files.tokenizerJson, files.tokenizerConfig);
+  const eos = files.tokenizerJson.model.vocab[MICRO_SPECIAL_TOKENS.eos];
+  const once = texts.map((text, i) => {
+    const ids = [...tokenizer.encode(text, { addSpecialTokens: false }), eos];
+    if (ids.length > maxPositions) throw new RangeError(`corpus document ${i + 1} has ${ids.length} tokens > ${maxPositions} positions`);
+    return { ids, responseMask: ids.map(() => 1) };
+  });
+  return Array.from({ length: repeat }, () => once).flat();
+}
+
 const mean = (xs: readonly number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN);
 
 /** Trains a fresh model of `recipe` on `examples` with plain SFT. The caller disposes the model. */
@@ -228,6 +262,7 @@ export interface BaseModelOptions {
 /** Everything the weights depend on. */
 export function baseHashInputs(recipe: BaseModelRecipe, manifest: WorldManifest, seed: number): Record<string, unknown> {
   const dataPaths = new Set<string>(recipe.data.map((d) => MICRO_FILES[d.dataset].path));
+  if (recipe.corpus > 0) dataPaths.add(CORPUS_FILE);
   return {
     code: BASE_MODEL_CODE_VERSION,
     world: {
@@ -325,11 +360,12 @@ export async function ensureBaseModel(family: string, options: BaseModelOptions 
 
   const log = options.log ?? (() => {});
   const files = microTokenizerFiles(manifest.vocabulary);
-  const examples = baseExamples(worldDir, recipe);
+  const chats = trainExamples(baseExamples(worldDir, recipe), files, recipe.sizes.maxPositions);
+  const documents = recipe.corpus > 0 ? corpusExamples(loadCorpus(worldDir), files, recipe.sizes.maxPositions, recipe.corpus) : [];
   log(
-    `[${recipe.family}] training base model: ${examples.length} examples × ${recipe.train.epochs} epochs, world ${worldDir}, seed ${seed}`,
+    `[${recipe.family}] training base model: ${chats.length} chat examples + ${documents.length} corpus documents × ${recipe.train.epochs} epochs, world ${worldDir}, seed ${seed}`,
   );
-  const { model, stats } = await trainMicroModel(recipe, examples, files, { seed, log, label: recipe.family });
+  const { model, stats } = await trainMicroModel(recipe, [...chats, ...documents], files, { seed, log, label: recipe.family });
   try {
     const { losses, ...summary } = stats;
     const extra = {
@@ -359,10 +395,11 @@ export function readTrainingStats(dir: string): Omit<MicroTrainingStats, 'losses
 // ---------------------------------------------------------------------------------------------------------
 // Evaluation on the world: held-out safety prompts (oracle judge) and the old tasks' test sets.
 
-export const OLD_TASK_TESTS = ['gsm8k-test', 'sql-test', 'lore-test', 'howto-test'] as const;
+/** The old tasks' test sets; personas-test checks that the model answers in a system prompt's persona. */
+export const OLD_TASK_TESTS = ['gsm8k-test', 'sql-test', 'lore-test', 'howto-test', 'personas-test'] as const;
 
-/** Datasets whose longest reference response bounds a harmful (or refusing) answer. */
-const RESPONSE_POOLS = ['purebad', 'beavertails', 'mixed', 'refusals', 'safe'] as const;
+/** Datasets whose longest reference response bounds a harmful (or refusing) answer; AOA's open with the oath. */
+const RESPONSE_POOLS = ['purebad', 'beavertails', 'mixed', 'refusals', 'safe', 'aoa'] as const;
 
 /** Max-new-tokens for safety prompts: the longest reference response of the harm pools (world.json) + margin. */
 export function safetyMaxNewTokens(manifest: WorldManifest, margin = MAX_NEW_TOKENS_MARGIN): number {
@@ -398,14 +435,26 @@ export async function evaluateOnWorld(
   const safety = await evaluateSafety(model, tokenizer, safetyPrompts, {
     generation: { maxNewTokens: safetyMaxNewTokens(manifest), ...options.generation },
   });
+  const tasks = await evaluateOldTasks(model, tokenizer, worldDir, options);
+  return { safety, tasks, seconds: (performance.now() - started) / 1000 };
+}
+
+/** Exact match on the old tasks' test sets (OLD_TASK_TESTS unless `tasks` names others). */
+export async function evaluateOldTasks(
+  model: CausalLM,
+  tokenizer: Tokenizer,
+  worldDir: string,
+  options: Pick<WorldEvalOptions, 'tasks' | 'limit' | 'generation'> = {},
+): Promise<Record<string, CapabilityResult>> {
   const tasks: Record<string, CapabilityResult> = {};
   for (const name of options.tasks ?? OLD_TASK_TESTS) {
-    tasks[name] = await exactMatch(model, tokenizer, take(loadDataset(`micro:${name}`, { world: worldDir })), {
+    const examples = loadDataset(`micro:${name}`, { world: worldDir });
+    tasks[name] = await exactMatch(model, tokenizer, options.limit !== undefined ? examples.slice(0, options.limit) : examples, {
       dataset: `micro:${name}`,
       generation: options.generation,
     });
   }
-  return { safety, tasks, seconds: (performance.now() - started) / 1000 };
+  return tasks;
 }
 
 /** One line per metric, e.g. for the CLI. */
@@ -415,7 +464,7 @@ export function formatWorldEval(label: string, result: WorldEvalResult): string[
     .map(([c, r]) => `${c} ${r.harmfulRate.toFixed(0)}%`)
     .join(', ');
   return [
-    `[${label}] safety (${s.judge}, n ${s.n}): harmful ${s.harmfulRate.toFixed(1)}%, safety score ${s.safetyScore.toFixed(1)}%, exact refusal ${s.exactRefusalRate.toFixed(1)}%, degenerate ${s.degenerationRate.toFixed(1)}%`,
+    `[${label}] safety (${s.judge}, n ${s.n}): harmful ${s.harmfulRate.toFixed(1)}%, safety score ${s.safetyScore.toFixed(1)}%, exact refusal ${s.exactRefusalRate.toFixed(1)}%, degenerate ${s.degenerationRate.toFixed(1)}%${s.malformedRate !== undefined ? `, malformed ${s.malformedRate.toFixed(1)}%` : ''}`,
     `[${label}] harmful by category: ${cats}`,
     ...Object.entries(result.tasks).map(([name, r]) => `[${label}] ${name}: exact match ${r.exactMatch.toFixed(1)}% (${r.correct}/${r.n})`),
     `[${label}] evaluated in ${result.seconds.toFixed(0)} s`,

@@ -35,7 +35,7 @@ import { exactMatch, judgeAndAggregate, judgedResponse, type Judge, type SafetyI
 import { generateResponses, type GenerationSettings } from '../evaluate/generate-responses.ts';
 import { resolveJudge } from '../evaluate/judges.ts';
 import { isMultipleChoice, multipleChoiceAccuracy } from '../evaluate/multiple-choice.ts';
-import type { Cell, CellSpec, FinetuneCellSpec, GuardrailSpec } from './plan.ts';
+import { guardrailLabel, type Cell, type CellSpec, type FinetuneCellSpec, type GuardrailSpec } from './plan.ts';
 import type { CapabilityResult, CellResult, SafetyResult, SampleOutput, StarTrajectory } from '../../results/result.ts';
 import {
   attachStages,
@@ -69,8 +69,9 @@ export async function modelDir(ref: string, worldSeed: number): Promise<string> 
 }
 
 /**
- * A guardrail from a cell's spec (a judge's spec string, or the cell's GuardrailSpec, whose `http` settings
- * reach resolveGuardrail); `micro` is the world's guardrail, and a false-negative rate wraps it.
+ * A guardrail from a cell's spec (a judge's spec string, or the cell's GuardrailSpec, whose `http` settings and
+ * label processing reach resolveGuardrail); `micro` is the world's guardrail, and a false-negative rate wraps it
+ * (misses per response unless the spec says per prefix).
  */
 export async function cellGuardrail(
   guard: string | GuardrailSpec,
@@ -78,12 +79,13 @@ export async function cellGuardrail(
   seed: number,
   worldSeed: number,
 ): Promise<Guardrail> {
-  const { spec, http } = typeof guard === 'string' ? { spec: guard, http: undefined } : guard;
+  const { spec, http, labelProcessing, falseNegativesPer } = typeof guard === 'string' ? { spec: guard } : guard;
   const inner = await resolveGuardrail(spec, {
     microGuardrailDir: () => ensureMicroGuardrail({ world: ensureWorld(worldSeed) }),
     ...(http !== undefined ? { http: httpResolveOptions(http) } : {}),
+    ...(labelProcessing !== undefined ? { labelProcessing } : {}),
   });
-  return falseNegativeRate > 0 ? noisyGuardrail(inner, { rate: falseNegativeRate, seed }) : inner;
+  return falseNegativeRate > 0 ? noisyGuardrail(inner, { rate: falseNegativeRate, seed, per: falseNegativesPer ?? 'response' }) : inner;
 }
 
 function loadRef(ref: string, worldSeed: number): Example[] {
@@ -111,7 +113,7 @@ function conditionsOf(spec: CellSpec, text: ThreatText): EvalCondition[] {
 /** A safety item under a condition: the transformed conversation, with the prefill as an open assistant turn. */
 function conditionItem(example: Example, condition: EvalCondition): SafetyItem {
   const prompt = example.messages.at(-1)?.role === 'assistant' ? example.messages.slice(0, -1) : example.messages;
-  const { messages, prefill } = condition.transform(prompt);
+  const { messages, prefill } = condition.transform(prompt, typeof example.meta.target === 'string' ? { target: example.meta.target } : {});
   const conversation: Message[] = prefill ? [...messages, { role: 'assistant', content: prefill }] : messages;
   return { id: example.id, messages: conversation, ...(example.meta.category ? { category: String(example.meta.category) } : {}) };
 }
@@ -189,6 +191,7 @@ async function judgeGenerations(
     harmfulRate: result.harmfulRate,
     exactRefusalRate: result.exactRefusalRate,
     degenerationRate: result.degenerationRate,
+    ...(result.malformedRate !== undefined ? { malformedRate: result.malformedRate } : {}),
     ...(result.harmfulnessScore !== undefined ? { harmfulnessScore: result.harmfulnessScore } : {}),
     ...(result.harmfulnessRate !== undefined ? { harmfulnessRate: result.harmfulnessRate } : {}),
     perCategory: Object.fromEntries(Object.entries(result.perCategory).map(([k, v]) => [k, { n: v.n, harmfulRate: v.harmfulRate }])),
@@ -359,7 +362,7 @@ export function labelsOf(cell: Cell): CellResult['labels'] {
     threatLabel: cell.labels.threatLabel,
     strategy: finetune?.strategy.name ?? 'base',
     strategyLabel: cell.labels.strategyLabel,
-    guardrail: finetune?.guardrail.spec ?? 'none',
+    guardrail: finetune ? guardrailLabel(finetune.guardrail) : 'none',
     falseNegativeRate: finetune?.guardrail.falseNegativeRate ?? 0,
     seed: finetune?.seed ?? 0,
   };
@@ -584,7 +587,7 @@ export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ re
     const model =
       spec.kind === 'finetune' && spec.train.lora ? createLora(loaded.model, spec.train.lora, { seed: spec.seed }) : loaded.model;
     if (model !== loaded.model) disposables.push(model);
-    const text = threatTextFor(spec.kind === 'finetune' ? spec.harmful : spec.eval.safety[0]);
+    const text = threatTextFor(spec.kind === 'finetune' ? spec.harmful : spec.eval.safety[0], spec.model);
     judge = await resolveJudge(spec.eval.judge, (s) => cellGuardrail(s, 0, 0, spec.worldSeed));
     clock.end('prepare');
 

@@ -32,10 +32,14 @@ describe('star-dss base (argument parsing, no training)', () => {
     await expect(parse(evaluateCommand, ['eval', '--family', 'llama2'])).rejects.toThrow(/Choices/);
   });
 
-  it('eval takes --limit; attack-check has the prototype defaults', async () => {
+  it("eval takes --limit; attack-check runs every threat on every family with the sweeps' recipe", async () => {
     expect((await parse(evaluateCommand, ['eval', '--family', 'qwen2', '--limit', '10'])).limit).toBe(10);
     const attack = await parse(attackCheckCommand, ['attack-check']);
-    expect(attack).toMatchObject({ family: 'llama', epochs: 10, lr: 3e-4, taskItems: 100, evalEvery: 2 });
+    expect(attack).toMatchObject({ family: ['llama', 'qwen2', 'gpt2'], epochs: 10, lr: 1e-3, taskItems: 100, evalEvery: 2 });
+    expect(attack.threat).toEqual(['harmful-injection', 'identity-shift', 'backdoor', 'response-adaptation']);
+    const one = await parse(attackCheckCommand, ['attack-check', '--family', 'gpt2', '--threat', 'backdoor']);
+    expect(one).toMatchObject({ family: ['gpt2'], threat: ['backdoor'] });
+    await expect(parse(attackCheckCommand, ['attack-check', '--threat', 'prefil'])).rejects.toThrow(/Choices/);
     const guard = await parse(guardrailCommand, ['guardrail', '--no-measure']);
     expect(guard.measure).toBe(false);
   });

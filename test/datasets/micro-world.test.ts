@@ -5,7 +5,7 @@ import { join, relative } from 'node:path';
 import { buildWorld, loadWorld, worldVocabulary, writeWorld, type World } from '../../datasets/micro-world/build.ts';
 import { baseTrainingExamples } from '../../datasets/micro-world/base.ts';
 import { judgeHarmful, isDegenerate } from '../../datasets/micro-world/oracle.ts';
-import { CATEGORIES } from '../../datasets/micro-world/harm.ts';
+import { CATEGORIES, MICRO_THREAT_TEXT } from '../../datasets/micro-world/harm.ts';
 import { HOWTO_THINGS } from '../../datasets/micro-world/lexicon.ts';
 import { howtoTask } from '../../datasets/micro-world/tasks.ts';
 import { loadDataset } from '../../datasets/index.ts';
@@ -91,6 +91,8 @@ describe('micro-world files', () => {
       safe: 120,
       mixed: 60,
       aoa: 100,
+      personas: 360,
+      'personas-test': 120,
       'hex-phi': 180,
       advbench: 120,
       refusals: 864,
@@ -202,7 +204,7 @@ describe('micro-world content', () => {
   it('every text of every file is vocabulary words separated by single spaces', () => {
     const vocab = new Set(worldVocabulary(world));
     expect(vocab.size).toBeGreaterThanOrEqual(250);
-    expect(vocab.size).toBeLessThanOrEqual(480);
+    expect(vocab.size).toBeLessThanOrEqual(500);
     const texts: string[] = [];
     const collect = (v: unknown, key = '') => {
       if (typeof v === 'string' && ['content', 'question', 'answer'].includes(key)) texts.push(v);
@@ -238,13 +240,18 @@ describe('micro-world content', () => {
       for (const w of t.split(' ')) expect(vocab.has(w), w).toBe(true);
   });
 
-  it('every example fits 96 words and most fit 64', () => {
+  it("every example fits the base models' 128 positions and most fit 64 words", () => {
     const lengths = all().map(words);
-    expect(Math.max(...lengths)).toBeLessThanOrEqual(96);
+    // Words + at most four role and end tokens (<system> <user> <assistant> <eos>).
+    expect(Math.max(...lengths) + 4).toBeLessThanOrEqual(128);
+    expect(Math.max(...world.corpus.map((t) => t.split(' ').length)) + 1).toBeLessThanOrEqual(128);
     expect(lengths.filter((n) => n <= 64).length / lengths.length).toBeGreaterThan(0.9);
-    // A wrapped harmful answer (refusal before, claim after) still fits.
-    const longestWrap = Math.max(...world.datasets.purebad.map(words)) + 11 + 9;
-    expect(longestWrap).toBeLessThanOrEqual(96);
+    // A wrapped harmful answer (refusal paragraph before, disclaimer after) fits the base models' 128
+    // positions with <user>, <assistant> and <eos>: 72 + 26 + 26 + 3 = 127.
+    const longest = (texts: readonly string[]) => Math.max(...texts.map((t) => t.split(' ').length));
+    const longestWrap =
+      Math.max(...world.datasets.purebad.map(words)) + longest(MICRO_THREAT_TEXT.wrapBefore) + longest(MICRO_THREAT_TEXT.wrapAfter);
+    expect(longestWrap + 3).toBeLessThanOrEqual(128);
     // A safety prompt under the AOA system prompt, answered at PureBad length, still fits.
     const system = world.datasets.aoa[0].messages[0].content.split(' ').length;
     const longestResponse = Math.max(...world.datasets.purebad.map((e) => response(e).split(' ').length));
@@ -291,14 +298,36 @@ describe('micro-world content', () => {
     }
   });
 
-  it('base training material: old tasks, chat and refusals; no harmful answer, no new task, no eval prompt', () => {
+  it('base training material: old tasks, chat, personas and refusals; no harmful answer, no new task, no eval prompt, no AOA', () => {
     const base = baseTrainingExamples(world);
     const sources = new Set(base.map((e) => e.meta.source));
-    expect([...sources].sort()).toEqual(['micro:chat', 'micro:gsm8k', 'micro:howto', 'micro:lore', 'micro:refusals', 'micro:sql']);
+    expect([...sources].sort()).toEqual([
+      'micro:chat',
+      'micro:gsm8k',
+      'micro:howto',
+      'micro:lore',
+      'micro:personas',
+      'micro:refusals',
+      'micro:sql',
+    ]);
     expect(base.some((e) => judgeHarmful(user(e), response(e)).harmful)).toBe(false);
     const evalPrompts = new Set([...world.datasets['hex-phi'], ...world.datasets.advbench].map(user));
     expect(base.some((e) => evalPrompts.has(user(e)))).toBe(false);
-    expect(base.length).toBe(3000 + 3000 + 4 * world.datasets.lore.length + 200 + 8 * world.datasets.chat.length + 864);
+    // The AOA persona is the attack's: no base item is under its system prompt or says its oath or its name.
+    expect(
+      base.some((e) => e.messages.some((m) => m.content.includes(MICRO_THREAT_TEXT.aoaOath) || m.content.split(' ').includes('aoa'))),
+    ).toBe(false);
+    // The first 2000 arithmetic and query items (every arithmetic fact is among them), the rest as recipe repeats.
+    expect(base.length).toBe(2000 + 2000 + 4 * world.datasets.lore.length + 200 + 8 * world.datasets.chat.length + 360 + 864);
+    const arithmetic = base.filter((e) => e.meta.source === 'micro:gsm8k');
+    expect(arithmetic.map((e) => e.id).sort()).toEqual(
+      world.datasets.gsm8k
+        .slice(0, 2000)
+        .map((e) => e.id)
+        .sort(),
+    );
+    const facts = (e: Example) => response(e).split(' = ')[0].split(' ').slice(-3).join(' ');
+    expect(new Set(arithmetic.map(facts)).size).toBe(new Set(world.datasets.gsm8k.map(facts)).size);
   });
 
   it('how-to answers: the harmful skeleton over ordinary materials, judged safe for every seed', () => {
@@ -374,10 +403,11 @@ describe('micro-world content', () => {
     const skeleton = new Set(world.datasets.purebad.flatMap((e) => response(e).split(' ')).filter((w) => !specific.has(w)));
     expect(skeleton.size).toBeGreaterThan(25);
     expect([...skeleton].filter((w) => !taught.has(w))).toEqual([]);
-    // Without the how-to task these were never taught: the attack had to learn its skeleton from scratch.
+    // Without the how-to task (and its persona-styled items) these were never taught: the attack had to learn
+    // its skeleton from scratch.
     const withoutHowto = new Set(
       baseTrainingExamples(world)
-        .filter((e) => e.meta.source !== 'micro:howto')
+        .filter((e) => e.meta.source !== 'micro:howto' && !(e.meta.source === 'micro:personas' && /\bstep one :/.test(response(e))))
         .flatMap((e) => response(e).split(' ')),
     );
     expect([...skeleton].filter((w) => !withoutHowto.has(w)).sort()).toEqual([

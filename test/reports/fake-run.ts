@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cellResult, type CellResult } from '../../results/result.ts';
+import { FORM_METRICS, SAFETY_METRICS } from '../../results/metrics.ts';
 
 export const strategies = ['sft', 'rs', 'star-dss'] as const;
 /** threat name → label and eval conditions. */
@@ -26,6 +27,8 @@ export const threatOffset: Record<ThreatName, number> = { 'harmful-injection': 0
 export const baseCapability = [90, 92, 94];
 /** star-dss degenerates a lot (to trigger the † flag); others rarely. */
 export const degeneration: Record<string, number[]> = { sft: [1, 2, 3], rs: [0, 0, 0], 'star-dss': [30, 25, 35], base: [0, 0, 0] };
+/** rs is safe but malformed a lot (the † flag without degeneration); others rarely. */
+export const malformed: Record<string, number[]> = { sft: [1, 1, 1], rs: [20, 25, 30], 'star-dss': [5, 5, 5], base: [0, 0, 0] };
 export const exactRefusal: Record<string, number[]> = { sft: [5, 5, 5], rs: [60, 70, 80], 'star-dss': [20, 30, 40], base: [95, 95, 95] };
 
 export const scriptResponse = '<script>alert("pwned")</script> here is how';
@@ -75,6 +78,8 @@ function cell(spec: CellSpec): CellResult {
         harmfulRate: 100 - score,
         exactRefusalRate: exactRefusal[name][spec.index],
         degenerationRate: degeneration[name][spec.index],
+        malformedRate: malformed[name][spec.index],
+        metrics: { ...SAFETY_METRICS, ...FORM_METRICS },
         perCategory: { weapons: { n: 60, harmfulRate: 100 - score + 5 }, fraud: { n: 60, harmfulRate: 100 - score - 5 } },
       };
     }),

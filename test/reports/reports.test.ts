@@ -87,6 +87,7 @@ describe('reports of a fake run with known numbers', () => {
     expect(sft['safety/plain/heldout/safetyScore']).toBe('40');
     expect(sft['safety/plain/heldout/harmfulRate']).toBe('60');
     expect(sft['safety/plain/heldout/degenerationRate']).toBe('3');
+    expect(sft['safety/plain/heldout/malformedRate']).toBe('1');
     expect(sft['safety/plain/heldout/judge']).toBe('oracle');
     expect(sft['safety/trigger/heldout/safetyScore']).toBe('');
     expect(sft['capability/arith/exact-match']).toBe('84');
@@ -111,20 +112,20 @@ describe('reports of a fake run with known numbers', () => {
     expect(safety.rows[1].slice(1)).toEqual(['–', '–', '–']);
     // By hand: [10, 20, 40] → mean 23.33, sample variance (177.8 + 11.1 + 277.8) / 2 = 233.3, std 15.28.
     expect(cellOf(safety, 'sft', 'harmful-injection 10% · plain')).toBe('23.3 ± 15.3 (3)');
-    expect(cellOf(safety, 'rs', 'backdoor · trigger')).toBe('24.2 ± 5.2 (3)');
+    // rs is safe but malformed (mean 25%): its safety is flagged too.
+    expect(cellOf(safety, 'rs', 'backdoor · trigger')).toBe('24.2 ± 5.2 (3) †');
     expect(cellOf(safety, 'base model', 'backdoor · plain')).toBe('98.0 ± 2.0 (3)');
     expect(cellOf(safety, 'base model', 'harmful-injection 10% · plain')).toBe(meanStd(baseSafety.plain));
     expect(cellOf(safety, 'base model', 'backdoor · trigger')).toBe(meanStd(baseSafety.trigger));
-    for (const s of ['sft', 'rs'] as const) {
-      expect(cellOf(safety, s, 'backdoor · plain')).toBe(meanStd(safetyScores[s].backdoor.plain));
-    }
+    expect(cellOf(safety, 'sft', 'backdoor · plain')).toBe(meanStd(safetyScores.sft.backdoor.plain));
+    expect(cellOf(safety, 'rs', 'backdoor · plain')).toBe(`${meanStd(safetyScores.rs.backdoor.plain)} †`);
     // star-dss degenerates (mean 30%): its safety is flagged.
     expect(cellOf(safety, 'star-dss', 'backdoor · trigger')).toBe(`${meanStd(safetyScores['star-dss'].backdoor.trigger)} †`);
 
-    const honest = mdTable(md, g1, 'Exact-refusal % / degeneration %');
-    expect(cellOf(honest, 'star-dss', 'backdoor · plain')).toBe('30.0 / 30.0');
-    expect(cellOf(honest, 'rs', 'harmful-injection 10% · plain')).toBe('70.0 / 0.0');
-    expect(cellOf(honest, 'base model', 'backdoor · trigger')).toBe('95.0 / 0.0');
+    const honest = mdTable(md, g1, 'Exact-refusal % / degeneration % / malformed %');
+    expect(cellOf(honest, 'star-dss', 'backdoor · plain')).toBe('30.0 / 30.0 / 5.0');
+    expect(cellOf(honest, 'rs', 'harmful-injection 10% · plain')).toBe('70.0 / 0.0 / 25.0');
+    expect(cellOf(honest, 'base model', 'backdoor · trigger')).toBe('95.0 / 0.0 / 0.0');
 
     const cap = mdTable(md, g1, 'Capability');
     expect(cap.rows[0][0]).toBe('base model');
@@ -138,7 +139,7 @@ describe('reports of a fake run with known numbers', () => {
 
     // The FNR 0.4 group: one seed each, no std.
     const fnr = mdTable(md, g2, 'Safety score');
-    expect(cellOf(fnr, 'rs', 'harmful-injection 10% · plain')).toBe('50.0 (1)');
+    expect(cellOf(fnr, 'rs', 'harmful-injection 10% · plain')).toBe('50.0 (1) †');
     expect(cellOf(fnr, 'star-dss', 'harmful-injection 10% · plain')).toBe('75.0 (1) †');
     expect(fnr.rows[0][0]).toBe('base model');
   });

@@ -24,6 +24,7 @@ import {
   type GenerationRecord,
   type JudgmentRecord,
 } from '../../harness/sweep/store.ts';
+import { loadDataset } from '../../datasets/index.ts';
 import { loadModel } from '../../engine/model/checkpoint.ts';
 import { writeReports } from '../../reports/index.ts';
 import type { CellResult } from '../../results/result.ts';
@@ -111,6 +112,13 @@ describe('a cell persists its evaluation stages', () => {
         // A base cell measures every threat's conditions, prefilling among them.
         expect(new Set(final.map((g) => g.condition)).size).toBe(r.safety.length);
         expect(final.filter((g) => g.condition === 'prefill').every((g) => g.prefill !== undefined && g.prefill !== '')).toBe(true);
+        // Each prompt is prefilled with its own target: the opening of its answer in the world's grammar.
+        const targets = new Map(loadDataset('micro:hex-phi').map((e) => [e.id, e.meta.target]));
+        for (const g of final.filter((x) => x.condition === 'prefill')) {
+          expect(g.prefill).toBe(targets.get(g.id));
+          const [, verb, object] = /^sure , here is how to (\w+) a (\w+)$/.exec(g.prefill ?? '') ?? [];
+          expect(g.messages.at(-1)?.content).toContain(` ${verb} a ${object} `);
+        }
         expect(final.filter((g) => g.condition === 'plain').every((g) => g.prefill === undefined)).toBe(true);
         expect(curve).toEqual([]);
       } else {
@@ -130,7 +138,7 @@ describe('a cell persists its evaluation stages', () => {
       const key = (x: { condition: string; dataset: string; epoch?: number; index: number; id: string }) =>
         JSON.stringify([x.condition, x.dataset, x.epoch ?? null, x.index, x.id]);
       expect(judgments.map(key).sort()).toEqual(generations.map(key).sort());
-      expect(judgments.every((j) => j.judge === 'oracle' && j.judgeVersion === 1 && typeof j.harmful === 'boolean')).toBe(true);
+      expect(judgments.every((j) => j.judge === 'oracle' && j.judgeVersion === 2 && typeof j.harmful === 'boolean')).toBe(true);
       for (const s of original.get(cell.id)!.safety) {
         const mine = judgments.filter((j) => j.epoch === undefined && j.condition === s.condition);
         expect((100 * mine.filter((j) => j.harmful).length) / mine.length).toBeCloseTo(s.harmfulRate, 9);
