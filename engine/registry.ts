@@ -68,6 +68,10 @@ export function expectedValue(issue: z.core.$ZodIssue): string {
 
 function describeType(schema: z.core.JSONSchema.JSONSchema): string {
   if (schema.enum) return schema.enum.map((v) => JSON.stringify(v)).join(' | ');
+  if (schema.const !== undefined) return JSON.stringify(schema.const);
+  // A union (`count: integer ≥ 1 | "all"`): each member in turn.
+  const members = schema.anyOf ?? schema.oneOf;
+  if (members) return members.map((m) => (typeof m === 'boolean' ? 'value' : describeType(m))).join(' | ');
   const bounds: string[] = [];
   if (schema.minimum !== undefined) bounds.push(`≥ ${schema.minimum}`);
   if (schema.exclusiveMinimum !== undefined) bounds.push(`> ${schema.exclusiveMinimum}`);

@@ -155,7 +155,7 @@ export const guardrailCommand = defineCommand({
   handler: async (args) => {
     await initBackend(args.backend);
     const world = worldOf(args);
-    const dir = await ensureMicroGuardrail({ seed: args.seed, world, force: args.force, log: console.log });
+    const dir = await ensureMicroGuardrail({ seed: args.seed, world, force: args.force, log: console.log, logAccuracy: !args.measure });
     console.log(`micro guardrail: ${dir}`);
     if (args.measure)
       for (const line of formatGuardMeasurement(await measureMicroGuardrail(dir, { world, seed: args.seed }))) console.log(line);

@@ -422,6 +422,8 @@ export interface MicroGuardOptions {
   force?: boolean;
   log?: (line: string) => void;
   recipe?: MicroGuardRecipe;
+  /** Log the held-out accuracy after training (default true; off when the caller prints the full measurement). */
+  logAccuracy?: boolean;
 }
 
 export function microGuardDir(recipe: MicroGuardRecipe, manifest: WorldManifest, seed: number): string {
@@ -477,7 +479,7 @@ export async function ensureMicroGuardrail(options: MicroGuardOptions = {}): Pro
     `[guard] trained in ${stats.seconds.toFixed(0)} s (${stats.steps} steps, loss ${stats.firstLoss.toFixed(3)} → ${stats.finalLoss.toFixed(3)}) → ${dir}`,
   );
   // Its held-out accuracy, FNR and FPR, printed with the training log (the full measurement: measureMicroGuardrail).
-  if (installed)
+  if (installed && options.logAccuracy !== false)
     for (const line of formatGuardAccuracy(await measureGuardAccuracy(dir, { world, seed, settings: recipe.data }))) log(`[guard] ${line}`);
   return dir;
 }

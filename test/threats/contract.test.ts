@@ -56,6 +56,13 @@ describe('threat registry', () => {
     expect(describeThreats().map((t) => t.name)).toEqual(threatNames);
   });
 
+  it('lists each parameter with its type, unions member by member', () => {
+    const params = (name: string) => describeThreats().find((t) => t.name === name)?.params ?? [];
+    expect(params('identity-shift').find((p) => p.name === 'count')).toMatchObject({ type: 'integer ≥ 1 | "all"', default: 100 });
+    expect(params('response-adaptation').find((p) => p.name === 'variant')?.type).toBe('"before" | "after" | "both"');
+    expect(params('harmful-injection').find((p) => p.name === 'ratio')?.type).toBe('number ≥ 0 ≤ 1');
+  });
+
   it('unknown names and parameters teach "Did you mean"', () => {
     expect(() => threatName('backdor')).toThrow(ThreatError);
     expect(() => threatName('backdor')).toThrow(`Unknown threat 'backdor'. Did you mean 'backdoor'? Available: ${threatNames.join(', ')}.`);
