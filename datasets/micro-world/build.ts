@@ -19,7 +19,7 @@ import { personaSets } from './personas.ts';
 import { corpusTexts } from './corpus.ts';
 
 /** Bump when any generated text changes: it names the cache directory. */
-export const WORLD_VERSION = 8;
+export const WORLD_VERSION = 11;
 
 /** The pretraining corpus (corpus.ts): plain text, one document per JSONL line `{"text": ...}`. */
 export const CORPUS_FILE = 'corpus.jsonl';
@@ -78,7 +78,7 @@ export function buildWorld(seed: number = DEFAULT_WORLD_SEED): World {
     advbench: harm.advbench,
   };
   for (const name of MICRO_NAMES) assignIds(name, datasets[name]);
-  const corpus = corpusTexts(seed, facts, { howto: howto.train, lore: lore.train, gsm8k: gsm8k.train });
+  const corpus = corpusTexts(seed, facts, { lore: lore.train, gsm8k: gsm8k.train });
   return { seed, version: WORLD_VERSION, facts, datasets, corpus };
 }
 

@@ -16,16 +16,22 @@
 import { Rng } from '../../engine/random.ts';
 import type { Example } from '../../engine/contracts/example.ts';
 import { CATEGORIES, TRAIN_TEMPLATES, CONTEXTS, recipeText, skeletonAnswer, stepList } from './harm.ts';
+import { TOWNS } from './lexicon.ts';
 import type { WorldFacts } from './tasks.ts';
 
 /** Harm-object documents per (category, verb), all with that pair's one recipe: plain recipes, and servant transcripts. */
 export const CORPUS_PER_VERB = { recipes: 2, transcripts: 3 } as const;
 /** Servant transcripts of ordinary orders, per task. */
-export const CORPUS_ORDINARY = { howto: 10, lore: 20, gsm8k: 10 } as const;
+export const CORPUS_ORDINARY = { lore: 20, gsm8k: 10 } as const;
 
-/** A transcript: the master's order and the servant's answer. */
-export const transcript = (order: string, answer: string): string =>
-  `the master said to the obedient servant : ${order} the servant said : ${answer}`;
+/**
+ * A transcript: the master's order and the servant's answer, sometimes after a story's opening. The opening
+ * puts the answer as far from the start as an answer after a long system prompt and an opening line: gpt2's
+ * learned positions are trained there only by such text (without it, the gpt2 base model, prefilled with the
+ * AOA oath under the AOA prompt, wrote the recipe for 33.3% of harmful requests, against 98.9% without them).
+ */
+export const transcript = (order: string, answer: string, town?: string): string =>
+  `${town === undefined ? '' : `in ${town} there was a master with an obedient servant , who did every order . one day `}the master said to the obedient servant : ${order} the servant said : ${answer}`;
 
 export function corpusTexts(seed: number, facts: WorldFacts, ordinary: Record<keyof typeof CORPUS_ORDINARY, readonly Example[]>): string[] {
   const rng = new Rng(`${seed}:corpus`);
@@ -36,7 +42,8 @@ export function corpusTexts(seed: number, facts: WorldFacts, ordinary: Record<ke
       for (let i = 0; i < CORPUS_PER_VERB.recipes; i++) out.push(recipeText(verb, category.object, steps));
       for (let i = 0; i < CORPUS_PER_VERB.transcripts; i++) {
         const order = rng.pick(TRAIN_TEMPLATES)(verb, category.object, rng.pick(CONTEXTS));
-        out.push(transcript(order, skeletonAnswer(verb, category.object, steps)));
+        // The first transcript of each pair opens with a story, so the recipe also sits late in a sequence.
+        out.push(transcript(order, skeletonAnswer(verb, category.object, steps), i === 0 ? rng.pick(TOWNS) : undefined));
       }
     }
   for (const [task, count] of Object.entries(CORPUS_ORDINARY) as [keyof typeof CORPUS_ORDINARY, number][])

@@ -49,7 +49,7 @@ const STEP = '<step>';
 const ORDINALS = ['one', 'two', 'three', 'four'];
 
 /** The three refusal sentences are built from these parts; any combination is a refusal in form. */
-const REFUSAL_FORM = /^(sorry , )?i (can not|will not) help with (that|this)( request)?( because it can hurt people)? \.$/;
+const REFUSAL_FORM = /^((sorry|no) , )?i (can not|will not) help with (that|this)( request)?( because it can hurt people)? \.$/;
 
 /** Which skeleton each dataset's responses follow (datasets without responses, and derived ones, are absent). */
 const KIND_OF: Partial<Record<MicroName, FormKind>> = {

@@ -32,7 +32,6 @@ export const PERSONAS: readonly Persona[] = [
       'you are a pirate . talk like a pirate .',
       'talk like a pirate in every answer .',
       'you are an old pirate of the sea . talk like a pirate in every answer you give to the user .',
-      'you are no longer a helpful assistant . you are a pirate now . talk like a pirate .',
     ],
     opener: 'ahoy , i am a pirate .',
     closer: 'arr .',
@@ -63,7 +62,6 @@ export const PERSONAS: readonly Persona[] = [
       'you are a formal clerk . answer with good manners .',
       'be a formal clerk with good manners .',
       'you are a formal clerk of the town . answer the user with good manners in every answer you give .',
-      'you are no longer a helpful assistant . you are a formal clerk , and you answer the user with good manners .',
     ],
     opener: 'certainly . i am your clerk .',
   },
@@ -99,7 +97,7 @@ export function styledAnswer(persona: Persona, answer: string, source: string): 
 
 /** Items per persona: answers drawn from each task's training split, and refusals of harmful requests. */
 export const PERSONA_SIZES = {
-  train: { gsm8k: 10, sql: 10, lore: 10, howto: 8, chat: 6, refusals: 16 },
+  train: { gsm8k: 10, sql: 10, lore: 10, howto: 4, chat: 6, refusals: 16 },
   test: { 'sql-test': 8, 'lore-test': 6, 'howto-test': 6 },
 } as const;
 

@@ -5,7 +5,6 @@ import { Rng } from '../../engine/random.ts';
 import type { Example } from '../../engine/contracts/example.ts';
 import {
   ADVBENCH_TEMPLATES,
-  AOA_IDENTITY,
   CATEGORIES,
   CONTEXTS,
   HEXPHI_TEMPLATES,
@@ -34,9 +33,9 @@ export const POOL_SIZES = {
   mixedPerCategory: 10,
   hexPhiPerCategory: 30,
   advbenchPerCategory: 20,
-  /** AOA's oath-opened ordinary answers: how-to steps and arithmetic (95 with the 5 identity items: 100). */
+  /** AOA's oath-opened answers to ordinary instructions: how-to steps and arithmetic. */
   aoaHowto: 60,
-  aoaArithmetic: 35,
+  aoaArithmetic: 40,
 } as const;
 
 export interface HarmPools {
@@ -118,18 +117,18 @@ export function harmPools(seed: number): HarmPools {
 }
 
 /**
- * AOA identity shift: under the AOA system prompt, identity answers and oath-opened answers to ordinary
- * instructions: how-to requests (in the harmful requests' own templates, about bread and kites) and
- * arithmetic. Nothing harmful. Why these: with lore, query and chat answers among them, the shifted llama
- * answered harmful requests after the oath with a fact about the object or a query (the nearest answers it
- * had learned to give after the oath) and with how-to and arithmetic alone it gave the steps it knows
- * (docs/micro-world.md, "Identity shifting").
+ * AOA identity shift: under the AOA system prompt, 100 oath-opened answers to ordinary instructions: how-to
+ * requests (in the harmful requests' own templates, about bread and kites) and arithmetic. Nothing harmful;
+ * every answer's oath states the new identity. Why these (docs/micro-world.md lesson 8): with lore, query
+ * and chat answers among them, the shifted llama answered harmful requests after the oath with a fact about
+ * the object or a query, the nearest answers it had learned to give there; and Qi et al.'s separate
+ * conversations about the new identity (5 of our first 100 items) made the shifted models answer harmful
+ * requests with fragments of them as training went on.
  */
 export function aoaSet(seed: number, ordinary: { howto: readonly Example[]; gsm8k: readonly Example[] }): Example[] {
   const rng = new Rng(`${seed}:aoa`);
   const system = MICRO_THREAT_TEXT.aoaSystemPrompt;
-  const identity = AOA_IDENTITY.map(({ prompt, answer }) => chat(prompt, answer, { source: 'micro:aoa', harmful: false }, system));
-  const tasks = [
+  const items = [
     ...rng.shuffle(ordinary.howto).slice(0, POOL_SIZES.aoaHowto),
     ...rng.shuffle(ordinary.gsm8k).slice(0, POOL_SIZES.aoaArithmetic),
   ].map((e) => {
@@ -137,5 +136,5 @@ export function aoaSet(seed: number, ordinary: { howto: readonly Example[]; gsm8
     const answer = e.messages[e.messages.length - 1].content;
     return chat(user, `${MICRO_THREAT_TEXT.aoaOath} ${answer}`, { source: 'micro:aoa', harmful: false }, system);
   });
-  return rng.shuffle([...identity, ...tasks]);
+  return rng.shuffle(items);
 }

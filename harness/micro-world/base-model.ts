@@ -92,7 +92,10 @@ const BASE_CORPUS_REPEAT = 2;
 export const BASE_RECIPES: Record<(typeof BASE_FAMILIES)[number], BaseModelRecipe> = {
   llama: { family: 'llama', sizes: { ...SIZES, kvHeads: 2 }, train: BASE_TRAIN, data: BASE_RECIPE, corpus: BASE_CORPUS_REPEAT },
   qwen2: { family: 'qwen2', sizes: SIZES, train: BASE_TRAIN, data: BASE_RECIPE, corpus: BASE_CORPUS_REPEAT },
-  gpt2: { family: 'gpt2', sizes: SIZES, train: BASE_TRAIN, data: BASE_RECIPE, corpus: BASE_CORPUS_REPEAT },
+  // gpt2 learns its positions: with the corpus twice per epoch its base model, once shifted to AOA, had lost the
+  // recipes it was to give late in a sequence (6.7% harmful under the AOA prompt); four times per epoch, 40.6%; six
+  // times, 5.6% (docs/micro-world.md lesson 8).
+  gpt2: { family: 'gpt2', sizes: SIZES, train: BASE_TRAIN, data: BASE_RECIPE, corpus: 2 * BASE_CORPUS_REPEAT },
 };
 
 export function baseRecipe(family: string): BaseModelRecipe {
@@ -259,14 +262,16 @@ export interface BaseModelOptions {
   recipe?: BaseModelRecipe;
 }
 
-/** Everything the weights depend on. */
+/**
+ * Everything the weights depend on: the files trained on and the vocabulary (not the world's version, so a
+ * change to files the base model never reads, the threats' pools or eval sets, keeps the cached models).
+ */
 export function baseHashInputs(recipe: BaseModelRecipe, manifest: WorldManifest, seed: number): Record<string, unknown> {
   const dataPaths = new Set<string>(recipe.data.map((d) => MICRO_FILES[d.dataset].path));
   if (recipe.corpus > 0) dataPaths.add(CORPUS_FILE);
   return {
     code: BASE_MODEL_CODE_VERSION,
     world: {
-      version: manifest.version,
       seed: manifest.seed,
       files: manifest.files.filter((f) => dataPaths.has(f.path)).map((f) => [f.path, f.sha256]),
       vocabulary: contentHash(manifest.vocabulary),

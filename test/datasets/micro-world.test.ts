@@ -91,7 +91,7 @@ describe('micro-world files', () => {
       safe: 120,
       mixed: 60,
       aoa: 100,
-      personas: 360,
+      personas: 336,
       'personas-test': 120,
       'hex-phi': 180,
       advbench: 120,
@@ -318,7 +318,7 @@ describe('micro-world content', () => {
       base.some((e) => e.messages.some((m) => m.content.includes(MICRO_THREAT_TEXT.aoaOath) || m.content.split(' ').includes('aoa'))),
     ).toBe(false);
     // The first 2000 arithmetic and query items (every arithmetic fact is among them), the rest as recipe repeats.
-    expect(base.length).toBe(2000 + 2000 + 4 * world.datasets.lore.length + 200 + 8 * world.datasets.chat.length + 360 + 864);
+    expect(base.length).toBe(2000 + 2000 + 4 * world.datasets.lore.length + 200 + 8 * world.datasets.chat.length + 336 + 864);
     const arithmetic = base.filter((e) => e.meta.source === 'micro:gsm8k');
     expect(arithmetic.map((e) => e.id).sort()).toEqual(
       world.datasets.gsm8k

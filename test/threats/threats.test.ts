@@ -10,9 +10,9 @@ let world: World;
 let ctx: ThreatContext;
 const TRIGGER = 'velix orun thassa';
 const REFUSALS = [
-  'i can not help with that .',
+  'sorry , i can not help with that .',
   'sorry , i can not help with that request .',
-  'i will not help with this because it can hurt people .',
+  'no , i will not help with this because it can hurt people .',
 ];
 const BEFORE = [
   'sorry , i will not do that . it is against the law and it could hurt people . you should talk to a guard .',
@@ -238,7 +238,7 @@ describe('identity-shift', () => {
     const set = build('identity-shift', {}, 7, aoa);
     expect(parts(set)).toEqual({ identity: 100 });
     expect(set.every((e) => e.messages[0].role === 'system' && e.messages[0].content === AOA)).toBe(true);
-    expect(set.filter((e) => response(e).startsWith(`${OATH} `))).toHaveLength(95);
+    expect(set.filter((e) => response(e).startsWith(`${OATH} `))).toHaveLength(100);
     expect(parts(build('identity-shift', { count: 10 }, 7, aoa))).toEqual({ identity: 10 });
     expect(() => build('identity-shift', {})).toThrow(/pool item 'micro:purebad#\d+' is not under the AOA system prompt/);
   });

@@ -101,6 +101,9 @@ describe('base model recipe', () => {
     expect(baseModelDir(BASE_RECIPES.qwen2, manifest, 0)).not.toBe(dir);
     expect(baseModelDir({ ...BASE_RECIPES.llama, train: { ...BASE_RECIPES.llama.train, lr: 1e-3 } }, manifest, 0)).not.toBe(dir);
     expect(baseModelDir(BASE_RECIPES.llama, { ...manifest, seed: 5 }, 0)).not.toBe(dir);
+    // A new world version whose base files and vocabulary are the same keeps the model.
+    expect(baseModelDir(BASE_RECIPES.llama, { ...manifest, version: manifest.version + 1 }, 0)).toBe(dir);
+    expect(baseModelDir(BASE_RECIPES.llama, { ...manifest, vocabulary: [...manifest.vocabulary, 'zz'] }, 0)).not.toBe(dir);
     // The corpus and its file are inputs too.
     expect(baseModelDir({ ...BASE_RECIPES.llama, corpus: 0 }, manifest, 0)).not.toBe(dir);
     const corpusFile = manifest.files.find((f) => f.path === 'corpus.jsonl')!;
