@@ -10,12 +10,15 @@
 // copying. Matrix products show their speed in GFLOP/s. The rest of the wall time is JavaScript: the
 // tape, tidy scopes, reading results.
 // Flags: --backend NAME (default wasm), --top N (rows per table, default 14), --shapes (a table by kernel and
-// input shapes as well), --only train|generate|star.
+// input shapes as well), --only train|generate|star, --family llama|qwen2|gpt2 (the model of the training and
+// generation workloads, same sizes; default llama).
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../engine/tensor/backend.ts';
 import { train } from '../engine/train.ts';
 import { generate } from '../engine/generate.ts';
 import { Rng } from '../engine/random.ts';
+import { SIZED_FAMILIES } from '../engine/model/config.ts';
+import type { Family } from '../engine/model/types.ts';
 import {
   BENCH_BATCH,
   BENCH_TIME,
@@ -161,8 +164,10 @@ console.log(`backend ${backend}; kernel times in ${clock} time`);
 const rng = new Rng(0);
 
 // 1. One training step, the bench's: batch 16 × 64, CE + k2 to a frozen reference, AdamW.
-const model = benchModel(1);
-const reference = benchModel(1);
+const family = (flag('family') ?? 'llama') as Family;
+if (!SIZED_FAMILIES.includes(family)) throw new Error(`--family: one of ${SIZED_FAMILIES.join(', ')}, got ${family}`);
+const model = benchModel(1, family);
+const reference = benchModel(1, family);
 const examples = benchExamples(rng, BENCH_BATCH);
 if (part('train'))
   await profile(

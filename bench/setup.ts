@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { makeConfig, parseConfig } from '../engine/model/config.ts';
 import { createModel } from '../engine/model/transformer.ts';
-import type { CausalLM } from '../engine/model/types.ts';
+import type { CausalLM, Family } from '../engine/model/types.ts';
 import type { TrainExample } from '../engine/train.ts';
 import type { LossInputs } from '../engine/contracts/loss.ts';
 import type { Message } from '../engine/contracts/example.ts';
@@ -22,8 +22,9 @@ export const BENCH_SIZES = { hidden: 128, layers: 2, heads: 4, intermediate: 512
 export const BENCH_BATCH = 16;
 export const BENCH_TIME = 64;
 
-export function benchModel(seed = 1): CausalLM {
-  return createModel(parseConfig(makeConfig('llama', BENCH_SIZES)), { seed });
+/** The bench's model: llama unless a profile asks for another family of the same sizes. */
+export function benchModel(seed = 1, family: Family = 'llama'): CausalLM {
+  return createModel(parseConfig(makeConfig(family, BENCH_SIZES)), { seed });
 }
 
 /** `count` random sequences of BENCH_TIME + 1 ids, the first 16 positions prompt, with random STAR weights. */

@@ -5,7 +5,7 @@
 // attention scale and softcap, sliding-window layers with their own rope base, and the embedding, residual
 // and logit multipliers and the final softcap. Every matmul and embedding lookup goes through engine/tensor's
 // wasm-safe ops. Shapes: [batch, time, channels] unless noted.
-import { tf, gather, linear, rmsNorm as rmsNormOp, swiglu } from '../tensor/index.ts';
+import { tf, gather, geluTanh, layerNorm, linear, rmsNorm as rmsNormOp, swiglu } from '../tensor/index.ts';
 import { attend, attentionBias, defaultPositions } from './attention.ts';
 import { initParams, loadParams } from './parameters.ts';
 import { applyRope, ropeCosSin, ropeInvFreq } from './rope.ts';
@@ -44,18 +44,6 @@ function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number, plusOne = false):
 /** cap · tanh(x / cap): gemma's soft capping of logits. */
 function softcap(x: tf.Tensor, cap: number): tf.Tensor {
   return tf.mul(tf.tanh(tf.div(x, cap)), cap);
-}
-
-function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: number): tf.Tensor {
-  const centred = tf.sub(x, tf.mean(x, -1, true));
-  const variance = tf.mean(tf.square(centred), -1, true);
-  return tf.add(tf.mul(tf.mul(centred, tf.rsqrt(tf.add(variance, eps))), weight), bias);
-}
-
-/** GELU, tanh approximation (HF `gelu_new`, `gelu_pytorch_tanh`). */
-function geluTanh(x: tf.Tensor): tf.Tensor {
-  const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
-  return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
 }
 
 /** [batch, time, heads · headDim] → [batch, heads, time, headDim] */

@@ -8,6 +8,8 @@ export {
   rmsNorm,
   attention,
   swiglu,
+  layerNorm,
+  geluTanh,
   labelLogProb,
   labelLogProbGrad,
   adamWUpdate,

@@ -7,7 +7,7 @@
 // - oneHot: on wasm tf.oneHot ignores a float dtype and returns garbage; cast an int one-hot instead.
 // - matMul: the stock wasm kernel was fast only with untransposed 2-D operands; wasm-kernels.ts replaces it with
 //   one that is fast for every transposed and batched product, so matMul is the stock op (and gradient).
-// - rotary, rmsNorm, swiglu, attention, labelLogProb(+Grad), adamWUpdate: fused on wasm.
+// - rotary, rmsNorm, swiglu, layerNorm, geluTanh, attention, labelLogProb(+Grad), adamWUpdate: fused on wasm.
 import * as tf from '@tensorflow/tfjs';
 import { FUSED, installWasmKernels } from './wasm-kernels.ts';
 
@@ -55,6 +55,30 @@ export function swiglu(gate: tf.Tensor, up: tf.Tensor): tf.Tensor {
   if (fused(FUSED.swiglu) && gate.dtype === 'float32' && tf.util.arraysEqual(gate.shape, up.shape))
     return run(FUSED.swiglu, { g: gate, u: up });
   return tf.mul(tf.mul(gate, tf.sigmoid(gate)), up);
+}
+
+/** LayerNorm over the last axis: (x − mean) / sqrt(var + eps) · weight + bias (GPT-2's). */
+export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: number): tf.Tensor {
+  const d = x.shape[x.rank - 1];
+  if (
+    fused(FUSED.layerNorm) &&
+    x.dtype === 'float32' &&
+    weight.rank === 1 &&
+    bias.rank === 1 &&
+    weight.shape[0] === d &&
+    bias.shape[0] === d
+  )
+    return run(FUSED.layerNorm, { x, w: weight, b: bias }, { eps });
+  const centred = tf.sub(x, tf.mean(x, -1, true));
+  const variance = tf.mean(tf.square(centred), -1, true);
+  return tf.add(tf.mul(tf.mul(centred, tf.rsqrt(tf.add(variance, eps))), weight), bias);
+}
+
+/** GELU, tanh approximation (HF `gelu_new`, `gelu_pytorch_tanh`): ½ x (1 + tanh(√(2/π) (x + 0.044715 x³))). */
+export function geluTanh(x: tf.Tensor): tf.Tensor {
+  if (fused(FUSED.geluTanh) && x.dtype === 'float32') return run(FUSED.geluTanh, { x });
+  const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
+  return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
 }
 
 /** log softmax(logits)[label] of each row: logits [rows, vocab], int32 labels [rows] → [rows]. */

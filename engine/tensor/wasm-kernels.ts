@@ -13,7 +13,7 @@
 // - GatherV2 of rows (axis 0): a row copy per index, with the indices checked.
 // - Slice: copies runs in place (the stock kernel first copied the whole input out of the heap).
 // and adds fused kernels (names in FUSED) that ops.ts uses on wasm, each with its gradient, in place of a chain
-// of stock ops: the rotary embedding, RMSNorm, SwiGLU, the label log-prob of a row of logits, the embedding
+// of stock ops: the rotary embedding, RMSNorm, SwiGLU, LayerNorm, GELU (tanh), the label log-prob of a row of logits, the embedding
 // gradient (a scatter-add of rows), one AdamW step of a parameter, a layer's attention (scores, softmax and
 // the weighted values per head, with its gradient recomputing the probabilities), and what a forward pass
 // derives from its mask (the attention bias, position ids, rotary angles).
@@ -28,6 +28,10 @@ export const FUSED = {
   rmsNormGrad: 'StarDssRmsNormGrad',
   swiglu: 'StarDssSwiGLU',
   swigluGrad: 'StarDssSwiGLUGrad',
+  layerNorm: 'StarDssLayerNorm',
+  layerNormGrad: 'StarDssLayerNormGrad',
+  geluTanh: 'StarDssGeluTanh',
+  geluTanhGrad: 'StarDssGeluTanhGrad',
   labelLogProb: 'StarDssLabelLogProb',
   labelLogProbGrad: 'StarDssLabelLogProbGrad',
   scatterAddRows: 'StarDssScatterAddRows',
@@ -61,6 +65,10 @@ interface Exports {
   rms_norm_grad(dy: number, x: number, w: number, dx: number, dw: number, rows: number, d: number, eps: number): void;
   swiglu(g: number, u: number, y: number, n: number): void;
   swiglu_grad(dy: number, g: number, u: number, dg: number, du: number, n: number): void;
+  layer_norm(x: number, w: number, b: number, y: number, rows: number, d: number, eps: number): void;
+  layer_norm_grad(dy: number, x: number, w: number, dx: number, dw: number, db: number, rows: number, d: number, eps: number): void;
+  gelu_tanh(x: number, y: number, n: number): void;
+  gelu_tanh_grad(dy: number, x: number, dx: number, n: number): void;
   label_logprob(z: number, labels: number, out: number, rows: number, vocab: number): void;
   label_logprob_grad(z: number, labels: number, dy: number, dz: number, rows: number, vocab: number): void;
   adamw(
@@ -372,6 +380,41 @@ const fused: Record<(typeof FUSED)[keyof typeof FUSED], Fused> = {
     ks.exports.swiglu_grad(at(backend, dy), at(backend, g), at(backend, u), at(backend, dg), at(backend, du), size(g.shape));
     return [dg, du];
   },
+  // x [..., d], w and b [d], { eps }
+  [FUSED.layerNorm]: (backend, ks, { x, w, b }, { eps }) => {
+    const d = lastDim(x);
+    const out = backend.makeOutput(x.shape, 'float32');
+    ks.exports.layer_norm(at(backend, x), at(backend, w), at(backend, b), at(backend, out), size(x.shape) / d, d, eps);
+    return out;
+  },
+  [FUSED.layerNormGrad]: (backend, ks, { dy, x, w }, { eps }) => {
+    const d = lastDim(x);
+    const dx = backend.makeOutput(x.shape, 'float32');
+    const dw = backend.makeOutput(w.shape, 'float32');
+    const db = backend.makeOutput(w.shape, 'float32');
+    ks.exports.layer_norm_grad(
+      at(backend, dy),
+      at(backend, x),
+      at(backend, w),
+      at(backend, dx),
+      at(backend, dw),
+      at(backend, db),
+      size(x.shape) / d,
+      d,
+      eps,
+    );
+    return [dx, dw, db];
+  },
+  [FUSED.geluTanh]: (backend, ks, { x }) => {
+    const out = backend.makeOutput(x.shape, 'float32');
+    ks.exports.gelu_tanh(at(backend, x), at(backend, out), size(x.shape));
+    return out;
+  },
+  [FUSED.geluTanhGrad]: (backend, ks, { dy, x }) => {
+    const dx = backend.makeOutput(x.shape, 'float32');
+    ks.exports.gelu_tanh_grad(at(backend, dy), at(backend, x), at(backend, dx), size(x.shape));
+    return dx;
+  },
   // logits [rows, vocab], labels int32 [rows] → [rows]
   [FUSED.labelLogProb]: (backend, ks, { logits, labels }) => {
     const [rows, vocab] = logits.shape;
@@ -489,6 +532,19 @@ const gradients: tf.GradConfig[] = [
       const [dg, du] = run(FUSED.swigluGrad, { dy: dy as tf.Tensor, g, u }) as tf.Tensor[];
       return { g: () => dg, u: () => du };
     },
+  },
+  {
+    kernelName: FUSED.layerNorm,
+    inputsToSave: ['x', 'w'],
+    gradFunc: (dy, [x, w], attrs) => {
+      const [dx, dw, db] = run(FUSED.layerNormGrad, { dy: dy as tf.Tensor, x, w }, { eps: (attrs as { eps: number }).eps }) as tf.Tensor[];
+      return { x: () => dx, w: () => dw, b: () => db };
+    },
+  },
+  {
+    kernelName: FUSED.geluTanh,
+    inputsToSave: ['x'],
+    gradFunc: (dy, [x]) => ({ x: () => run(FUSED.geluTanhGrad, { dy: dy as tf.Tensor, x }) as tf.Tensor }),
   },
   {
     // The bias is a mask (no parameter reaches it): its gradient is zero.

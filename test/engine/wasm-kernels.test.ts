@@ -10,8 +10,10 @@ import {
   adamWUpdate,
   attention,
   gather,
+  geluTanh,
   labelLogProb,
   labelLogProbGrad,
+  layerNorm,
   rmsNorm,
   rotary,
   swiglu,
@@ -269,6 +271,16 @@ describe('fused ops equal their stock-op definitions on cpu, with gradients', ()
     await expectParity((g, u) => swiglu(g, u), [random([3, 7], 3), random([3, 7])], [0, 1]);
   });
 
+  it('LayerNorm (x, weight and bias), with a width that is not a multiple of 4', async () => {
+    await expectParity((x, w, b) => layerNorm(x, w, b, 1e-5), [random([2, 3, 10], 3), random([10]), random([10])], [0, 1, 2]);
+  });
+
+  it('GELU (tanh), out to where tanh saturates', async () => {
+    const x = random([5, 7], 4);
+    x.data.splice(0, 6, 0, 1e-4, -1e-4, 12, -12, 40);
+    await expectParity((t) => geluTanh(t), [x], [0]);
+  });
+
   for (const [label, q, kv, bias] of [
     ['grouped heads, one bias for every row', [2, 4, 5, 6], [2, 2, 5, 6], [1, 1, 5, 5]],
     ['cached keys (3 queries over 7 keys), a bias per row', [2, 2, 3, 8], [2, 2, 7, 8], [2, 1, 3, 7]],
@@ -325,13 +337,17 @@ describe('fused ops: gradients against central finite differences on wasm', () =
     for (const i of [0, 1, 2]) await expectFiniteDifferences(f, inputs, i);
   });
 
-  it('RMSNorm, SwiGLU, label log-probs', async () => {
+  it('RMSNorm, SwiGLU, LayerNorm, GELU, label log-probs', async () => {
     const x = random([3, 8]);
     const w = random([8]);
     await expectFiniteDifferences((a, b) => rmsNorm(a, b, 1e-5), [x, w], 0);
     await expectFiniteDifferences((a, b) => rmsNorm(a, b, 1e-5), [x, w], 1);
     await expectFiniteDifferences((g, u) => swiglu(g, u), [random([3, 8]), random([3, 8])], 0);
     await expectFiniteDifferences((g, u) => swiglu(g, u), [random([3, 8]), random([3, 8])], 1);
+    await expectFiniteDifferences((a, b, c) => layerNorm(a, b, c, 1e-5), [x, w, random([8])], 0);
+    await expectFiniteDifferences((a, b, c) => layerNorm(a, b, c, 1e-5), [x, w, random([8])], 1);
+    await expectFiniteDifferences((a, b, c) => layerNorm(a, b, c, 1e-5), [x, w, random([8])], 2);
+    await expectFiniteDifferences((a) => geluTanh(a), [random([3, 8], 2)], 0);
     await expectFiniteDifferences((z, l) => labelLogProb(z as tf.Tensor2D, l as tf.Tensor1D), [random([3, 9], 2), ints([1, 8, 0], [3])], 0);
   });
 });

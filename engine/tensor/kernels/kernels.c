@@ -438,6 +438,137 @@ void rms_norm_grad(const float* dy, const float* x, const float* w, float* dx, f
   }
 }
 
+// Mean and 1 / sqrt(variance + eps) of a row of d floats (two passes, as the stock ops compute them).
+static void row_moments(const float* x, int d, float eps, float* mean, float* rstd) {
+  v128_t acc = splat(0.0f);
+  int j = 0;
+  for (; j + 4 <= d; j += 4) acc = wasm_f32x4_add(acc, wasm_v128_load(x + j));
+  float sum = hsum(acc);
+  for (; j < d; j++) sum += x[j];
+  float mu = sum / d;
+  v128_t muv = splat(mu);
+  acc = splat(0.0f);
+  for (j = 0; j + 4 <= d; j += 4) {
+    v128_t c = wasm_f32x4_sub(wasm_v128_load(x + j), muv);
+    acc = wasm_f32x4_add(acc, wasm_f32x4_mul(c, c));
+  }
+  float ss = hsum(acc);
+  for (; j < d; j++) ss += (x[j] - mu) * (x[j] - mu);
+  *mean = mu;
+  *rstd = 1.0f / __builtin_sqrtf(ss / d + eps);
+}
+
+// LayerNorm of rows of x [rows, d]: y = (x − μ) · r · w + b with r = 1 / sqrt(var(x) + eps).
+EXPORT(layer_norm)
+void layer_norm(const float* x, const float* w, const float* b, float* y, int rows, int d, float eps) {
+  for (int i = 0; i < rows; i++) {
+    const float* xr = x + i * d;
+    float* yr = y + i * d;
+    float mu, r;
+    row_moments(xr, d, eps, &mu, &r);
+    v128_t muv = splat(mu), rv = splat(r);
+    int j = 0;
+    for (; j + 4 <= d; j += 4) {
+      v128_t xhat = wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(xr + j), muv), rv);
+      wasm_v128_store(yr + j, wasm_f32x4_add(wasm_f32x4_mul(xhat, wasm_v128_load(w + j)), wasm_v128_load(b + j)));
+    }
+    for (; j < d; j++) yr[j] = (xr[j] - mu) * r * w[j] + b[j];
+  }
+}
+
+// Gradient of layer_norm: with x̂ = (x − μ) · r and g = dy · w, dx = r · (g − mean(g) − x̂ · mean(g · x̂));
+// dw = Σ_rows dy · x̂; db = Σ_rows dy.
+EXPORT(layer_norm_grad)
+void layer_norm_grad(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db, int rows, int d, float eps) {
+  for (int j = 0; j < d; j++) dw[j] = db[j] = 0.0f;
+  for (int i = 0; i < rows; i++) {
+    const float* xr = x + i * d;
+    const float* gr = dy + i * d;
+    float* dxr = dx + i * d;
+    float mu, r;
+    row_moments(xr, d, eps, &mu, &r);
+    v128_t muv = splat(mu), rv = splat(r);
+    v128_t sg = splat(0.0f), sgx = splat(0.0f);
+    int j = 0;
+    for (; j + 4 <= d; j += 4) {
+      v128_t g = wasm_f32x4_mul(wasm_v128_load(gr + j), wasm_v128_load(w + j));
+      v128_t xhat = wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(xr + j), muv), rv);
+      sg = wasm_f32x4_add(sg, g);
+      sgx = wasm_f32x4_add(sgx, wasm_f32x4_mul(g, xhat));
+    }
+    float mg = hsum(sg), mgx = hsum(sgx);
+    for (; j < d; j++) {
+      float g = gr[j] * w[j];
+      mg += g;
+      mgx += g * (xr[j] - mu) * r;
+    }
+    mg /= d;
+    mgx /= d;
+    v128_t mgv = splat(mg), mgxv = splat(mgx);
+    for (j = 0; j + 4 <= d; j += 4) {
+      v128_t dyv = wasm_v128_load(gr + j);
+      v128_t xhat = wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(xr + j), muv), rv);
+      v128_t g = wasm_f32x4_mul(dyv, wasm_v128_load(w + j));
+      wasm_v128_store(dxr + j, wasm_f32x4_mul(rv, wasm_f32x4_sub(wasm_f32x4_sub(g, mgv), wasm_f32x4_mul(xhat, mgxv))));
+      wasm_v128_store(dw + j, wasm_f32x4_add(wasm_v128_load(dw + j), wasm_f32x4_mul(dyv, xhat)));
+      wasm_v128_store(db + j, wasm_f32x4_add(wasm_v128_load(db + j), dyv));
+    }
+    for (; j < d; j++) {
+      float xhat = (xr[j] - mu) * r;
+      dxr[j] = r * (gr[j] * w[j] - mg - xhat * mgx);
+      dw[j] += gr[j] * xhat;
+      db[j] += gr[j];
+    }
+  }
+}
+
+// tanh(u) = 1 − 2 / (e^{2u} + 1): exact limits ±1 where e^{2u} saturates or vanishes.
+static inline v128_t tanh4(v128_t u) {
+  v128_t one = splat(1.0f);
+  return wasm_f32x4_sub(one, wasm_f32x4_div(splat(2.0f), wasm_f32x4_add(exp4(wasm_f32x4_add(u, u)), one)));
+}
+
+#define GELU_C 0.7978845608028654f // √(2/π)
+#define GELU_A 0.044715f
+
+// GELU, tanh approximation: y = ½ x (1 + tanh(√(2/π) (x + 0.044715 x³))).
+EXPORT(gelu_tanh)
+void gelu_tanh(const float* x, float* y, int n) {
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    v128_t xv = wasm_v128_load(x + i);
+    v128_t u = wasm_f32x4_mul(splat(GELU_C), wasm_f32x4_add(xv, wasm_f32x4_mul(splat(GELU_A), wasm_f32x4_mul(xv, wasm_f32x4_mul(xv, xv)))));
+    wasm_v128_store(y + i, wasm_f32x4_mul(wasm_f32x4_mul(splat(0.5f), xv), wasm_f32x4_add(splat(1.0f), tanh4(u))));
+  }
+  for (; i < n; i++) {
+    float u = GELU_C * (x[i] + GELU_A * x[i] * x[i] * x[i]);
+    y[i] = 0.5f * x[i] * (1.0f + wasm_f32x4_extract_lane(tanh4(splat(u)), 0));
+  }
+}
+
+// Gradient of gelu_tanh: with t = tanh(u), dx = dy · (½ (1 + t) + ½ x (1 − t²) · √(2/π) (1 + 3 · 0.044715 x²)).
+EXPORT(gelu_tanh_grad)
+void gelu_tanh_grad(const float* dy, const float* x, float* dx, int n) {
+  v128_t half = splat(0.5f), one = splat(1.0f);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    v128_t xv = wasm_v128_load(x + i);
+    v128_t x2 = wasm_f32x4_mul(xv, xv);
+    v128_t t = tanh4(wasm_f32x4_mul(splat(GELU_C), wasm_f32x4_add(xv, wasm_f32x4_mul(splat(GELU_A), wasm_f32x4_mul(xv, x2)))));
+    v128_t du = wasm_f32x4_mul(splat(GELU_C), wasm_f32x4_add(one, wasm_f32x4_mul(splat(3.0f * GELU_A), x2)));
+    v128_t slope = wasm_f32x4_add(
+      wasm_f32x4_mul(half, wasm_f32x4_add(one, t)),
+      wasm_f32x4_mul(wasm_f32x4_mul(half, xv), wasm_f32x4_mul(wasm_f32x4_sub(one, wasm_f32x4_mul(t, t)), du)));
+    wasm_v128_store(dx + i, wasm_f32x4_mul(wasm_v128_load(dy + i), slope));
+  }
+  for (; i < n; i++) {
+    float xi = x[i];
+    float t = wasm_f32x4_extract_lane(tanh4(splat(GELU_C * (xi + GELU_A * xi * xi * xi))), 0);
+    float du = GELU_C * (1.0f + 3.0f * GELU_A * xi * xi);
+    dx[i] = dy[i] * (0.5f * (1.0f + t) + 0.5f * xi * (1.0f - t * t) * du);
+  }
+}
+
 // SwiGLU: y = silu(g) · u = g · σ(g) · u.
 EXPORT(swiglu)
 void swiglu(const float* g, const float* u, float* y, int n) {
