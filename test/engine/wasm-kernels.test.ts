@@ -18,7 +18,8 @@ import {
   rotary,
   swiglu,
 } from '../../engine/tensor/index.ts';
-import { adjacentSwap } from '../../engine/tensor/wasm-kernels.ts';
+import { adjacentSwap, kernelBuild } from '../../engine/tensor/wasm-kernels.ts';
+import { readFileSync } from 'node:fs';
 import { attentionBias, defaultPositions } from '../../engine/model/attention.ts';
 import { ropeCosSin, ropeInvFreq } from '../../engine/model/rope.ts';
 import { Rng } from '../../engine/random.ts';
@@ -372,5 +373,55 @@ describe('fused ops free what they allocate', () => {
     }
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([q, kv, bias, w]);
+  });
+});
+
+describe('the two builds of the kernels', () => {
+  /** C = A · B through a build's own matmul export, on a memory of its own. */
+  function product(build: string, a: Float32Array, b: Float32Array, m: number, k: number, n: number): Float32Array {
+    const bytes = readFileSync(new URL(`../../engine/tensor/kernels/${build}`, import.meta.url));
+    const memory = new WebAssembly.Memory({ initial: 64 });
+    const exports = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as Record<
+      string,
+      CallableFunction
+    >;
+    const heap = new Float32Array(memory.buffer);
+    const [ao, bo, co] = [0, m * k, m * k + k * n];
+    const scratch = co + m * n;
+    expect(scratch + (exports.matmul_scratch() as number)).toBeLessThan(heap.length);
+    heap.set(a, ao);
+    heap.set(b, bo);
+    exports.matmul(4 * ao, 4 * bo, 4 * co, 1, m, k, n, 0, 0, 0, 0, 4 * scratch);
+    return heap.slice(co, co + m * n);
+  }
+
+  it('runs the relaxed-SIMD build where V8 validates it (Node 20 with its flag), the plain one on request', () => {
+    expect(kernelBuild()).toBe('kernels-relaxed.wasm');
+    const saved = process.env.STAR_DSS_RELAXED_SIMD;
+    process.env.STAR_DSS_RELAXED_SIMD = '0';
+    try {
+      expect(kernelBuild()).toBe('kernels.wasm');
+    } finally {
+      if (saved === undefined) delete process.env.STAR_DSS_RELAXED_SIMD;
+      else process.env.STAR_DSS_RELAXED_SIMD = saved;
+    }
+  });
+
+  it('their products agree with a double-precision product (k 300: several multiply-adds per output)', () => {
+    const [m, k, n] = [37, 300, 45];
+    const rng = new Rng('builds');
+    const a = Float32Array.from({ length: m * k }, () => rng.normal());
+    const b = Float32Array.from({ length: k * n }, () => rng.normal());
+    const exact = Array.from({ length: m * n }, (_, i) => {
+      let sum = 0;
+      for (let p = 0; p < k; p++) sum += a[Math.floor(i / n) * k + p] * b[p * n + (i % n)];
+      return sum;
+    });
+    for (const build of ['kernels.wasm', 'kernels-relaxed.wasm']) {
+      const c = product(build, a, b, m, k, n);
+      const worst = Math.max(...exact.map((e, i) => Math.abs(c[i] - e)));
+      expect(worst, build).toBeLessThan(1e-4);
+      expect(worst, build).toBeGreaterThan(0); // float32 arithmetic: not the double product itself
+    }
   });
 });

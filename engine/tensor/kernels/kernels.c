@@ -117,7 +117,13 @@ static inline void store_row(float* c, v128_t lo, v128_t hi, int w, int add) {
   }
 }
 
+#ifdef __wasm_relaxed_simd__
+// kernels-relaxed.wasm: relaxed SIMD's multiply-add, one fused instruction on a CPU with FMA (rounded once).
+typedef float f32x4 __attribute__((__vector_size__(16), __aligned__(16)));
+#define FMA(acc, x, y) acc = (v128_t)__builtin_wasm_relaxed_madd_f32x4((f32x4)(x), (f32x4)(y), (f32x4)(acc))
+#else
 #define FMA(acc, x, y) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(x, y))
+#endif
 
 // C[0:h, 0:w] (row stride ldc) = (or +=, with `add`) a 4-row panel of A times an 8-column panel of B over kc.
 static inline void kernel_4x8(int kc, const float* ap, const float* bp, float* c, int ldc, int h, int w, int add) {
