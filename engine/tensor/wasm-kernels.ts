@@ -1,7 +1,7 @@
 // Kernels of our own for the wasm backend (docs/architecture.md §6, docs/performance.md), compiled from
 // kernels/kernels.c to WebAssembly SIMD (kernels/build.sh; the built kernels.wasm is committed). The module
 // imports tfjs-backend-wasm's memory, so a kernel reads and writes tensors where they lie in that heap.
-// installWasmKernels() replaces five stock wasm kernels:
+// installWasmKernels() replaces six stock wasm kernels:
 // - BatchMatMul: tfjs's is fast (XNNPACK) only for one untransposed 2-D product and runs every batched or
 //   transposed product in a scalar loop at 1 to 2 GFLOP/s; ours runs every float32 product, transposed or
 //   batched, through one packed SIMD kernel, so the matMul gradient needs no transposed copies.
@@ -12,6 +12,7 @@
 //   tensor a gradient saves through Identity, so the stock kernel copied each saved activation.
 // - GatherV2 of rows (axis 0): a row copy per index, with the indices checked.
 // - Slice: copies runs in place (the stock kernel first copied the whole input out of the heap).
+// - Sum over leading axes (a bias's gradient): column sums in one pass (the stock kernel transposes first).
 // and adds fused kernels (names in FUSED) that ops.ts uses on wasm, each with its gradient, in place of a chain
 // of stock ops: the rotary embedding, RMSNorm, SwiGLU, LayerNorm, GELU (tanh), the label log-prob of a row of logits, the embedding
 // gradient (a scatter-add of rows), one AdamW step of a parameter, a layer's attention (scores, softmax and
@@ -70,6 +71,7 @@ interface Exports {
   layer_norm_grad(dy: number, x: number, w: number, dx: number, dw: number, db: number, rows: number, d: number, eps: number): void;
   gelu_tanh(x: number, y: number, n: number): void;
   gelu_tanh_grad(dy: number, x: number, dx: number, n: number): void;
+  sum_rows(x: number, y: number, rows: number, cols: number): void;
   label_logprob(z: number, labels: number, out: number, rows: number, vocab: number): void;
   label_logprob_grad(z: number, labels: number, dy: number, dz: number, rows: number, vocab: number): void;
   adamw(
@@ -265,6 +267,22 @@ function transpose(stock: tf.KernelFunc) {
       x.dtype,
     );
     if (size(x.shape) > 0) kernels(backend).exports.swap_axes(offset(backend, x), offset(backend, out), ...swap);
+    return out;
+  };
+}
+
+/** Sum over leading axes of float32 (a bias's gradient) by column sums; every other reduction is the stock one's. */
+function sum(stock: tf.KernelFunc) {
+  return (args: KernelArgs): tf.TensorInfo => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
+    const axes = tf.util.parseAxisParam(axis, x.shape).sort((a, b) => a - b);
+    const leading = axes.length > 0 && axes.length < x.shape.length && axes.every((a, i) => a === i);
+    if (x.dtype !== 'float32' || !leading) return stock(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+    const backend = args.backend as WasmBackend;
+    const kept = x.shape.slice(axes.length);
+    const out = backend.makeOutput(keepDims ? [...axes.map(() => 1), ...kept] : kept, 'float32');
+    kernels(backend).exports.sum_rows(offset(backend, x), offset(backend, out), size(x.shape.slice(0, axes.length)), size(kept));
     return out;
   };
 }
@@ -621,6 +639,7 @@ export function installWasmKernels(): void {
   replace('Identity', () => identity);
   replace('GatherV2', gatherV2);
   replace('Slice', slice);
+  replace('Sum', sum);
   for (const [name, fn] of Object.entries(fused)) {
     tf.registerKernel({
       kernelName: name,

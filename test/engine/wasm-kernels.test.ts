@@ -1,5 +1,5 @@
 // Our wasm kernels (engine/tensor/wasm-kernels.ts, kernels/kernels.c) against the stock ops on the cpu backend:
-// every replaced kernel (BatchMatMul, Transpose, Identity, GatherV2, Slice) and every fused op with its gradient,
+// every replaced kernel (BatchMatMul, Transpose, Identity, GatherV2, Slice, Sum) and every fused op with its gradient,
 // at shapes that reach the kernels' edge cases (sizes that are not multiples of the 4 × 8 block, products larger
 // than one cache block, the few-rows path, broadcast batches, grouped heads, padding masks). The fused ops'
 // gradients are also checked against central finite differences on wasm.
@@ -228,6 +228,37 @@ describe('replaced wasm kernels equal the stock ones on cpu', () => {
       await expectParity((x) => tf.slice(x, begin, size), [random(shape)], [0]);
     });
   }
+
+  // [shape, axes, keepDims]: leading axes take our column sums; the others fall back to the stock kernel.
+  const sums: [number[], number[], boolean][] = [
+    [[37, 11], [0], false],
+    [[4, 9, 6], [0, 1], false],
+    [[4, 9, 6], [1, 0], true],
+    [[4, 9, 6], [1], false],
+    [[4, 9, 6], [2], true],
+    [[5, 7], [0, 1], false],
+  ];
+  for (const [shape, axes, keepDims] of sums) {
+    it(`Sum of [${shape}] over [${axes}]${keepDims ? ', dims kept' : ''}: values and gradient`, async () => {
+      await expectParity((x) => tf.sum(x, axes, keepDims), [random(shape)], [0]);
+    });
+  }
+
+  it('Sum of int32 over a leading axis stays exact (the stock kernel)', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.tensor2d(
+      [
+        [2147483, 1],
+        [2147483, 2],
+      ],
+      undefined,
+      'int32',
+    );
+    const y = tf.sum(x, 0);
+    expect(y.dtype).toBe('int32');
+    expect([...(await y.data())]).toEqual([4294966, 3]);
+    tf.dispose([x, y]);
+  });
 
   it('Identity shares the buffer and a clone stays valid after the original is disposed', async () => {
     await tf.setBackend('wasm');

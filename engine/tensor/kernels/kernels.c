@@ -609,6 +609,19 @@ void swiglu_grad(const float* dy, const float* g, const float* u, float* dg, flo
   }
 }
 
+// Column sums of x [rows, cols]: y[j] = Σ_i x[i, j] (a bias's gradient; tfjs's Sum over leading axes transposes
+// first). Rows in order, each added to y, which stays in cache.
+EXPORT(sum_rows)
+void sum_rows(const float* x, float* y, int rows, int cols) {
+  for (int j = 0; j < cols; j++) y[j] = 0.0f;
+  for (int i = 0; i < rows; i++) {
+    const float* xr = x + i * cols;
+    int j = 0;
+    for (; j + 4 <= cols; j += 4) wasm_v128_store(y + j, wasm_f32x4_add(wasm_v128_load(y + j), wasm_v128_load(xr + j)));
+    for (; j < cols; j++) y[j] += xr[j];
+  }
+}
+
 // Largest logit of a row and log Σ exp(logit − max) (accumulated in double).
 static float row_max(const float* z, int v) {
   v128_t mv = splat(-3.4e38f);
