@@ -1,7 +1,7 @@
 // Kernels of our own for the wasm backend (docs/architecture.md §6, docs/performance.md), compiled from
 // kernels/kernels.c to WebAssembly SIMD (kernels/build.sh; the built kernels.wasm is committed). The module
 // imports tfjs-backend-wasm's memory, so a kernel reads and writes tensors where they lie in that heap.
-// installWasmKernels() replaces six stock wasm kernels:
+// installWasmKernels() replaces seven stock wasm kernels:
 // - BatchMatMul: tfjs's is fast (XNNPACK) only for one untransposed 2-D product and runs every batched or
 //   transposed product in a scalar loop at 1 to 2 GFLOP/s; ours runs every float32 product, transposed or
 //   batched, through one packed SIMD kernel, so the matMul gradient needs no transposed copies.
@@ -12,6 +12,7 @@
 //   tensor a gradient saves through Identity, so the stock kernel copied each saved activation.
 // - GatherV2 of rows (axis 0): a row copy per index, with the indices checked.
 // - Slice: copies runs in place (the stock kernel first copied the whole input out of the heap).
+// - SplitV: our Slice for each part.
 // - Sum over leading axes (a bias's gradient): column sums in one pass (the stock kernel transposes first).
 // and adds fused kernels (names in FUSED) that ops.ts uses on wasm, each with its gradient, in place of a chain
 // of stock ops: the rotary embedding, RMSNorm, SwiGLU, LayerNorm, GELU (tanh), the label log-prob of a row of logits, the embedding
@@ -268,6 +269,23 @@ function transpose(stock: tf.KernelFunc) {
     );
     if (size(x.shape) > 0) kernels(backend).exports.swap_axes(offset(backend, x), offset(backend, out), ...swap);
     return out;
+  };
+}
+
+/** SplitV as our slices (the stock SplitV calls the stock Slice, which copies its whole input first). */
+function splitV(ourSlice: (args: KernelArgs) => tf.TensorInfo) {
+  return (args: KernelArgs): tf.TensorInfo[] => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const { numOrSizeSplits, axis } = args.attrs as { numOrSizeSplits: number | number[]; axis: number };
+    const at = tf.util.parseAxisParam(axis, x.shape)[0];
+    const begin = x.shape.map(() => 0);
+    return tf.backend_util.prepareSplitSize(x as tf.Tensor, numOrSizeSplits, at).map((part) => {
+      const size = [...x.shape];
+      size[at] = part;
+      const out = ourSlice({ ...args, attrs: { begin: [...begin], size } });
+      begin[at] += part;
+      return out;
+    });
   };
 }
 
@@ -625,7 +643,7 @@ export function withStockKernels<T>(fn: () => T): T {
 export function installWasmKernels(): void {
   if (installed) return;
   installed = true;
-  const replace = (name: string, make: (stock: tf.KernelFunc) => (args: KernelArgs) => tf.TensorInfo) => {
+  const replace = (name: string, make: (stock: tf.KernelFunc) => (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[]) => {
     const stock = tf.getKernel(name, 'wasm');
     if (!stock) throw new Error(`tfjs-backend-wasm has no ${name} kernel to replace (version mismatch?)`);
     tf.unregisterKernel(name, 'wasm');
@@ -640,6 +658,7 @@ export function installWasmKernels(): void {
   replace('GatherV2', gatherV2);
   replace('Slice', slice);
   replace('Sum', sum);
+  replace('SplitV', () => splitV(replaced.get('Slice')?.ours.kernelFunc as (args: KernelArgs) => tf.TensorInfo));
   for (const [name, fn] of Object.entries(fused)) {
     tf.registerKernel({
       kernelName: name,

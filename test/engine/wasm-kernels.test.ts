@@ -1,5 +1,5 @@
 // Our wasm kernels (engine/tensor/wasm-kernels.ts, kernels/kernels.c) against the stock ops on the cpu backend:
-// every replaced kernel (BatchMatMul, Transpose, Identity, GatherV2, Slice, Sum) and every fused op with its gradient,
+// every replaced kernel (BatchMatMul, Transpose, Identity, GatherV2, Slice, SplitV, Sum) and every fused op with its gradient,
 // at shapes that reach the kernels' edge cases (sizes that are not multiples of the 4 × 8 block, products larger
 // than one cache block, the few-rows path, broadcast batches, grouped heads, padding masks). The fused ops'
 // gradients are also checked against central finite differences on wasm.
@@ -228,6 +228,11 @@ describe('replaced wasm kernels equal the stock ones on cpu', () => {
       await expectParity((x) => tf.slice(x, begin, size), [random(shape)], [0]);
     });
   }
+
+  it('SplitV into unequal parts along the middle and last axes: values and gradient', async () => {
+    await expectParity((x) => tf.concat(tf.split(x, [2, 5, 1], 1), 1), [random([3, 8, 5])], [0]);
+    await expectParity((x) => tf.split(x, [6, 3, 3], 2)[1], [random([2, 4, 12])], [0]);
+  });
 
   // [shape, axes, keepDims]: leading axes take our column sums; the others fall back to the stock kernel.
   const sums: [number[], number[], boolean][] = [
