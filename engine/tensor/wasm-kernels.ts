@@ -15,10 +15,10 @@
 // - SplitV: our Slice for each part.
 // - Sum over leading axes (a bias's gradient): column sums in one pass (the stock kernel transposes first).
 // and adds fused kernels (names in FUSED) that ops.ts uses on wasm, each with its gradient, in place of a chain
-// of stock ops: the rotary embedding, RMSNorm, SwiGLU, LayerNorm, GELU (tanh), the label log-prob of a row of logits, the embedding
-// gradient (a scatter-add of rows), one AdamW step of a parameter, a layer's attention (scores, softmax and
-// the weighted values per head, with its gradient recomputing the probabilities), and what a forward pass
-// derives from its mask (the attention bias, position ids, rotary angles).
+// of stock ops: the rotary embedding, RMSNorm, SwiGLU, LayerNorm, GELU (tanh), the label log-prob of a row of
+// logits, the embedding gradient (a scatter-add of rows), one AdamW step of a parameter, a layer's attention
+// (scores, softmax and the weighted values per head, with its gradient recomputing the probabilities), and what
+// a forward pass derives from its mask (the attention bias, position ids, rotary angles).
 import { readFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import * as tf from '@tensorflow/tfjs';
@@ -296,7 +296,7 @@ function sum(stock: tf.KernelFunc) {
     const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
     const axes = tf.util.parseAxisParam(axis, x.shape).sort((a, b) => a - b);
     const leading = axes.length > 0 && axes.length < x.shape.length && axes.every((a, i) => a === i);
-    if (x.dtype !== 'float32' || !leading) return stock(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+    if (x.dtype !== 'float32' || !leading || size(x.shape) === 0) return stock(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
     const backend = args.backend as WasmBackend;
     const kept = x.shape.slice(axes.length);
     const out = backend.makeOutput(keepDims ? [...axes.map(() => 1), ...kept] : kept, 'float32');

@@ -242,6 +242,7 @@ describe('replaced wasm kernels equal the stock ones on cpu', () => {
     [[4, 9, 6], [1], false],
     [[4, 9, 6], [2], true],
     [[5, 7], [0, 1], false],
+    [[0, 3], [0], false],
   ];
   for (const [shape, axes, keepDims] of sums) {
     it(`Sum of [${shape}] over [${axes}]${keepDims ? ', dims kept' : ''}: values and gradient`, async () => {
