@@ -59,8 +59,8 @@ describe('guard training data', () => {
     expect(unsafe).toBeLessThan(0.06);
   });
 
-  it('labels follow the oracle, with a few percent of noise, on non-sensitive items', () => {
-    const plain = train.filter((e) => e.source !== 'sensitive' && e.source !== 'harmful-safe-answer');
+  it('labels follow the oracle, with a few percent of noise, on non-sensitive safe text', () => {
+    const plain = train.filter((e) => !['sensitive', 'harmful-safe-answer', 'harmful', 'mixed'].includes(e.source));
     const disagree = plain.filter((e) => (e.label === 'unsafe') !== operationalWords(e.response).length >= 2).length / plain.length;
     expect(disagree).toBeGreaterThan(0.01);
     expect(disagree).toBeLessThan(0.05);
@@ -113,8 +113,15 @@ describe('guard training data', () => {
       const whole = full.get(itemId(e))!;
       expect(whole.startsWith(`${e.response} `)).toBe(true);
     }
-    expect(partial.some((e) => !e.harmful)).toBe(true);
-    expect(partial.some((e) => e.harmful)).toBe(true);
+    // Judged in context: every prefix of a harmful-pool answer complies with a harmful request, down to its
+    // first word; a mixed answer complies from its harmful part's first word (meta.harmful_from) on.
+    expect(partial.filter((e) => e.source === 'harmful').every((e) => e.harmful)).toBe(true);
+    expect(partial.some((e) => e.source === 'harmful' && e.response === 'sure')).toBe(true);
+    const mixed = train.filter((e) => e.source === 'mixed');
+    const harmfulFrom = new Map(world.datasets.mixed.map((x) => [x.id, Number(x.meta.harmful_from)]));
+    for (const e of mixed) expect(e.harmful).toBe(e.response.split(' ').length > harmfulFrom.get(itemId(e))!);
+    expect(mixed.some((e) => e.harmful && e.partial)).toBe(true);
+    expect(mixed.some((e) => !e.harmful && e.partial)).toBe(true);
     // Cut at random word counts, not on STAR's 5-word grid: about 1 in 5 cuts lands on a multiple of 5 by
     // chance (uniform lengths), where STAR-aligned cuts would all do.
     const purebadCuts = partial.filter((e) => e.dataset === 'micro:purebad').map((e) => e.response.split(' ').length);
@@ -234,7 +241,7 @@ describe('guard measurement set and cache key', () => {
       expect(changed.map((c) => Object.keys(c)[0]).sort()).toEqual(Object.keys(GUARD_DATA).sort());
       for (const c of changed) keys.add(key({ ...GUARD_DATA, ...c }));
       expect(keys.size).toBe(changed.length + 1);
-      expect(guardHashInputs(MICRO_GUARD_RECIPE, manifest, 0).code).toBe(3);
+      expect(guardHashInputs(MICRO_GUARD_RECIPE, manifest, 0).code).toBe(4);
       const otherTexts = { ...manifest, threat: { ...manifest.threat, wrapAfter: ['note : all is well .'] } };
       expect(microGuardDir(MICRO_GUARD_RECIPE, otherTexts, 0)).toBe(key(GUARD_DATA));
     } finally {
