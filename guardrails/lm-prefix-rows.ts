@@ -76,7 +76,7 @@ export function packedBias(rows: PackedRow[], width: number): Float32Array {
   return bias;
 }
 
-/** Limits of one forward pass of packed rows. */
+/** Limits of one forward pass of packed rows, and what a forward costs beyond its tokens. */
 export interface PackBudget {
   /** rows × width, the tokens computed. */
   tokens: number;
@@ -84,33 +84,41 @@ export interface PackBudget {
   biasFloats: number;
   /** Scored positions × vocabulary, the floats of the logits read back. */
   logitFloats: number;
+  /** The fixed cost of one forward (kernel launches, tensor setup), in tokens' worth of compute. */
+  overheadTokens: number;
 }
 
 /**
- * Consecutive groups of rows (in the given order) whose forward stays within `budget`; a row that alone exceeds
- * it forms a group of its own.
+ * Consecutive groups of rows (in the given order, shortest first) whose forwards stay within `budget` and
+ * compute the fewest tokens, padding included, plus `overheadTokens` per forward: one group pads every row to
+ * its longest, so a few long rows go to a forward of their own when that saves more padding than the extra
+ * forward costs. Exact, by dynamic programming over where the groups end (ties go to the larger group); a row
+ * that alone exceeds the budget forms a group of its own.
  */
 export function groupRows(rows: PackedRow[], vocab: number, budget: PackBudget): number[][] {
-  const groups: number[][] = [];
-  let group: number[] = [];
-  let width = 0;
-  let scored = 0;
-  rows.forEach((row, i) => {
-    const w = Math.max(width, row.tokens.length);
-    const n = group.length + 1;
-    const s = scored + row.scoreAt.length;
-    const fits = n * w <= budget.tokens && n * w * w <= budget.biasFloats && s * vocab <= budget.logitFloats;
-    if (group.length > 0 && !fits) {
-      groups.push(group);
-      group = [];
-      width = 0;
-      scored = 0;
+  const n = rows.length;
+  const cost = new Float64Array(n + 1).fill(Number.POSITIVE_INFINITY); // cost[e]: the best grouping of rows [0, e)
+  const groupStart = new Int32Array(n + 1);
+  cost[0] = 0;
+  for (let end = 1; end <= n; end++) {
+    let width = 0;
+    let scored = 0;
+    for (let start = end - 1; start >= 0; start--) {
+      width = Math.max(width, rows[start].tokens.length);
+      scored += rows[start].scoreAt.length;
+      const count = end - start;
+      const fits = count * width <= budget.tokens && count * width * width <= budget.biasFloats && scored * vocab <= budget.logitFloats;
+      if (!fits && count > 1) break; // a longer group only grows
+      const total = cost[start] + budget.overheadTokens + count * width;
+      if (total <= cost[end]) {
+        cost[end] = total;
+        groupStart[end] = start;
+      }
     }
-    group.push(i);
-    width = Math.max(width, row.tokens.length);
-    scored += row.scoreAt.length;
-  });
-  if (group.length > 0) groups.push(group);
+  }
+  const groups: number[][] = [];
+  for (let end = n; end > 0; end = groupStart[end])
+    groups.unshift(Array.from({ length: end - groupStart[end] }, (_, k) => groupStart[end] + k));
   return groups;
 }
 

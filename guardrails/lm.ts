@@ -38,8 +38,12 @@ const LOGIT_BUDGET = 1 << 25;
 const MIN_SEGMENT = 64;
 /** Floats of the tiled KV cache that scorePrefixes holds at once (~256 MB): caps the rows per forward. */
 const CACHE_BUDGET = 1 << 26;
-/** One forward of scorePrefixGroups: at most 8192 tokens, a 64 MB bias, LOGIT_BUDGET floats of logits. */
-const PACK_BUDGET = { tokens: 8192, biasFloats: 1 << 24, logitFloats: LOGIT_BUDGET };
+/**
+ * One forward of scorePrefixGroups: at most 8192 tokens, a 64 MB bias, LOGIT_BUDGET floats of logits. A forward's
+ * fixed cost is about what 100 tokens cost the micro guardrail on wasm (2.5 ms against 22 µs per token); larger
+ * models pay relatively less, so grouping errs towards fewer, wider forwards there.
+ */
+const PACK_BUDGET = { tokens: 8192, biasFloats: 1 << 24, logitFloats: LOGIT_BUDGET, overheadTokens: 100 };
 /** Stands for the response in one rendering of the guard template (renderPrefixes); no text holds it. */
 const PREFIX_MARKER = '\u0001star-prefix\u0001';
 

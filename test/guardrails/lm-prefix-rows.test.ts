@@ -58,11 +58,29 @@ describe('packing one response’s prefixes into a row', () => {
     expect(bias[8 * width]).toBe(MASKED);
   });
 
+  const rowsOf = (lengths: number[]) =>
+    lengths.map((n) => ({ tokens: new Array(n).fill(1), positions: [], sees: [], segment: [], scoreAt: [0, 1] }));
+
   it('groups rows within the token, bias and logit budgets', () => {
-    const rows = [10, 10, 20, 40].map((n) => ({ tokens: new Array(n).fill(1), positions: [], sees: [], segment: [], scoreAt: [0, 1] }));
-    expect(groupRows(rows, 5, { tokens: 40, biasFloats: 1e9, logitFloats: 1e9 })).toEqual([[0, 1], [2], [3]]);
-    expect(groupRows(rows, 5, { tokens: 1e9, biasFloats: 1000, logitFloats: 1e9 })).toEqual([[0, 1], [2], [3]]);
-    expect(groupRows(rows, 5, { tokens: 1e9, biasFloats: 1e9, logitFloats: 30 })).toEqual([[0, 1, 2], [3]]);
+    // A forward's overhead of 1000 tokens: as few forwards as the budgets allow.
+    const rows = rowsOf([10, 10, 20, 40]);
+    expect(groupRows(rows, 5, { tokens: 40, biasFloats: 1e9, logitFloats: 1e9, overheadTokens: 1000 })).toEqual([[0, 1], [2], [3]]);
+    expect(groupRows(rows, 5, { tokens: 1e9, biasFloats: 1000, logitFloats: 1e9, overheadTokens: 1000 })).toEqual([[0, 1], [2], [3]]);
+    expect(groupRows(rows, 5, { tokens: 1e9, biasFloats: 1e9, logitFloats: 30, overheadTokens: 1000 })).toEqual([
+      [0, 1],
+      [2, 3],
+    ]);
+  });
+
+  it('gives a long row a forward of its own when that saves more padding than a forward costs', () => {
+    const rows = rowsOf([10, 10, 10, 40]);
+    const loose = { tokens: 1e9, biasFloats: 1e9, logitFloats: 1e9 };
+    // One forward: 100 + 4 × 40 = 260 tokens' worth; two: 2 × 100 + 3 × 10 + 40 = 270.
+    expect(groupRows(rows, 5, { ...loose, overheadTokens: 100 })).toEqual([[0, 1, 2, 3]]);
+    // One: 50 + 160 = 210; two: 100 + 70 = 170.
+    expect(groupRows(rows, 5, { ...loose, overheadTokens: 50 })).toEqual([[0, 1, 2], [3]]);
+    expect(groupRows(rows, 5, { ...loose, overheadTokens: 0 })).toEqual([[0, 1, 2], [3]]);
+    expect(groupRows([], 5, { ...loose, overheadTokens: 0 })).toEqual([]);
   });
 });
 
