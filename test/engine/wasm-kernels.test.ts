@@ -333,6 +333,25 @@ describe('fused ops equal their stock-op definitions on cpu, with gradients', ()
     });
   }
 
+  it('attention over blocks of query rows that see only their first keys (causal, packed STAR rows, padding)', async () => {
+    // 37 queries = two full blocks of 16 rows and a partial one. Batch 0: causal. Batch 1: a packed STAR row, 30
+    // causal tokens, then 5 one-token segments that each see the first 10 + i tokens and themselves, then 2
+    // padding rows that see nothing (uniform softmax over every key).
+    const t = 37;
+    const data: number[] = [];
+    for (let b = 0; b < 2; b++)
+      for (let i = 0; i < t; i++)
+        for (let j = 0; j < t; j++) {
+          const sees = b === 0 ? j <= i : i < 30 ? j <= i : i < 35 ? j < 10 + i - 30 || j === i : false;
+          data.push(sees ? 0 : -1e9);
+        }
+    await expectParity(
+      (a, k, v, m) => attention(a as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, m as tf.Tensor4D, 0.3),
+      [random([2, 4, t, 8]), random([2, 2, t, 8]), random([2, 2, t, 8]), { data, shape: [2, 1, t, t] }],
+      [0, 1, 2],
+    );
+  });
+
   it('label log-probs and their gradient', async () => {
     const labels = ints([0, 6, 3], [3]);
     await expectParity((z, l) => labelLogProb(z as tf.Tensor2D, l as tf.Tensor1D), [random([3, 7], 4), labels], [0]);
