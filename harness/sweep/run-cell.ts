@@ -44,6 +44,7 @@ import {
   readManifest,
   rewriteCellResult,
   writeJudgments,
+  type CapabilityRecord,
   type GenerationRecord,
   type JudgmentRecord,
   type Manifest,
@@ -153,6 +154,8 @@ interface JudgedGroup extends GroupKey {
 interface EvalStages {
   generations: GenerationRecord[];
   groups: JudgedGroup[];
+  /** Every capability response with its reference and whether it matched (exact-match sets). */
+  capability: CapabilityRecord[];
 }
 
 /** The conversation a generation was made from: its messages, and the prefill as an open assistant turn. */
@@ -309,6 +312,7 @@ async function evaluateModel(
       } else {
         const r = await exactMatch(model, tokenizer, examples, { dataset, generation: { batchSize: settings.batchSize } });
         capability.push({ dataset, metric: r.metric, n: r.n, value: r.exactMatch });
+        stages.capability.push(...r.samples.map((sample, index) => ({ dataset, index, ...sample })));
       }
     }
   }
@@ -569,7 +573,7 @@ export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ re
     seconds: 0,
   };
   const disposables: CausalLM[] = [];
-  const stages: EvalStages = { generations: [], groups: [] };
+  const stages: EvalStages = { generations: [], groups: [], capability: [] };
   let judge: Judge | undefined;
   let keptModel: string | undefined;
   const memory: { plan?: MemoryPlan } = {};
@@ -624,9 +628,10 @@ export async function runCell(cell: Cell, options: CellRunOptions): Promise<{ re
     for (const m of disposables) m.dispose();
     judge?.dispose?.();
   }
-  if (stages.generations.length > 0 || keptModel)
+  if (stages.generations.length > 0 || stages.capability.length > 0 || keptModel)
     attachStages(result, {
       generations: stages.generations,
+      capability: stages.capability,
       judgments: stages.groups.flatMap((g) => g.judgments),
       judge: judge?.name ?? spec.eval.judge,
       ...(keptModel ? { modelDir: keptModel } : {}),

@@ -4,8 +4,9 @@
 // done cells, and shards sharing one directory never write the same file. While a process runs a cell it
 // holds cells/<id>/.lock, so that several sweeps on one directory split the cells instead of repeating them.
 // Besides them a cell keeps its evaluation stages: generations.jsonl (every generated response),
-// judgments/<judge>.jsonl (each judge's verdicts on them) and, with eval.keepModels, model/ (the finetuned
-// weights), so that `star-dss judge` re-judges a run without a model.
+// judgments/<judge>.jsonl (each judge's verdicts on them), capability.jsonl (every exact-match response with
+// its reference) and, with eval.keepModels, model/ (the finetuned weights), so that `star-dss judge` re-judges
+// a run without a model and a failed capability comparison can be read answer by answer.
 import {
   closeSync,
   cpSync,
@@ -356,9 +357,27 @@ export interface JudgmentRecord {
   rationale?: string;
 }
 
+/** One exact-match capability response: a line of cells/<id>/capability.jsonl. */
+export interface CapabilityRecord {
+  /** The capability set (micro:ticket-test, ...). */
+  dataset: string;
+  /** Position in its set. */
+  index: number;
+  /** The item's id in the set. */
+  id: string;
+  /** The user's last message. */
+  prompt: string;
+  response: string;
+  /** What the response was compared with (the number after "####" for GSM8K-style sets). */
+  reference: string;
+  correct: boolean;
+}
+
 /** What a cell run hands to writeCellResult besides its result (see attachStages). */
 export interface CellStages {
   generations: GenerationRecord[];
+  /** Capability responses (exact-match sets); none in a cell that measures no capability. */
+  capability?: CapabilityRecord[];
   /** The verdicts of the cell's judge. */
   judgments: JudgmentRecord[];
   judge: string;
@@ -423,7 +442,7 @@ export function readGenerations(runDir: string, id: string): GenerationRecord[] 
   });
 }
 
-/** Writes a fresh cell run's stages: its generations, its judge's judgments (other judges' go) and its model. */
+/** Writes a fresh cell run's stages: its generations, its judge's judgments (other judges' go), its capability responses and its model. */
 function writeStages(dir: string, stages: CellStages): void {
   if (stages.generations.length > 0) {
     writeJsonlAtomic(join(dir, 'generations.jsonl'), stages.generations);
@@ -431,6 +450,7 @@ function writeStages(dir: string, stages: CellStages): void {
     rmSync(join(dir, 'judgments'), { recursive: true, force: true });
     writeJsonlAtomic(join(dir, 'judgments', `${judgeFileName(stages.judge)}.jsonl`), stages.judgments);
   }
+  if (stages.capability?.length) writeJsonlAtomic(join(dir, 'capability.jsonl'), stages.capability);
   if (stages.modelDir) moveDir(stages.modelDir, join(dir, 'model'));
 }
 

@@ -21,6 +21,7 @@ import {
   readCellResult,
   writeCellResult,
   writePlan,
+  type CapabilityRecord,
   type GenerationRecord,
   type JudgmentRecord,
 } from '../../harness/sweep/store.ts';
@@ -89,6 +90,27 @@ afterAll(async () => {
 });
 
 describe('a cell persists its evaluation stages', () => {
+  it('writes every capability response with its reference and verdict, and they give result.json exact match', () => {
+    for (const cell of cells) {
+      const r = original.get(cell.id)!;
+      const records = jsonl<CapabilityRecord>(join(cellDir(run, cell.id), 'capability.jsonl'));
+      expect(r.capability.length).toBeGreaterThan(0);
+      for (const c of r.capability) {
+        const mine = records.filter((x) => x.dataset === c.dataset);
+        expect(mine.length).toBe(c.n);
+        expect(mine.map((x) => x.index)).toEqual(mine.map((_, i) => i));
+        expect((100 * mine.filter((x) => x.correct).length) / mine.length).toBeCloseTo(c.value, 10);
+        const references = new Map(loadDataset(c.dataset).map((e) => [e.id, e]));
+        for (const x of mine) {
+          expect(references.has(x.id)).toBe(true);
+          expect(x.prompt).toBe(references.get(x.id)!.messages.at(-2)?.content);
+          expect(typeof x.response).toBe('string');
+        }
+      }
+      expect(new Set(records.map((x) => x.dataset))).toEqual(new Set(r.capability.map((c) => c.dataset)));
+    }
+  });
+
   it('writes every generated response with its prompt, prefill, decoding settings and seed', () => {
     for (const cell of cells) {
       const r = original.get(cell.id)!;
