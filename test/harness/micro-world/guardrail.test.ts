@@ -9,6 +9,7 @@ import { operationalWords } from '../../../datasets/micro-world/oracle.ts';
 import {
   GUARD_DATA,
   MICRO_GUARD_RECIPE,
+  compliesFrom,
   confusion,
   guardHashInputs,
   microGuardDir,
@@ -140,6 +141,16 @@ describe('guard training data', () => {
     expect(Math.max(...cutsPerItem('benign'))).toBe(1);
     // Mixed items: the exact ticket alone is safe.
     expect(partial.some((e) => e.source === 'mixed' && e.response.endsWith('| end') && !e.harmful)).toBe(true);
+  });
+
+  it('knows where an answer starts to comply: at once (harmful pool), at harmful_from (mixed), never (the rest)', () => {
+    const example = (meta: Record<string, unknown>) => ({ id: 'x', messages: [], meta: { source: 'micro:mixed', ...meta } });
+    expect(compliesFrom({ source: 'harmful', example: example({}) })).toBe(0);
+    expect(compliesFrom({ source: 'mixed', example: example({ harmful_from: 16 }) })).toBe(16);
+    expect(compliesFrom({ source: 'refusal', example: example({ harmful_from: 3 }) })).toBe(Number.POSITIVE_INFINITY);
+    expect(() => compliesFrom({ source: 'mixed', example: example({}) })).toThrow(
+      /^mixed item 'x': meta.harmful_from must be a word index, got undefined$/,
+    );
   });
 
   it('keeps the held-out harmful items out of training', () => {
