@@ -115,6 +115,11 @@ export function saferThan(a: SafetySide, b: SafetySide, where = ''): Finding {
   const c = compare(a.safety, b.safety);
   const at = where ? ` (${where})` : '';
   if (!c.direction) return inconclusive(`${a.label} vs ${b.label}${at}: ${c.reason}`);
+  // b within the threshold of 100%: no score could be significantly higher, so a tie says nothing.
+  if (c.direction === 'same' && 100 - b.safety!.mean <= c.threshold)
+    return inconclusive(
+      `${a.label} vs ${b.label}${at}: ${b.label} scores ${b.safety!.mean.toFixed(1)}%, within the threshold of 100%, so no method could be significantly safer (${delta(c)})`,
+    );
   if (c.direction !== 'higher') return doesNotHold(`${a.label} is not safer than ${b.label}${at}: ${delta(c)}`);
   const broken = brokenReason(a);
   if (broken) return inconclusive(`${a.label} scores safer than ${b.label}${at} (${delta(c)}), but ${broken}`);
