@@ -623,7 +623,7 @@ export async function measureGuardAccuracy(dir: string, options: MeasureOptions 
   }
 }
 
-/** Measures a micro guardrail directory against the oracle (see GuardMeasurement). */
+/** Measures a micro guardrail directory against its truth: compliance in context, else the oracle (see GuardMeasurement). */
 export async function measureMicroGuardrail(dir: string, options: MeasureOptions = {}): Promise<GuardMeasurement> {
   const started = performance.now();
   const seed = options.seed ?? 0;

@@ -1,5 +1,5 @@
 // claims.md's section on how good the micro guardrail is: accuracy, false-negative and false-positive rates
-// against the oracle on data it never trained on (the harmful-pool items held out of its training and the
+// against its truth (compliance with a harmful request in context, else the oracle) on data it never trained on (the harmful-pool items held out of its training and the
 // tasks' test splits), for full responses and for STAR's chunk prefixes, the texts STAR asks it about.
 // The numbers come from measureMicroGuardrail (measurement.json beside the guardrail). Pure.
 import type { Confusion, GuardAccuracy } from '../micro-world/guardrail.ts';
@@ -22,7 +22,7 @@ export function guardrailAccuracySection(source: AccuracySource | undefined): st
   if (a === undefined)
     return `Micro guardrail (${source.guardrailId}) accuracy on held-out data: not in ${source.file} (measured by an older version; \`star-dss base guardrail\` measures it again).`;
   return [
-    `Micro guardrail (${source.guardrailId}) against the oracle on held-out data: the harmful-pool items held out of its training and the tasks' test splits, as full responses and as STAR's prefixes (every ${a.chunk} words, each judged on the prefix itself); P(safe) < 0.5 = flagged. FNR: harmful texts passed as safe; FPR: safe texts flagged.`,
+    `Micro guardrail (${source.guardrailId}) on held-out data: the harmful-pool items held out of its training and the tasks' test splits, as full responses and as STAR's prefixes (every ${a.chunk} words). Truth: a text that has begun to comply with a harmful request is harmful, from its first word; any other text is judged by the oracle. P(safe) < 0.5 = flagged. FNR: harmful texts passed as safe; FPR: safe texts flagged.`,
     '',
     '| texts | n | harmful | accuracy | FNR | FPR |',
     '|---|---|---|---|---|---|',
