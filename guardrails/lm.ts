@@ -406,7 +406,7 @@ export class LmGuardrail implements Guardrail {
         pad,
       );
       members.forEach((i, j) => (scores[i] = logits[j].map((row) => this.readVerdict(row))));
-      this.forwarded += members.reduce((n, i) => n + rows[i].tokens.length, 0);
+      this.forwarded += members.length * Math.max(...members.map((i) => rows[i].tokens.length)); // padding is computed too
     }
     this.callCount += groups.reduce((n, g) => n + g.prefixes.length, 0);
     return scores;
