@@ -651,14 +651,15 @@ export function installWasmKernels(): void {
     const ours = { ...stock, kernelFunc: make(stock.kernelFunc) as tf.KernelFunc };
     tf.registerKernel(ours);
     replaced.set(name, { stock, ours });
+    return ours.kernelFunc as (args: KernelArgs) => tf.TensorInfo;
   };
   replace('BatchMatMul', batchMatMul);
   replace('Transpose', transpose);
   replace('Identity', () => identity);
   replace('GatherV2', gatherV2);
-  replace('Slice', slice);
+  const ourSlice = replace('Slice', slice);
   replace('Sum', sum);
-  replace('SplitV', () => splitV(replaced.get('Slice')?.ours.kernelFunc as (args: KernelArgs) => tf.TensorInfo));
+  replace('SplitV', () => splitV(ourSlice));
   for (const [name, fn] of Object.entries(fused)) {
     tf.registerKernel({
       kernelName: name,

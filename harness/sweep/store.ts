@@ -25,6 +25,7 @@ import {
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Message } from '../../engine/contracts/example.ts';
+import type { CapabilitySample } from '../evaluate/capability.ts';
 import { contentHash, writeJsonAtomic, writeJsonlAtomic } from '../../engine/io.ts';
 import { cellResult, type CellResult } from '../../results/result.ts';
 import type { Cell } from './plan.ts';
@@ -357,20 +358,12 @@ export interface JudgmentRecord {
   rationale?: string;
 }
 
-/** One exact-match capability response: a line of cells/<id>/capability.jsonl. */
-export interface CapabilityRecord {
+/** One exact-match capability response (id, prompt, response, reference, correct): a line of cells/<id>/capability.jsonl. */
+export interface CapabilityRecord extends CapabilitySample {
   /** The capability set (micro:ticket-test, ...). */
   dataset: string;
   /** Position in its set. */
   index: number;
-  /** The item's id in the set. */
-  id: string;
-  /** The user's last message. */
-  prompt: string;
-  response: string;
-  /** What the response was compared with (the number after "####" for GSM8K-style sets). */
-  reference: string;
-  correct: boolean;
 }
 
 /** What a cell run hands to writeCellResult besides its result (see attachStages). */
