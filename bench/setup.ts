@@ -9,7 +9,7 @@ import type { LossInputs } from '../engine/contracts/loss.ts';
 import type { Message } from '../engine/contracts/example.ts';
 import type { Rng } from '../engine/random.ts';
 import { buildWorld, worldVocabulary } from '../datasets/micro-world/build.ts';
-import { createMicroModel } from '../harness/micro-world/base-model.ts';
+import { createMicroModel, type ModelSizes } from '../harness/micro-world/base-model.ts';
 import { guardTokenizerFiles, MICRO_GUARD_RECIPE } from '../harness/micro-world/guardrail.ts';
 import { LmGuardrail } from '../guardrails/lm.ts';
 import { guardPreset } from '../guardrails/presets.ts';
@@ -51,18 +51,32 @@ export function benchPrompts(rng: Rng): number[][] {
 }
 export const GEN_OPTIONS = { maxNewTokens: 48, eosTokenIds: [-1], padTokenId: 0 };
 
-/** An LM guardrail of the micro guardrail's size (random weights: the cost does not depend on them). */
-export function benchGuardrail(): LmGuardrail {
+/** An LM guardrail of the micro guardrail's size, or of other sizes (random weights: the cost does not depend on them). */
+export function benchGuardrail(sizes: ModelSizes = MICRO_GUARD_RECIPE.sizes): LmGuardrail {
   const world = buildWorld(0);
   const files = guardTokenizerFiles(worldVocabulary(world));
   return new LmGuardrail({
-    model: createMicroModel('llama', MICRO_GUARD_RECIPE.sizes, files, 2),
+    model: createMicroModel('llama', sizes, files, 2),
     tokenizer: tokenizerFromObjects(files.tokenizerJson, files.tokenizerConfig),
     spec: guardPreset('micro'),
     weights: 'bench',
     batchSize: 32,
   });
 }
+
+/**
+ * A guardrail whose model dominates STAR's cost: hidden 256 and 4 layers, 13x the micro guardrail's multiply-adds
+ * per token. At the micro guardrail's size the text work both STAR paths share (templates, tokenizer) is a fixed
+ * part of every prefix's cost; here it is not, so the ratio shows what sharing prefixes saves on a larger model.
+ */
+export const BENCH_DEEP_GUARD_SIZES: ModelSizes = {
+  ...MICRO_GUARD_RECIPE.sizes,
+  hidden: 256,
+  layers: 4,
+  heads: 8,
+  kvHeads: 4,
+  intermediate: 1024,
+};
 
 /** Every 5-word prefix of the first 20 micro-world harmful responses, with each response's prompt. */
 export function benchStarWork(): { messages: Message[]; prefixes: string[] }[] {
