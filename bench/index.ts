@@ -11,6 +11,7 @@ import { withStockKernels } from '../engine/tensor/wasm-kernels.ts';
 import { train } from '../engine/train.ts';
 import { chooseTokens, generate, type SamplingOptions } from '../engine/generate.ts';
 import { Rng } from '../engine/random.ts';
+import type { LmGuardrail } from '../guardrails/lm.ts';
 import { chooseTokenBySort } from './sort-sampling.ts';
 import {
   BENCH_BATCH,
@@ -135,6 +136,29 @@ function time(fn: () => void, repeats: number): number {
   return (performance.now() - start) / repeats / 1000;
 }
 
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+type StarWork = ReturnType<typeof benchStarWork>;
+type StarPath = (guard: LmGuardrail, work: StarWork) => Promise<number[]>;
+
+/**
+ * STAR scoring paths on one guardrail: each warmed up on the whole work (its first call at these shapes
+ * allocates; its scores and the tokens it forwards, padding included, are kept), then timed `rounds` times, the
+ * paths taking turns so that a busy spell of the machine hits them alike; the median call counts.
+ */
+async function timeStarPaths(guard: LmGuardrail, work: StarWork, paths: StarPath[], rounds: number) {
+  const warm = [];
+  for (const score of paths) {
+    const before = guard.tokensForwarded;
+    const scores = await score(guard, work);
+    warm.push({ scores, tokens: guard.tokensForwarded - before });
+  }
+  const runs = paths.map(() => [] as { wall: number; cpu: number }[]);
+  for (let round = 0; round < rounds; round++)
+    for (const [i, score] of paths.entries()) runs[i].push(await measure(() => score(guard, work)));
+  return warm.map((w, i) => ({ ...w, t: { wall: median(runs[i].map((r) => r.wall)), cpu: median(runs[i].map((r) => r.cpu)) } }));
+}
+
 const perSecond = (count: number, t: { wall: number; cpu: number }) =>
   `${(count / t.wall).toFixed(0)} tokens/s, ${(count / t.cpu).toFixed(0)} per CPU-s`;
 
@@ -206,32 +230,23 @@ const genTokens = 16 * GEN_OPTIONS.maxNewTokens;
 // without a fast path), and on the shared-prefix paths (one KV cache per response; packed rows of all responses).
 const guard = benchGuardrail();
 const work = benchStarWork();
-const starPaths: [string, (g: typeof guard, w: typeof work) => Promise<number[]>][] = [
+const starPaths: [string, StarPath][] = [
   ['naive, one response at a time', scoreNaivePerResponse],
   ['naive, 64 prefixes per call', scoreNaive],
   ['shared, one response at a time (KV cache)', scorePerResponse],
   ['shared, packed rows (scorePrefixGroups)', scoreGrouped],
 ];
-// Each path is warmed up on the whole work (its first call at these shapes allocates), then timed STAR_ROUNDS
-// times, the paths taking turns so that a busy spell of the machine hits them alike; the median call counts.
 const STAR_ROUNDS = 5;
-const star = starPaths.map(([label]) => ({ label, runs: [] as { wall: number; cpu: number }[], scores: [] as number[] }));
+const starTimed = await timeStarPaths(
+  guard,
+  work,
+  starPaths.map(([, score]) => score),
+  STAR_ROUNDS,
+);
+const starTimes = starTimed.map((r, i) => ({ label: starPaths[i][0], ...r }));
 // Tokens each path feeds through the model, padding included: their ratio is the most the timing ratio can reach.
-const starTokens: number[] = [];
-for (const [i, [, score]] of starPaths.entries()) {
-  const before = guard.tokensForwarded;
-  star[i].scores = await score(guard, work);
-  starTokens.push(guard.tokensForwarded - before);
-}
-for (let round = 0; round < STAR_ROUNDS; round++)
-  for (const [i, [, score]] of starPaths.entries()) star[i].runs.push(await measure(() => score(guard, work)));
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const starTimes = star.map(({ label, runs, scores }) => ({
-  label,
-  scores,
-  t: { wall: median(runs.map((r) => r.wall)), cpu: median(runs.map((r) => r.cpu)) },
-}));
-const starDiff = Math.max(...star.flatMap((s) => s.scores.map((v, i) => Math.abs(v - star[0].scores[i]))));
+const starTokens = starTimes.map((s) => s.tokens);
+const starDiff = Math.max(...starTimes.flatMap((s) => s.scores.map((v, i) => Math.abs(v - starTimes[0].scores[i]))));
 // The text work of the packed path alone (its template renderings, then the tokenizer on each prefix's): at this
 // model size a fixed part of its time, which bounds its ratio to naive scoring below the token ceiling.
 const textWork = () =>
@@ -241,16 +256,10 @@ for (let round = 0; round < STAR_ROUNDS; round++) textRuns.push((await measure(t
 const textTime = median(textRuns);
 guard.dispose();
 
-// Naive per response vs packed on a guardrail whose model dominates (BENCH_DEEP_GUARD_SIZES): warmed up, then
-// 3 rounds taking turns, the median counts.
+// Naive per response vs packed on a guardrail whose model dominates (BENCH_DEEP_GUARD_SIZES), 3 rounds.
 const deepGuard = benchGuardrail(BENCH_DEEP_GUARD_SIZES);
-const deepPaths = [scoreNaivePerResponse, scoreGrouped];
-const [deepNaiveScores, deepPackedScores] = [await deepPaths[0](deepGuard, work), await deepPaths[1](deepGuard, work)];
-const deepDiff = Math.max(...deepNaiveScores.map((v, i) => Math.abs(v - deepPackedScores[i])));
-const deepRuns: number[][] = [[], []];
-for (let round = 0; round < 3; round++)
-  for (const [i, score] of deepPaths.entries()) deepRuns[i].push((await measure(() => score(deepGuard, work))).wall);
-const [deepNaive, deepPacked] = deepRuns.map(median);
+const [deepNaive, deepPacked] = await timeStarPaths(deepGuard, work, [scoreNaivePerResponse, scoreGrouped], 3);
+const deepDiff = Math.max(...deepNaive.scores.map((v, i) => Math.abs(v - deepPacked.scores[i])));
 deepGuard.dispose();
 
 // 6. Sampling one token per row at Llama 3's vocabulary (128256): the previous full sort in JavaScript (kept
@@ -306,7 +315,7 @@ const rows: [string, string][] = [
   ['generate without KV cache', perSecond(genTokens, full)],
   ['KV-cache speed-up', `${(full.wall / cached.wall).toFixed(2)}x (${(full.cpu / cached.cpu).toFixed(2)}x in CPU time)`],
   ...starTimes.map(({ label, t }): [string, string] => [
-    `STAR scoring, ${star[0].scores.length} prefixes of ${work.length} responses, ${label} (median of ${STAR_ROUNDS})`,
+    `STAR scoring, ${starTimes[0].scores.length} prefixes of ${work.length} responses, ${label} (median of ${STAR_ROUNDS})`,
     `${(t.wall * 1000).toFixed(0)} ms (${(t.cpu * 1000).toFixed(0)} ms CPU)`,
   ]),
   [
@@ -320,7 +329,7 @@ const rows: [string, string][] = [
   ],
   [
     `STAR naive per response / packed, guardrail of hidden ${BENCH_DEEP_GUARD_SIZES.hidden}, ${BENCH_DEEP_GUARD_SIZES.layers} layers (median of 3)`,
-    `${(deepNaive * 1000).toFixed(0)} ms / ${(deepPacked * 1000).toFixed(1)} ms = ${(deepNaive / deepPacked).toFixed(2)}x; max |Δ P(safe)| ${deepDiff.toExponential(1)}`,
+    `${(deepNaive.t.wall * 1000).toFixed(0)} ms / ${(deepPacked.t.wall * 1000).toFixed(1)} ms = ${(deepNaive.t.wall / deepPacked.t.wall).toFixed(2)}x; max |Δ P(safe)| ${deepDiff.toExponential(1)}`,
   ],
   [
     'STAR tokens forwarded, padding included (the ceiling of the ratios)',
