@@ -1,6 +1,7 @@
 // claims.md's section on how good the micro guardrail is: accuracy, false-negative and false-positive rates
-// against its truth (compliance with a harmful request in context, else the oracle) on data it never trained on (the harmful-pool items held out of its training and the
-// tasks' test splits), for full responses and for STAR's chunk prefixes, the texts STAR asks it about.
+// against its truth (compliance with a harmful request in context, else the oracle) on data it never trained
+// on (the harmful-pool items held out of its training and the tasks' test splits), for full responses and for
+// STAR's chunk prefixes, the texts STAR asks it about.
 // The numbers come from measureMicroGuardrail (measurement.json beside the guardrail). Pure.
 import type { Confusion, GuardAccuracy } from '../micro-world/guardrail.ts';
 

@@ -81,8 +81,9 @@ describe('cell ids hash the content of the files a cell reads', () => {
   });
 
   it('micro-world configs keep their ids (the micro: name, the world seed and the world version identify the data)', () => {
-    // Pinned again when the world (11) and base-model (3) versions moved, the micro guardrail's (4: compliance judged in context), and the base
-    // cell's conditions changed (prefill from each item's target, 100 AOA items, the texts its threats read).
+    // Pinned again when the world (11) and base-model (3) versions moved, the micro guardrail's (4: compliance
+    // judged in context), and the base cell's conditions changed (prefill from each item's target, 100 AOA
+    // items, the texts its threats read).
     expect(planSweep(loadSweepConfig(presetFile('smoke'))).map((c) => c.id)).toEqual(['cf6009aad78a', '41af10024792', '0ed121defdec']);
   });
 });
